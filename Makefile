@@ -1,0 +1,64 @@
+# One task runner for people and CI alike: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGES := bridge orchestrator sandbox workflows
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall only when the packaging metadata changed.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## create .venv and install the project with its dev dependencies
+
+.PHONY: lint
+lint: $(STAMP) ## ruff (lint + format check), mypy --strict, hadolint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
+
+.PHONY: fmt
+fmt: $(STAMP) ## format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: test
+test: lint ## lint, type check and the whole test suite (unit, integration, e2e)
+	@# pytest exits 5 when it collected nothing: a suite that tested nothing is a failure.
+	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+.PHONY: test-unit
+test-unit: $(STAMP) ## only the fast unit tier
+	$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+.PHONY: demo
+demo: $(STAMP) ## the main job: a guided tour of the product on a local sandbox
+	$(BIN)/tenantctl demo
+
+.PHONY: render
+render: $(STAMP) ## regenerate the committed Argo and install manifests
+	$(BIN)/tenantctl render --out workflows/rendered
+
+.PHONY: bench
+bench: $(STAMP) ## run the benchmarks in bench/ and write bench/results/
+	$(BIN)/python -m bench
+
+.PHONY: clean
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
