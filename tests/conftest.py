@@ -16,7 +16,8 @@ import pytest
 import tests.fixtures as _fixtures
 
 pytest_plugins = [
-    f"tests.fixtures.{info.name}" for info in sorted(pkgutil.iter_modules(_fixtures.__path__), key=lambda m: m.name)
+    f"tests.fixtures.{info.name}"
+    for info in sorted(pkgutil.iter_modules(_fixtures.__path__), key=lambda m: m.name)
 ]
 
 _TIERS = ("unit", "integration", "e2e")
