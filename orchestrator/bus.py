@@ -1,0 +1,98 @@
+"""The message-bus seam: what the consumer needs from a transport, and nothing more.
+
+:mod:`orchestrator.pubsub` implements it over Google Cloud Pub/Sub; another bus (Kafka, SQS,
+NATS) is another module with the same three methods. :class:`FakeBus` is the in-memory stand-in
+for unit tests of the consumer logic.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+
+class Disposition(Enum):
+    """What the handler decided: ACK (done: submitted, duplicate or dead-lettered) or NACK
+    (a transient failure: the bus must deliver the message again)."""
+
+    ACK = "ack"
+    NACK = "nack"
+
+
+@dataclass(frozen=True)
+class Message:
+    data: bytes
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    message_id: str = ""
+    delivery_attempt: int | None = None
+
+
+Handler = Callable[[Message], Disposition]
+
+
+class Subscription(Protocol):
+    def stop(self, *, timeout: float | None = None) -> None:
+        """Stop pulling and wait (up to ``timeout``) for the handlers already running; messages
+        received but not handled are returned to the bus (redelivered later)."""
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds; True when the stream has ended. Raises BusError when
+        it ended with an error (e.g. the subscription does not exist)."""
+
+
+class Bus(Protocol):
+    def subscribe(self, subscription: str, handler: Handler) -> Subscription: ...
+
+    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
+        """Publish and block until the bus has accepted the message; returns its id.
+        Raises BusError."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _FakeSubscription:
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def stop(self, *, timeout: float | None = None) -> None:
+        self.stopped = True
+
+    def wait(self, timeout: float) -> bool:
+        return self.stopped
+
+
+class FakeBus:
+    """In-memory bus for unit tests: ``deliver`` hands a message to the subscribed handler and
+    returns its disposition; ``published`` records every publish per topic."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Handler] = {}
+        self.published: dict[str, list[Message]] = {}
+        self.fail_publish: Exception | None = None
+        self._lock = threading.Lock()
+        self._ids = 0
+
+    def subscribe(self, subscription: str, handler: Handler) -> Subscription:
+        self.handlers[subscription] = handler
+        return _FakeSubscription()
+
+    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
+        if self.fail_publish is not None:
+            raise self.fail_publish
+        with self._lock:
+            self._ids += 1
+            message = Message(data, dict(attributes or {}), str(self._ids))
+            self.published.setdefault(topic, []).append(message)
+        return message.message_id
+
+    def deliver(
+        self, subscription: str, data: bytes, attributes: Mapping[str, str] | None = None
+    ) -> Disposition:
+        return self.handlers[subscription](Message(data, dict(attributes or {}), "fake"))
+
+    def close(self) -> None:
+        self.handlers.clear()

@@ -1,0 +1,276 @@
+"""Google Cloud Pub/Sub behind the :class:`orchestrator.bus.Bus` seam.
+
+The only module that imports ``google.cloud.pubsub``. It adds what the consumer relies on:
+
+- streaming pull with flow control (at most ``max_messages`` / ``max_bytes`` outstanding), so a
+  burst of thousands of requests never floods the Kubernetes API or the process;
+- the handler's :class:`~orchestrator.bus.Disposition` decides ack or nack, and the ack happens only
+  after the handler returned (i.e. after the Workflow was created or the message dead-lettered);
+  a handler that raises is nacked (redelivered), never acked;
+- on stop, running handlers finish (``await_callbacks_on_shutdown``) and messages received but not
+  yet handled are nacked by the client library, so they are redelivered at once;
+- google.api_core exceptions become :class:`bridge.errors.BusError`.
+
+The emulator is used when ``PUBSUB_EMULATOR_HOST`` is set (the client library reads it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import pubsub_v1
+
+from bridge.errors import BusError
+
+from .bus import Disposition, Handler, Message
+
+log = logging.getLogger(__name__)
+
+# Pub/Sub attribute values are limited to 1024 bytes.
+MAX_ATTRIBUTE_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class PubSubSettings:
+    project: str
+    max_messages: int = 100
+    max_bytes: int = 10 * 1024 * 1024
+    publish_timeout: float = 30.0
+    # Threads running handlers concurrently (each blocks on one Kubernetes create).
+    max_workers: int = 8
+
+
+def topic_path(project: str, topic: str) -> str:
+    """Accept a short name or a full ``projects/P/topics/T`` path."""
+    return topic if topic.startswith("projects/") else f"projects/{project}/topics/{topic}"
+
+
+def subscription_path(project: str, subscription: str) -> str:
+    if subscription.startswith("projects/"):
+        return subscription
+    return f"projects/{project}/subscriptions/{subscription}"
+
+
+def clip_attribute(value: str) -> str:
+    """Shorten a value to fit a Pub/Sub attribute (1024 bytes of UTF-8)."""
+    raw = value.encode("utf-8")
+    if len(raw) <= MAX_ATTRIBUTE_BYTES:
+        return value
+    return raw[: MAX_ATTRIBUTE_BYTES - 3].decode("utf-8", errors="ignore") + "..."
+
+
+def _bus_error(what: str, exc: BaseException) -> BusError:
+    hint = None
+    if isinstance(exc, gexc.NotFound):
+        hint = "create the topic/subscription first (tenantctl listen --create-topology for dev)"
+    elif isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
+        hint = "grant the service account pubsub.publisher/subscriber on it"
+    elif os.environ.get("PUBSUB_EMULATOR_HOST"):
+        hint = f"is the emulator at {os.environ['PUBSUB_EMULATOR_HOST']} running?"
+    return BusError(f"Pub/Sub {what} failed: {exc}", hint=hint)
+
+
+class PubSubSubscription:
+    """A running streaming pull."""
+
+    def __init__(self, future: Any, path: str) -> None:
+        self._future = future
+        self.path = path
+        self._stopped = threading.Event()
+
+    def stop(self, *, timeout: float | None = None) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self._future.cancel()
+        try:
+            self._future.result(timeout=timeout)
+        except futures.TimeoutError:
+            log.warning("subscription %s: handlers still running after %ss", self.path, timeout)
+        except futures.CancelledError:
+            pass
+        except Exception as exc:  # the stream had already died; stop() must not raise
+            log.debug("subscription %s ended with %r", self.path, exc)
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            self._future.result(timeout=timeout)
+        except futures.TimeoutError:
+            return False
+        except futures.CancelledError:
+            return True
+        except gexc.GoogleAPICallError as exc:
+            raise _bus_error(f"streaming pull on {self.path}", exc) from exc
+        return True
+
+
+class PubSubBus:
+    """:class:`orchestrator.bus.Bus` over Google Cloud Pub/Sub."""
+
+    def __init__(self, settings: PubSubSettings) -> None:
+        self.settings = settings
+        self._publisher = pubsub_v1.PublisherClient()
+        self._subscriber = pubsub_v1.SubscriberClient()
+        self._subscriptions: list[PubSubSubscription] = []
+
+    def subscribe(self, subscription: str, handler: Handler) -> PubSubSubscription:
+        path = subscription_path(self.settings.project, subscription)
+
+        def callback(received: Any) -> None:
+            message = Message(
+                data=bytes(received.data),
+                attributes=dict(received.attributes),
+                message_id=str(received.message_id),
+                delivery_attempt=received.delivery_attempt,
+            )
+            try:
+                disposition = handler(message)
+            except Exception:
+                # A bug must not lose the request: nack, so it comes back.
+                log.exception("handler failed on message %s; nacking", message.message_id)
+                disposition = Disposition.NACK
+            if disposition is Disposition.ACK:
+                received.ack()
+            else:
+                received.nack()
+
+        flow = pubsub_v1.types.FlowControl(
+            max_messages=self.settings.max_messages, max_bytes=self.settings.max_bytes
+        )
+        scheduler = pubsub_v1.subscriber.scheduler.ThreadScheduler(
+            executor=futures.ThreadPoolExecutor(
+                max_workers=self.settings.max_workers, thread_name_prefix="tenantctl-handler"
+            )
+        )
+        try:
+            future = self._subscriber.subscribe(
+                path,
+                callback,
+                flow_control=flow,
+                scheduler=scheduler,
+                await_callbacks_on_shutdown=True,
+            )
+        except gexc.GoogleAPICallError as exc:
+            raise _bus_error(f"subscribe to {path}", exc) from exc
+        running = PubSubSubscription(future, path)
+        self._subscriptions.append(running)
+        return running
+
+    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
+        path = topic_path(self.settings.project, topic)
+        attrs = {key: clip_attribute(str(value)) for key, value in (attributes or {}).items()}
+        try:
+            future = self._publisher.publish(path, data, **attrs)
+            return str(future.result(timeout=self.settings.publish_timeout))
+        except (gexc.GoogleAPICallError, gexc.RetryError, futures.TimeoutError) as exc:
+            raise _bus_error(f"publish to {path}", exc) from exc
+
+    def publish_many(
+        self, topic: str, items: Iterable[tuple[bytes, Mapping[str, str]]]
+    ) -> list[str]:
+        """Publish a batch concurrently (the client batches them) and wait for all."""
+        path = topic_path(self.settings.project, topic)
+        try:
+            pending = [self._publisher.publish(path, data, **dict(attrs)) for data, attrs in items]
+            return [str(f.result(timeout=self.settings.publish_timeout)) for f in pending]
+        except (gexc.GoogleAPICallError, gexc.RetryError, futures.TimeoutError) as exc:
+            raise _bus_error(f"publish to {path}", exc) from exc
+
+    def close(self) -> None:
+        for running in self._subscriptions:
+            running.stop(timeout=30.0)
+        self._subscriptions.clear()
+        self._publisher.stop()  # flushes batches still in flight
+        self._subscriber.close()
+        _close_channel(self._publisher)
+
+
+def ensure_topology(
+    project: str,
+    *,
+    topics: Iterable[str],
+    subscriptions: Mapping[str, str],
+    ack_deadline_seconds: int = 10,
+) -> None:
+    """Create topics and ``{subscription: topic}`` subscriptions that do not exist yet.
+
+    For the emulator and development; production topology belongs to infrastructure code.
+    """
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    try:
+        for topic in topics:
+            path = topic_path(project, topic)
+            try:
+                publisher.create_topic(request={"name": path})
+            except gexc.AlreadyExists:
+                pass
+            except gexc.GoogleAPICallError as exc:
+                raise _bus_error(f"create topic {path}", exc) from exc
+        for subscription, topic in subscriptions.items():
+            path = subscription_path(project, subscription)
+            try:
+                subscriber.create_subscription(
+                    request={
+                        "name": path,
+                        "topic": topic_path(project, topic),
+                        "ack_deadline_seconds": ack_deadline_seconds,
+                    }
+                )
+            except gexc.AlreadyExists:
+                pass
+            except gexc.GoogleAPICallError as exc:
+                raise _bus_error(f"create subscription {path}", exc) from exc
+    finally:
+        publisher.stop()
+        subscriber.close()
+        _close_channel(publisher)
+
+
+def _close_channel(client: Any) -> None:
+    """PublisherClient has no close(); its gRPC channel must still be closed (no leaked sockets
+    under ``-W error``)."""
+    transport = getattr(client, "transport", None) or getattr(client, "_transport", None)
+    channel = getattr(transport, "grpc_channel", None) or getattr(transport, "_grpc_channel", None)
+    if channel is not None:
+        channel.close()
+
+
+def pull_now(
+    project: str, subscription: str, *, max_messages: int = 100, timeout: float = 2.0
+) -> list[Message]:
+    """Synchronously pull (and ack) what is available: for tests and ``tenantctl`` tools that
+    read a results or dead-letter subscription. Returns [] when nothing arrives in ``timeout``."""
+    subscriber = pubsub_v1.SubscriberClient()
+    path = subscription_path(project, subscription)
+    try:
+        try:
+            response = subscriber.pull(
+                request={"subscription": path, "max_messages": max_messages}, timeout=timeout
+            )
+        except (gexc.DeadlineExceeded, gexc.RetryError):
+            return []
+        except gexc.GoogleAPICallError as exc:
+            raise _bus_error(f"pull from {path}", exc) from exc
+        received = list(response.received_messages)
+        if received:
+            subscriber.acknowledge(
+                request={"subscription": path, "ack_ids": [r.ack_id for r in received]}
+            )
+        return [
+            Message(
+                data=bytes(r.message.data),
+                attributes=dict(r.message.attributes),
+                message_id=str(r.message.message_id),
+            )
+            for r in received
+        ]
+    finally:
+        subscriber.close()
