@@ -1,0 +1,334 @@
+"""The ``tenant-lifecycle`` WorkflowTemplate, defined with hera.
+
+Shape (``docs/workflows.md`` tells the story)::
+
+    lifecycle (steps)
+    ├── discover                 python -m bridge discover ... --output /tmp/plan.json
+    │                            (plan -> output parameter, also the global ``plan``)
+    └── waves(index=0)           when the plan has waves
+        ├── wave                 one wave: two withParam fan-outs in one parallel group
+        │   ├── abort-on-failure(i:namespace/job)      bridge, a failure fails the wave
+        │   └── continue-on-failure(i:namespace/job)   bridge, continueOn failed/error
+        └── next = waves(index+1)  when there is a next wave (a failed wave never gets here)
+
+Waves run one after another because ``waves`` recurses on the wave index: Argo only starts the
+second step group once the first succeeded, so a failed ``abort`` job stops the later waves while
+a failed ``continue`` job (its step has ``continueOn``) does not. Every expression used here is a
+module constant, so the contract test's evaluator can recognise exactly these and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hera.workflows import (
+    ConfigMapEnvFrom,
+    Container,
+    Parameter,
+    RawArtifact,
+    RetryStrategy,
+    Step,
+    Steps,
+    WorkflowTemplate,
+)
+from hera.workflows import models as m
+
+from .settings import WorkflowSettings
+
+# Workflow parameters (INTERFACES.md): names are part of the contract with the orchestrator
+# and the Argo Events Sensor.
+PARAMETERS: tuple[str, ...] = (
+    "operation",
+    "tenant-env-id",
+    "batch-operation-id",
+    "environment",
+    "changeset",
+    "parallelism",
+    "source-batch-operation-id",
+)
+REQUIRED_PARAMETERS: tuple[str, ...] = ("operation", "tenant-env-id", "batch-operation-id")
+
+# Paths inside the platform containers. Raw input artifacts put the tenant environment and the
+# changeset there (no shell, no quoting of tenant data on a command line).
+ENVIRONMENT_PATH = "/tmp/environment.yaml"  # noqa: S108 - a path inside the container
+CHANGESET_PATH = "/tmp/changeset.yaml"  # noqa: S108
+PLAN_PATH = "/tmp/plan.json"  # noqa: S108
+RESULT_PATH = "/tmp/result.json"  # noqa: S108
+
+# The plan is published as a global output so that the recursive ``waves`` template reads it
+# from the workflow scope instead of copying 100+ kB into every recursion level's inputs.
+PLAN = "workflow.outputs.parameters.plan"
+_WAVE = f"jsonpath({PLAN}, '$.waves[' + inputs.parameters.index + ']"
+HAS_WAVES = f"{{{{=len(jsonpath({PLAN}, '$.waves')) > 0}}}}"
+WAVE_NUMBER = f"{{{{={_WAVE}.wave')}}}}"
+ABORT_JOBS = (
+    f"{{{{=toJson(map(filter({_WAVE}.jobs'), {{#.onFailure != 'continue'}}), {{#.display}}))}}}}"
+)
+CONTINUE_JOBS = (
+    f"{{{{=toJson(map(filter({_WAVE}.jobs'), {{#.onFailure == 'continue'}}), {{#.display}}))}}}}"
+)
+NEXT_INDEX = "{{=asInt(inputs.parameters.index) + 1}}"
+HAS_NEXT_WAVE = f"{{{{=asInt(inputs.parameters.index) + 1 < len(jsonpath({PLAN}, '$.waves'))}}}}"
+# One bridge node per job: the fan-out items are the plan's ``display`` strings
+# ("namespace/job"), so Argo names each node ``abort-on-failure(0:team-a/schema)``; the bridge
+# template splits the string back into namespace and job name.
+JOB_NAMESPACE = "{{=split(inputs.parameters.job, '/')[0]}}"
+JOB_NAME = "{{=split(inputs.parameters.job, '/')[1]}}"
+# Only the bridge's "infrastructure" exit code is retried: the job's own failures (any other
+# code), refusals (2) and terminations (143) are final.
+INFRA_EXIT_CODE = 75
+RETRY_EXPRESSION = f"asInt(lastRetry.exitCode) == {INFRA_EXIT_CODE}"
+
+
+def _wp(name: str) -> str:
+    return f"{{{{workflow.parameters.{name}}}}}"
+
+
+def _raw(name: str, path: str, parameter: str) -> RawArtifact:
+    return RawArtifact(name=name, path=path, data=_wp(parameter))
+
+
+def _resources(settings: WorkflowSettings) -> m.ResourceRequirements:
+    return m.ResourceRequirements(
+        requests={k: m.Quantity(v) for k, v in settings.container_requests.items()},
+        limits={k: m.Quantity(v) for k, v in settings.container_limits.items()},
+    )
+
+
+def _security_context() -> m.SecurityContext:
+    return m.SecurityContext(
+        allow_privilege_escalation=False,
+        capabilities=m.Capabilities(drop=["ALL"]),
+    )
+
+
+def _env_from(settings: WorkflowSettings) -> list[ConfigMapEnvFrom]:
+    # Optional: a cluster without the settings ConfigMap still runs with the defaults.
+    return [ConfigMapEnvFrom(name=settings.settings_config_map, optional=True)]
+
+
+def bridge_result_default() -> str:
+    """The ``result`` output when the bridge died before writing one (JSON, Argo-substituted)."""
+    return (
+        f'{{"namespace":"{JOB_NAMESPACE}","job":"{JOB_NAME}",'
+        '"status":"error","exitCode":-1,"reason":"NoResult",'
+        '"message":"the bridge exited without writing a result; see the node logs"}'
+    )
+
+
+def build_workflow_template(settings: WorkflowSettings) -> WorkflowTemplate:
+    """The hera object; :func:`workflow_template_manifest` gives its dict."""
+    label = settings.label
+    with WorkflowTemplate(
+        name=settings.template_name,
+        namespace=settings.workflow_namespace,
+        labels={
+            "app.kubernetes.io/name": "tenant-lifecycle",
+            "app.kubernetes.io/component": "workflow-template",
+        },
+        annotations={
+            "workflows.argoproj.io/description": (
+                "Runs one lifecycle operation for one tenant: discovery, then the teams' "
+                "bridged Jobs wave by wave, then publishes the result event."
+            ),
+        },
+        entrypoint="lifecycle",
+        on_exit="publish-result",
+        service_account_name=settings.bridge_service_account,
+        active_deadline_seconds=settings.active_deadline_seconds,
+        arguments=[
+            Parameter(name="operation", description="lifecycle operation, e.g. lifecycle.upsert"),
+            Parameter(name="tenant-env-id", description="tenant environment id"),
+            Parameter(name="batch-operation-id", description="id of the whole operation"),
+            Parameter(name="environment", value="{}", description="tenant environment (YAML)"),
+            Parameter(name="changeset", value="{}", description="changeset (YAML)"),
+            Parameter(
+                name="parallelism",
+                value=str(settings.wave_parallelism),
+                description=(
+                    "bridges per wave at once; Argo caps it at the rendered "
+                    f"ceiling ({settings.wave_parallelism}), see docs/workflows.md"
+                ),
+            ),
+            Parameter(
+                name="source-batch-operation-id",
+                value="",
+                description="restore/migrate-in: the batch whose data to read (may be empty)",
+            ),
+        ],
+        # One lifecycle operation per tenant at a time, across all workflows in the namespace.
+        synchronization=m.Synchronization(mutexes=[m.Mutex(name=f"tenant-{_wp('tenant-env-id')}")]),
+        workflow_metadata=m.WorkflowMetadata(
+            labels_from={
+                label("tenant"): m.LabelValueFrom(
+                    expression="workflow.parameters['tenant-env-id']"
+                ),
+                label("operation"): m.LabelValueFrom(expression="workflow.parameters['operation']"),
+                label("batch"): m.LabelValueFrom(
+                    expression="workflow.parameters['batch-operation-id']"
+                ),
+            }
+        ),
+        pod_metadata=m.Metadata(labels={"app.kubernetes.io/part-of": "tenant-lifecycle"}),
+        # Failed pods stay for a while so their logs are in the UI; succeeded ones go.
+        pod_gc=m.PodGC(strategy="OnPodSuccess", delete_delay_duration=settings.pod_gc_delete_delay),
+        ttl_strategy=m.TTLStrategy(
+            seconds_after_success=settings.ttl_seconds_after_success,
+            seconds_after_failure=settings.ttl_seconds_after_failure,
+        ),
+        security_context=m.PodSecurityContext(
+            run_as_non_root=True, seccomp_profile=m.SeccompProfile(type="RuntimeDefault")
+        ),
+    ) as template:
+        discover = Container(
+            name="discover",
+            image=settings.image,
+            image_pull_policy=settings.image_pull_policy,
+            service_account_name=settings.discovery_service_account,
+            command=["python", "-m", "bridge", "discover"],
+            args=[
+                "--operation",
+                _wp("operation"),
+                "--tenant-env-id",
+                _wp("tenant-env-id"),
+                "--environment",
+                ENVIRONMENT_PATH,
+                "--output",
+                PLAN_PATH,
+            ],
+            inputs=[_raw("environment", ENVIRONMENT_PATH, "environment")],
+            outputs=[
+                Parameter(name="plan", value_from=m.ValueFrom(path=PLAN_PATH), global_name="plan")
+            ],
+            env_from=_env_from(settings),
+            resources=_resources(settings),
+            security_context=_security_context(),
+        )
+        bridge = Container(
+            name="bridge",
+            image=settings.image,
+            image_pull_policy=settings.image_pull_policy,
+            service_account_name=settings.bridge_service_account,
+            command=["python", "-m", "bridge", "run"],
+            args=[
+                "--namespace",
+                JOB_NAMESPACE,
+                "--job",
+                JOB_NAME,
+                "--operation",
+                _wp("operation"),
+                "--tenant-env-id",
+                _wp("tenant-env-id"),
+                "--batch-operation-id",
+                _wp("batch-operation-id"),
+                "--environment",
+                ENVIRONMENT_PATH,
+                "--changeset",
+                CHANGESET_PATH,
+                "--workflow-name",
+                "{{workflow.name}}",
+                "--workflow-uid",
+                "{{workflow.uid}}",
+                "--source-batch-operation-id",
+                _wp("source-batch-operation-id"),
+                "--result",
+                RESULT_PATH,
+            ],
+            inputs=[
+                Parameter(name="job", description="namespace/job, as the plan displays it"),
+                Parameter(name="wave", default="0"),
+                _raw("environment", ENVIRONMENT_PATH, "environment"),
+                _raw("changeset", CHANGESET_PATH, "changeset"),
+            ],
+            outputs=[
+                Parameter(
+                    name="result",
+                    value_from=m.ValueFrom(path=RESULT_PATH, default=bridge_result_default()),
+                )
+            ],
+            retry_strategy=RetryStrategy(
+                limit=settings.bridge_retry_limit,
+                retry_policy="Always",
+                expression=RETRY_EXPRESSION,
+                backoff=m.Backoff(
+                    duration=settings.bridge_retry_backoff,
+                    factor=m.IntOrString(2),
+                    cap=settings.bridge_retry_backoff_cap,
+                ),
+            ),
+            env_from=_env_from(settings),
+            resources=_resources(settings),
+            security_context=_security_context(),
+        )
+        Container(  # the exit handler, referenced by name from on_exit
+            name="publish-result",
+            image=settings.image,
+            image_pull_policy=settings.image_pull_policy,
+            service_account_name=settings.orchestrator_service_account,
+            command=["tenantctl", "publish-result"],
+            args=["--workflow", "{{workflow.name}}", "--namespace", "{{workflow.namespace}}"],
+            # Publishing is idempotent (the result-published annotation), so any failure of
+            # the exit handler may be retried.
+            retry_strategy=RetryStrategy(
+                limit=5,
+                retry_policy="Always",
+                backoff=m.Backoff(duration="10s", factor=m.IntOrString(2), cap="2m"),
+            ),
+            env_from=_env_from(settings),
+            resources=_resources(settings),
+            security_context=_security_context(),
+        )
+        with (
+            Steps(
+                name="wave",
+                inputs=[
+                    Parameter(name="wave"),
+                    Parameter(name="abort-jobs"),
+                    Parameter(name="continue-jobs"),
+                ],
+                parallelism=settings.wave_parallelism,
+                # Every job of a started wave runs even when one of them failed: a half-run wave
+                # is harder to reason about than a whole one. Later waves are what abort stops.
+                fail_fast=False,
+            ) as wave,
+            wave.parallel(),
+        ):
+            Step(
+                name="abort-on-failure",
+                template=bridge,
+                arguments={"job": "{{item}}", "wave": "{{inputs.parameters.wave}}"},
+                with_param="{{inputs.parameters.abort-jobs}}",
+            )
+            Step(
+                name="continue-on-failure",
+                template=bridge,
+                arguments={"job": "{{item}}", "wave": "{{inputs.parameters.wave}}"},
+                with_param="{{inputs.parameters.continue-jobs}}",
+                continue_on=m.ContinueOn(failed=True, error=True),
+            )
+        with Steps(name="waves", inputs=[Parameter(name="index")]):
+            Step(
+                name="wave",
+                template=wave,
+                arguments={
+                    "wave": WAVE_NUMBER,
+                    "abort-jobs": ABORT_JOBS,
+                    "continue-jobs": CONTINUE_JOBS,
+                },
+            )
+            Step(
+                name="next",
+                template="waves",
+                arguments={"index": NEXT_INDEX},
+                when=HAS_NEXT_WAVE,
+            )
+        with Steps(name="lifecycle"):
+            Step(name="discover", template=discover)
+            Step(name="waves", template="waves", arguments={"index": "0"}, when=HAS_WAVES)
+    return template
+
+
+def workflow_template_manifest(settings: WorkflowSettings) -> dict[str, Any]:
+    """The WorkflowTemplate as a plain dict (camelCase, no ``None`` values)."""
+    manifest: dict[str, Any] = build_workflow_template(settings).to_dict()
+    return manifest
