@@ -1,0 +1,75 @@
+"""The local engine: the same plan as Argo (discovery, waves, bridges), run in one process.
+
+Public API::
+
+    engine = LocalEngine(
+        plan_source=SubprocessDiscovery(settings),
+        launcher=SubprocessBridgeLauncher(settings),
+        settings=EngineSettings(parallelism=4),
+    )
+    result = engine.run(RunRequest("lifecycle.upsert", "t1"), cancel=event, observer=view)
+    result.status, result.exit_code, result.to_event_data()
+
+``local_engine(...)`` builds the usual one; :class:`LocalSubmitter` gives the orchestrator a
+``submit(request)`` for ``--engine local``.
+"""
+
+from __future__ import annotations
+
+from .bridges import BridgeSettings, SubprocessBridgeLauncher, SubprocessDiscovery
+from .engine import (
+    EngineSettings,
+    LocalEngine,
+    RequestLike,
+    RunObserver,
+    RunRequest,
+    new_batch_operation_id,
+)
+from .launcher import BridgeHandle, BridgeLauncher, BridgeSpec, PlanSource
+from .locks import TenantBusyError, TenantLocks
+from .plan import EnginePlan, PlannedJob, PlannedWave
+from .result import JobResult, OperationResult
+from .submitter import LocalSubmission, LocalSubmitter
+
+
+def local_engine(
+    bridge: BridgeSettings | None = None,
+    *,
+    settings: EngineSettings | None = None,
+    locks: TenantLocks | None = None,
+) -> LocalEngine:
+    """The engine that runs ``python -m bridge discover`` / ``run`` as subprocesses."""
+    bridge = bridge or BridgeSettings()
+    return LocalEngine(
+        plan_source=SubprocessDiscovery(bridge),
+        launcher=SubprocessBridgeLauncher(bridge),
+        settings=settings,
+        locks=locks,
+    )
+
+
+__all__ = [
+    "BridgeHandle",
+    "BridgeLauncher",
+    "BridgeSettings",
+    "BridgeSpec",
+    "EnginePlan",
+    "EngineSettings",
+    "JobResult",
+    "LocalEngine",
+    "LocalSubmission",
+    "LocalSubmitter",
+    "OperationResult",
+    "PlanSource",
+    "PlannedJob",
+    "PlannedWave",
+    "RequestLike",
+    "RunObserver",
+    "RunRequest",
+    "SubprocessBridgeLauncher",
+    "SubprocessDiscovery",
+    "TenantBusyError",
+    "TenantLocks",
+    "local_engine",
+    "new_batch_operation_id",
+]

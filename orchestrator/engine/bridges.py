@@ -1,0 +1,314 @@
+"""The real launcher and plan source: ``python -m bridge run`` / ``discover`` as subprocesses.
+
+Why subprocesses rather than calling the bridge in-process: a bridge in Argo is a process that
+receives SIGTERM when the workflow is stopped, deletes its pod and exits 143. Running the very
+same command locally means Ctrl-C exercises that exact code path (and a bridge that hangs cannot
+take the engine with it). Each bridge gets its own session so a terminal's Ctrl-C reaches only
+``tenantctl``, which then terminates the bridges itself -- one path, whether cancelled from a
+terminal, a test or the orchestrator.
+
+Tenant data (environment, changeset) is written to private temporary files (mode 0600) that the
+bridge reads with ``--environment FILE``; it never appears on a command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from bridge.errors import ContractError, LifecycleError, UsageError
+
+from .launcher import BridgeSpec, LineSink
+from .plan import EnginePlan
+from .result import CANCELLED, ERROR, rfc3339, utc_now
+
+EXIT_TERMINATED = 143
+EXIT_REFUSED = 2
+EXIT_INFRASTRUCTURE = 75
+_STDERR_TAIL = 20
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    """How to start ``python -m bridge``: interpreter, Kubernetes connection, contract keys."""
+
+    python: str = sys.executable
+    kubeconfig: str | None = None
+    context: str | None = None
+    prefix: str | None = None
+    legacy_key: str | None = None
+    skip_invalid: bool = False
+    # Seconds a bridge has after SIGTERM to delete its pod before it is killed.
+    terminate_grace_seconds: float = 30.0
+    discovery_timeout_seconds: float = 120.0
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def connection_args(self) -> list[str]:
+        args: list[str] = []
+        if self.kubeconfig:
+            args += ["--kubeconfig", self.kubeconfig]
+        if self.context:
+            args += ["--context", self.context]
+        return args
+
+    def process_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.env)
+        env["PYTHONUNBUFFERED"] = "1"  # log lines reach us as the pod writes them
+        return env
+
+
+def _write_private(directory: Path, name: str, data: Mapping[str, Any]) -> Path:
+    path = directory / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(dict(data), handle, sort_keys=True)
+    return path
+
+
+class SubprocessDiscovery:
+    """:class:`PlanSource` running ``python -m bridge discover`` (the step Argo runs first)."""
+
+    def __init__(self, settings: BridgeSettings) -> None:
+        self.settings = settings
+
+    def command(
+        self, *, operation: str, tenant_env_id: str, environment: Path, output: Path
+    ) -> list[str]:
+        s = self.settings
+        argv = [s.python, "-m", "bridge", "discover", "--operation", operation]
+        argv += ["--tenant-env-id", tenant_env_id, "--environment", str(environment)]
+        argv += ["--output", str(output), *s.connection_args()]
+        if s.skip_invalid:
+            argv.append("--skip-invalid")
+        if s.prefix:
+            argv += ["--prefix", s.prefix]
+        if s.legacy_key:
+            argv += ["--legacy-key", s.legacy_key]
+        return argv
+
+    def discover(
+        self, *, operation: str, tenant_env_id: str, environment: Mapping[str, Any]
+    ) -> EnginePlan:
+        with tempfile.TemporaryDirectory(prefix="tenantctl-discover-") as tmp:
+            directory = Path(tmp)
+            env_file = _write_private(directory, "environment.yaml", environment)
+            output = directory / "plan.json"
+            argv = self.command(
+                operation=operation,
+                tenant_env_id=tenant_env_id,
+                environment=env_file,
+                output=output,
+            )
+            try:
+                done = subprocess.run(
+                    argv,
+                    capture_output=True,
+                    text=True,
+                    env=self.settings.process_env(),
+                    timeout=self.settings.discovery_timeout_seconds,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise LifecycleError(
+                    f"discovery for {operation} did not finish in "
+                    f"{self.settings.discovery_timeout_seconds:.0f}s",
+                    hint="check that the Kubernetes API server is reachable (--kubeconfig)",
+                ) from exc
+            if done.returncode != 0:
+                raise _discovery_error(operation, done.returncode, done.stderr)
+            try:
+                text = output.read_text(encoding="utf-8") if output.exists() else done.stdout
+                data = json.loads(text)
+            except (OSError, ValueError) as exc:
+                raise ContractError(
+                    f"discovery for {operation} wrote no readable plan: {exc}",
+                    hint="run `python -m bridge discover` by hand to see its output",
+                ) from exc
+        return EnginePlan.from_json(data)
+
+
+def _discovery_error(operation: str, code: int, stderr: str) -> LifecycleError:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    # The bridge CLI prints "error: <message> (<hint>)"; strip the prefix so ours is not doubled.
+    detail = "; ".join(line.removeprefix("error: ") for line in lines[-_STDERR_TAIL:])
+    detail = detail or f"exit code {code}, no message"
+    if code == EXIT_REFUSED:
+        return ContractError(
+            f"discovery for {operation} refused: {detail}",
+            hint="fix the Jobs it names (tenantctl validate), or pass --skip-invalid",
+        )
+    if code == 1 and "usage" in detail.lower():
+        return UsageError(f"discovery for {operation}: {detail}")
+    return LifecycleError(
+        f"discovery for {operation} failed (exit {code}): {detail}",
+        hint="check the Kubernetes connection (--kubeconfig) and the message above",
+    )
+
+
+class SubprocessBridge:
+    """:class:`BridgeHandle` for one ``python -m bridge run`` process."""
+
+    def __init__(
+        self,
+        spec: BridgeSpec,
+        *,
+        argv: Sequence[str],
+        workdir: tempfile.TemporaryDirectory[str],
+        result_path: Path,
+        settings: BridgeSettings,
+        on_line: LineSink,
+    ) -> None:
+        self.spec = spec
+        self._workdir = workdir
+        self._result_path = result_path
+        self._settings = settings
+        self._stderr_tail: list[str] = []
+        self._terminated = threading.Event()
+        self._started_at = utc_now()
+        self.process = subprocess.Popen(
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=settings.process_env(),
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        assert self.process.stderr is not None
+        self._readers = [
+            threading.Thread(
+                target=self._pump,
+                args=(self.process.stdout, "stdout", on_line),
+                name=f"bridge-out-{spec.job.key}",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._pump,
+                args=(self.process.stderr, "stderr", on_line),
+                name=f"bridge-err-{spec.job.key}",
+                daemon=True,
+            ),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _pump(self, pipe: IO[bytes], stream: str, on_line: LineSink) -> None:
+        with pipe:
+            for raw in pipe:
+                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                if stream == "stderr":
+                    self._stderr_tail = [*self._stderr_tail[-_STDERR_TAIL + 1 :], line]
+                on_line(self.spec.job, line, stream)
+
+    def terminate(self) -> None:
+        if self._terminated.is_set() or self.process.poll() is not None:
+            return
+        self._terminated.set()
+        _signal(self.process, signal.SIGTERM)
+        # The bridge deletes its pod and exits 143; one that does not within the grace period
+        # is killed (its pod is then left for `python -m bridge sweep`).
+        timer = threading.Timer(self._settings.terminate_grace_seconds, self._kill)
+        timer.daemon = True
+        timer.start()
+
+    def _kill(self) -> None:
+        if self.process.poll() is None:
+            _signal(self.process, signal.SIGKILL)
+
+    def wait(self) -> Mapping[str, Any]:
+        try:
+            code = self.process.wait()
+            for reader in self._readers:
+                reader.join()
+            return self._result(code)
+        finally:
+            self._workdir.cleanup()
+
+    def _result(self, code: int) -> Mapping[str, Any]:
+        try:
+            data = json.loads(self._result_path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and "status" in data:
+                return data
+        except (OSError, ValueError):
+            pass
+        # No result file: the bridge died before writing it (killed, crashed, bad arguments).
+        spec = self.spec
+        finished = utc_now()
+        cancelled = code in (EXIT_TERMINATED, -signal.SIGTERM, -signal.SIGKILL) and (
+            self._terminated.is_set()
+        )
+        tail = "; ".join(line for line in self._stderr_tail if line.strip())
+        return {
+            "namespace": spec.job.namespace,
+            "job": spec.job.name,
+            "operation": spec.operation,
+            "tenantEnvId": spec.tenant_env_id,
+            "batchOperationId": spec.batch_operation_id,
+            "status": CANCELLED if cancelled else ERROR,
+            "exitCode": code,
+            "reason": "Terminated" if cancelled else "BridgeExited",
+            "message": tail or f"the bridge exited with {code} without writing a result",
+            "attempts": [],
+            "startedAt": rfc3339(self._started_at),
+            "finishedAt": rfc3339(finished),
+            "durationSeconds": round((finished - self._started_at).total_seconds(), 3),
+        }
+
+
+def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signum)
+
+
+class SubprocessBridgeLauncher:
+    """:class:`BridgeLauncher` starting ``python -m bridge run`` for each job."""
+
+    def __init__(self, settings: BridgeSettings) -> None:
+        self.settings = settings
+
+    def command(
+        self, spec: BridgeSpec, *, environment: Path, changeset: Path, result: Path
+    ) -> list[str]:
+        s = self.settings
+        argv = [s.python, "-m", "bridge", "run"]
+        argv += ["--namespace", spec.job.namespace, "--job", spec.job.name]
+        argv += ["--operation", spec.operation, "--tenant-env-id", spec.tenant_env_id]
+        argv += ["--batch-operation-id", spec.batch_operation_id]
+        argv += ["--environment", str(environment), "--changeset", str(changeset)]
+        argv += ["--result", str(result), *s.connection_args()]
+        if spec.source_batch_operation_id:
+            argv += ["--source-batch-operation-id", spec.source_batch_operation_id]
+        return argv
+
+    def launch(self, spec: BridgeSpec, *, on_line: LineSink) -> SubprocessBridge:
+        workdir = tempfile.TemporaryDirectory(prefix="tenantctl-bridge-")
+        try:
+            directory = Path(workdir.name)
+            environment = _write_private(directory, "environment.yaml", spec.environment)
+            changeset = _write_private(directory, "changeset.yaml", spec.changeset)
+            result = directory / "result.json"
+            argv = self.command(spec, environment=environment, changeset=changeset, result=result)
+            return SubprocessBridge(
+                spec,
+                argv=argv,
+                workdir=workdir,
+                result_path=result,
+                settings=self.settings,
+                on_line=on_line,
+            )
+        except BaseException:
+            workdir.cleanup()
+            raise

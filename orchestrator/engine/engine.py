@@ -1,0 +1,334 @@
+"""The local engine: one plan, walked wave by wave, bridges run as local processes.
+
+Semantics (the same as the Argo WorkflowTemplate's, so what works locally works in Argo):
+
+* Waves run in ascending order; a wave starts only when every job of the previous one ended.
+* The jobs of one wave run concurrently, at most ``parallelism`` at a time.
+* A wave always runs to its end, even when one of its jobs fails (Argo lets the siblings of a
+  failed fan-out node finish too). After the wave, if any job that failed has
+  ``on-failure: abort`` (the default), later waves do not start: their jobs are reported as
+  ``skipped`` (reason ``WaveAborted``). A failed ``continue`` job lets later waves run.
+* The operation failed if any job did not succeed.
+* Cancelling (``cancel`` event set, or Ctrl-C in the calling thread) terminates every running
+  bridge (SIGTERM: each deletes its pod and exits 143, its result is ``cancelled``), starts no new
+  one, and reports the operation ``cancelled``.
+* One operation per tenant at a time (:mod:`orchestrator.engine.locks`).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bridge.errors import UsageError
+
+from .launcher import BridgeHandle, BridgeLauncher, BridgeSpec, PlanSource
+from .locks import TenantLocks
+from .plan import ABORT, EnginePlan, PlannedJob, PlannedWave
+from .result import (
+    CANCELLED,
+    ERROR,
+    FAILED,
+    SUCCEEDED,
+    JobResult,
+    OperationResult,
+    rfc3339,
+    utc_now,
+)
+
+
+class RequestLike(Protocol):
+    """What the engine reads from a request: :class:`RunRequest` or the orchestrator's
+    ``LifecycleRequest`` (``orchestrator.events``) both fit."""
+
+    @property
+    def batch_operation_id(self) -> str: ...
+    @property
+    def tenant_env_id(self) -> str: ...
+    @property
+    def operation(self) -> str: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def environment(self) -> Mapping[str, Any]: ...
+    @property
+    def changeset(self) -> Mapping[str, Any]: ...
+    @property
+    def source_batch_operation_id(self) -> str | None: ...
+
+
+def new_batch_operation_id() -> str:
+    """A batch id for a run started by hand (the bus supplies one for real requests)."""
+    return f"run-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A lifecycle request made locally (``tenantctl run``, the demo, tests)."""
+
+    operation: str
+    tenant_env_id: str
+    batch_operation_id: str = field(default_factory=new_batch_operation_id)
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    changeset: Mapping[str, Any] = field(default_factory=dict)
+    region: str | None = None
+    source_batch_operation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    parallelism: int = 4
+    # How long a request for a busy tenant waits before it is refused (0: refuse at once).
+    lock_wait_seconds: float = 0.0
+    # How often the waiting thread looks at the cancel flag (and lets Ctrl-C in).
+    poll_seconds: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.parallelism < 1:
+            raise UsageError(
+                f"parallelism must be at least 1, not {self.parallelism}",
+                hint="pass --parallelism 1 or more",
+            )
+
+
+class RunObserver:
+    """Callbacks for a live view; every method is optional (no-op here).
+
+    Called from worker threads as well as the calling thread: implementations lock their own
+    state.
+    """
+
+    def on_plan(self, plan: EnginePlan, request: RequestLike) -> None: ...
+    def on_wave_start(self, wave: PlannedWave) -> None: ...
+    def on_job_start(self, job: PlannedJob) -> None: ...
+    def on_job_line(self, job: PlannedJob, line: str, stream: str) -> None: ...
+    def on_job_finish(self, result: JobResult) -> None: ...
+    def on_wave_finish(self, wave: PlannedWave, results: tuple[JobResult, ...]) -> None: ...
+    def on_skipped(self, result: JobResult) -> None: ...
+    def on_cancel(self) -> None: ...
+    def on_finish(self, result: OperationResult) -> None: ...
+
+
+class LocalEngine:
+    """Run lifecycle operations in this process: ``LocalEngine(...).run(request)``."""
+
+    def __init__(
+        self,
+        *,
+        plan_source: PlanSource,
+        launcher: BridgeLauncher,
+        settings: EngineSettings | None = None,
+        locks: TenantLocks | None = None,
+    ) -> None:
+        self.plan_source = plan_source
+        self.launcher = launcher
+        self.settings = settings or EngineSettings()
+        self.locks = locks or TenantLocks()
+
+    def run(
+        self,
+        request: RequestLike,
+        *,
+        cancel: threading.Event | None = None,
+        observer: RunObserver | None = None,
+    ) -> OperationResult:
+        """Discover, then run the waves; blocks until the operation ended (or was cancelled).
+
+        Raises :class:`~orchestrator.engine.locks.TenantBusyError` when the tenant is busy, and
+        discovery's errors (:class:`~bridge.errors.LifecycleError`) when there is no plan.
+        """
+        with self.locks.hold(
+            request.tenant_env_id,
+            operation=request.operation,
+            batch_operation_id=request.batch_operation_id,
+            wait_seconds=self.settings.lock_wait_seconds,
+        ):
+            return _Run(
+                self, request, cancel or threading.Event(), observer or RunObserver()
+            ).execute()
+
+
+class _Run:
+    """The state of one run; lives for one :meth:`LocalEngine.run` call."""
+
+    def __init__(
+        self,
+        engine: LocalEngine,
+        request: RequestLike,
+        cancel: threading.Event,
+        observer: RunObserver,
+    ) -> None:
+        self.engine = engine
+        self.request = request
+        self.cancel = cancel
+        self.observer = observer
+        self._lock = threading.Lock()  # guards _running and the cancel-vs-launch race
+        self._running: dict[str, BridgeHandle] = {}
+        self._terminated = False
+        self._signalled: set[str] = set()  # jobs whose bridge was already told to stop
+
+    def execute(self) -> OperationResult:
+        started = utc_now()
+        request = self.request
+        plan = self.engine.plan_source.discover(
+            operation=request.operation,
+            tenant_env_id=request.tenant_env_id,
+            environment=request.environment,
+        )
+        self.observer.on_plan(plan, request)
+        results: list[JobResult] = []
+        aborted_by: str | None = None
+        for wave in plan.waves:
+            if self.cancel.is_set() or aborted_by is not None:
+                why = "Cancelled" if self.cancel.is_set() else "WaveAborted"
+                for job in wave.jobs:
+                    skipped = JobResult.skipped(
+                        job,
+                        operation=request.operation,
+                        tenant_env_id=request.tenant_env_id,
+                        batch=request.batch_operation_id,
+                        why=why,
+                    )
+                    results.append(skipped)
+                    self.observer.on_skipped(skipped)
+                continue
+            self.observer.on_wave_start(wave)
+            wave_results = self._run_wave(wave)
+            results.extend(wave_results)
+            self.observer.on_wave_finish(wave, wave_results)
+            for result in wave_results:
+                if not result.succeeded and result.job.on_failure == ABORT:
+                    aborted_by = result.job.key
+                    break
+        if self.cancel.is_set():
+            status = CANCELLED
+        elif all(result.succeeded for result in results):
+            status = SUCCEEDED
+        else:
+            status = FAILED
+        outcome = OperationResult(
+            operation=request.operation,
+            tenant_env_id=request.tenant_env_id,
+            batch_operation_id=request.batch_operation_id,
+            region=request.region,
+            status=status,
+            jobs=tuple(results),
+            started_at=started,
+            finished_at=utc_now(),
+            rejected=plan.rejected,
+            aborted_by=aborted_by if status != CANCELLED else None,
+        )
+        self.observer.on_finish(outcome)
+        return outcome
+
+    # -- one wave ------------------------------------------------------------------------------
+
+    def _run_wave(self, wave: PlannedWave) -> tuple[JobResult, ...]:
+        if not wave.jobs:
+            return ()
+        workers = min(self.engine.settings.parallelism, len(wave.jobs))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"wave{wave.wave}")
+        try:
+            futures: list[Future[JobResult]] = [
+                pool.submit(self._run_job, job) for job in wave.jobs
+            ]
+            pending = set(futures)
+            while pending:
+                try:
+                    if self.cancel.is_set():
+                        self._terminate_running()
+                    _, pending = wait(
+                        pending,
+                        timeout=self.engine.settings.poll_seconds,
+                        return_when=FIRST_COMPLETED,
+                    )
+                except KeyboardInterrupt:
+                    # Ctrl-C in the calling thread: cancel, and keep waiting for the bridges to
+                    # delete their pods -- leaving now would orphan them.
+                    self.request_cancel()
+            return tuple(future.result() for future in futures)
+        finally:
+            pool.shutdown(wait=True)
+
+    def request_cancel(self) -> None:
+        if not self.cancel.is_set():
+            self.cancel.set()
+        self._terminate_running()
+
+    def _terminate_running(self) -> None:
+        with self._lock:
+            first = not self._terminated
+            self._terminated = True
+            handles = [h for key, h in self._running.items() if key not in self._signalled]
+            self._signalled.update(self._running)
+        if first:
+            self.observer.on_cancel()
+        for handle in handles:
+            handle.terminate()
+
+    def _run_job(self, job: PlannedJob) -> JobResult:
+        request = self.request
+        spec = BridgeSpec(
+            job=job,
+            operation=request.operation,
+            tenant_env_id=request.tenant_env_id,
+            batch_operation_id=request.batch_operation_id,
+            environment=request.environment,
+            changeset=request.changeset,
+            source_batch_operation_id=request.source_batch_operation_id,
+        )
+        started = utc_now()
+        with self._lock:
+            # Checked under the lock that _terminate_running takes: a bridge is either launched
+            # before the cancel (and then terminated by it) or not launched at all.
+            if self.cancel.is_set():
+                skipped = JobResult.skipped(
+                    job,
+                    operation=request.operation,
+                    tenant_env_id=request.tenant_env_id,
+                    batch=request.batch_operation_id,
+                    why="Cancelled",
+                )
+                self.observer.on_skipped(skipped)
+                return skipped
+            self.observer.on_job_start(job)
+            try:
+                handle = self.engine.launcher.launch(spec, on_line=self.observer.on_job_line)
+            except Exception as exc:  # an OSError starting python, a full disk, ...
+                result = JobResult(job, _launch_error(spec, exc, started))
+                self.observer.on_job_finish(result)
+                return result
+            self._running[job.key] = handle
+        try:
+            data = handle.wait()
+        except Exception as exc:
+            data = _launch_error(spec, exc, started)
+        finally:
+            with self._lock:
+                self._running.pop(job.key, None)
+        result = JobResult(job, data)
+        self.observer.on_job_finish(result)
+        return result
+
+
+def _launch_error(spec: BridgeSpec, exc: Exception, started: Any) -> dict[str, Any]:
+    finished = utc_now()
+    return {
+        "namespace": spec.job.namespace,
+        "job": spec.job.name,
+        "operation": spec.operation,
+        "tenantEnvId": spec.tenant_env_id,
+        "batchOperationId": spec.batch_operation_id,
+        "status": ERROR,
+        "exitCode": None,
+        "reason": "BridgeNotStarted",
+        "message": f"could not run the bridge: {exc}",
+        "attempts": [],
+        "startedAt": rfc3339(started),
+        "finishedAt": rfc3339(finished),
+        "durationSeconds": round((finished - started).total_seconds(), 3),
+    }

@@ -1,0 +1,109 @@
+"""``--engine local`` for the orchestrator: ``submit(request)`` runs the operation in-process.
+
+The Argo path's ``submit`` creates a Workflow and returns at once; the result event is published
+later by the workflow's exit handler. :class:`LocalSubmitter` keeps that shape: ``submit``
+returns a :class:`LocalSubmission` at once (or raises :class:`TenantBusyError` at once, so the
+caller can nack/redeliver), the operation runs on a background thread, and ``on_result`` is
+called with the request and the :class:`OperationResult` when it ends -- the orchestrator
+publishes ``result.to_event_data()`` from there, exactly as it would for Argo.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .engine import LocalEngine, RequestLike
+from .locks import TenantBusyError
+from .result import OperationResult
+
+ResultCallback = Callable[[RequestLike, OperationResult], None]
+ErrorCallback = Callable[[RequestLike, BaseException], None]
+
+
+@dataclass
+class LocalSubmission:
+    """A running (or finished) local operation."""
+
+    request: RequestLike
+    future: Future[OperationResult]
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def name(self) -> str:
+        """Stands where the Argo path puts the Workflow name: the batch operation id."""
+        return self.request.batch_operation_id
+
+    def cancel(self) -> None:
+        """Terminate the run's bridges (each deletes its pod); the result is ``cancelled``."""
+        self.cancel_event.set()
+
+    def result(self, timeout: float | None = None) -> OperationResult:
+        return self.future.result(timeout)
+
+
+class LocalSubmitter:
+    """Run submitted requests on at most ``max_concurrent`` background threads."""
+
+    def __init__(
+        self,
+        engine: LocalEngine,
+        *,
+        on_result: ResultCallback | None = None,
+        on_error: ErrorCallback | None = None,
+        max_concurrent: int = 4,
+    ) -> None:
+        self.engine = engine
+        self._on_result = on_result
+        self._on_error = on_error
+        self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="local")
+        self._lock = threading.Lock()
+        self._active: dict[str, LocalSubmission] = {}
+
+    def submit(self, request: RequestLike) -> LocalSubmission:
+        """Start ``request``; raises :class:`TenantBusyError` when its tenant is busy."""
+        with self._lock:
+            busy = self._active.get(request.tenant_env_id)
+            if busy is not None:
+                raise TenantBusyError(
+                    f"tenant {request.tenant_env_id} is busy: {busy.request.operation} "
+                    f"(batch {busy.request.batch_operation_id}) is running",
+                    hint="one operation per tenant at a time; retry when it has finished",
+                )
+            future: Future[OperationResult] = Future()
+            submission = LocalSubmission(request=request, future=future)
+            self._active[request.tenant_env_id] = submission
+        self._pool.submit(self._run, submission)
+        return submission
+
+    def _run(self, submission: LocalSubmission) -> None:
+        request = submission.request
+        try:
+            result = self.engine.run(request, cancel=submission.cancel_event)
+        except BaseException as exc:
+            self._finish(submission)
+            submission.future.set_exception(exc)
+            if self._on_error is not None:
+                self._on_error(request, exc)
+            return
+        self._finish(submission)
+        submission.future.set_result(result)
+        if self._on_result is not None:
+            self._on_result(request, result)
+
+    def _finish(self, submission: LocalSubmission) -> None:
+        with self._lock:
+            self._active.pop(submission.request.tenant_env_id, None)
+
+    def active(self) -> list[LocalSubmission]:
+        with self._lock:
+            return list(self._active.values())
+
+    def close(self, *, cancel: bool = False) -> None:
+        """Wait for running operations (after cancelling them when ``cancel``)."""
+        if cancel:
+            for submission in self.active():
+                submission.cancel()
+        self._pool.shutdown(wait=True)
