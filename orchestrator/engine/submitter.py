@@ -1,11 +1,16 @@
 """``--engine local`` for the orchestrator: ``submit(request)`` runs the operation in-process.
 
-The Argo path's ``submit`` creates a Workflow and returns at once; the result event is published
-later by the workflow's exit handler. :class:`LocalSubmitter` keeps that shape: ``submit``
-returns a :class:`LocalSubmission` at once (or raises :class:`TenantBusyError` at once, so the
-caller can nack/redeliver), the operation runs on a background thread, and ``on_result`` is
-called with the request and the :class:`OperationResult` when it ends -- the orchestrator
-publishes ``result.to_event_data()`` from there, exactly as it would for Argo.
+The Argo path's ``submit`` (:class:`orchestrator.submit.Engine`) creates a Workflow and returns
+a :class:`~orchestrator.submit.SubmitOutcome` at once; the result event is published later by the
+workflow's exit handler. :class:`LocalSubmitter` keeps that shape: ``submit`` returns a
+``SubmitOutcome`` (``engine="local"``, ``name`` = the batch operation id) at once -- or raises
+:class:`TenantBusyError` at once, so the consumer can nack and the bus redeliver later -- the
+operation runs on a background thread, and ``on_result`` is called with the request and the
+:class:`OperationResult` when it ends: the orchestrator publishes ``result.to_event_data()`` from
+there, exactly as it would for Argo.
+
+Idempotency: a batch id this submitter has already accepted is reported ``duplicate`` (within
+the process's lifetime; the Argo path gets this from the Workflow name across restarts).
 """
 
 from __future__ import annotations
@@ -15,9 +20,15 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from orchestrator.events import LifecycleRequest
+from orchestrator.submit import SubmitOutcome
+
 from .engine import LocalEngine, RequestLike
 from .locks import TenantBusyError
 from .result import OperationResult
+
+# Batch ids remembered for duplicate detection.
+MAX_REMEMBERED = 10_000
 
 ResultCallback = Callable[[RequestLike, OperationResult], None]
 ErrorCallback = Callable[[RequestLike, BaseException], None]
@@ -61,8 +72,22 @@ class LocalSubmitter:
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="local")
         self._lock = threading.Lock()
         self._active: dict[str, LocalSubmission] = {}
+        self._seen: dict[str, LocalSubmission] = {}  # insertion-ordered: oldest first
 
-    def submit(self, request: RequestLike) -> LocalSubmission:
+    def submit(self, request: LifecycleRequest) -> SubmitOutcome:
+        """The orchestrator's :class:`~orchestrator.submit.Engine` seam."""
+        with self._lock:
+            if request.batch_operation_id in self._seen:
+                return SubmitOutcome("duplicate", request.batch_operation_id, engine="local")
+        self.start(request)
+        return SubmitOutcome("submitted", request.batch_operation_id, engine="local")
+
+    def submission(self, batch_operation_id: str) -> LocalSubmission | None:
+        """The submission of a batch id accepted by this submitter (running or finished)."""
+        with self._lock:
+            return self._seen.get(batch_operation_id)
+
+    def start(self, request: RequestLike) -> LocalSubmission:
         """Start ``request``; raises :class:`TenantBusyError` when its tenant is busy."""
         with self._lock:
             busy = self._active.get(request.tenant_env_id)
@@ -75,6 +100,9 @@ class LocalSubmitter:
             future: Future[OperationResult] = Future()
             submission = LocalSubmission(request=request, future=future)
             self._active[request.tenant_env_id] = submission
+            self._seen[request.batch_operation_id] = submission
+            while len(self._seen) > MAX_REMEMBERED:
+                del self._seen[next(iter(self._seen))]
         self._pool.submit(self._run, submission)
         return submission
 

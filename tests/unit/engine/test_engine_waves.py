@@ -308,11 +308,17 @@ def test_the_submitter_runs_in_the_background_and_refuses_a_busy_tenant() -> Non
         on_result=lambda request, result: seen.append((request.batch_operation_id, result.status)),
     )
     try:
-        submission = submitter.submit(RunRequest(UPSERT, "t1", "b-1"))
-        assert submission.name == "b-1"
+        request = LifecycleRequest(batch_operation_id="b-1", tenant_env_id="t1", operation=UPSERT)
+        outcome = submitter.submit(request)
+        assert (outcome.status, outcome.name, outcome.engine) == ("submitted", "b-1", "local")
+        assert submitter.submit(request).duplicate
         with pytest.raises(TenantBusyError):
-            submitter.submit(RunRequest(UPSERT, "t1", "b-2"))
+            submitter.submit(
+                LifecycleRequest(batch_operation_id="b-2", tenant_env_id="t1", operation=UPSERT)
+            )
         release.set()
+        submission = submitter.submission("b-1")
+        assert submission is not None
         assert submission.result(timeout=10).status == "succeeded"
     finally:
         release.set()
@@ -324,7 +330,7 @@ def test_the_submitter_cancels_a_submission() -> None:
     plan = plan_of(UPSERT, ("team-a/x", 0, "abort"))
     launcher = FakeBridgeLauncher({"team-a/x": FakeJob(hang=True)})
     submitter = LocalSubmitter(engine_for(plan, launcher))
-    submission = submitter.submit(RunRequest(UPSERT, "t1"))
+    submission = submitter.start(RunRequest(UPSERT, "t1"))
     while not launcher.events:
         threading.Event().wait(0.01)
     submission.cancel()
