@@ -61,17 +61,20 @@ PLAN = "workflow.outputs.parameters.plan"
 _WAVE = f"jsonpath({PLAN}, '$.waves[' + inputs.parameters.index + ']"
 HAS_WAVES = f"{{{{=len(jsonpath({PLAN}, '$.waves')) > 0}}}}"
 WAVE_NUMBER = f"{{{{={_WAVE}.wave')}}}}"
+# The planner keeps per-job JSON minimal (no "display" key: 2,000 jobs must fit 256 kB), so the
+# "namespace/job" label is built here.
+_DISPLAY = "{#.namespace + '/' + #.name}"
 ABORT_JOBS = (
-    f"{{{{=toJson(map(filter({_WAVE}.jobs'), {{#.onFailure != 'continue'}}), {{#.display}}))}}}}"
+    f"{{{{=toJson(map(filter({_WAVE}.jobs'), {{#.onFailure != 'continue'}}), {_DISPLAY}))}}}}"
 )
 CONTINUE_JOBS = (
-    f"{{{{=toJson(map(filter({_WAVE}.jobs'), {{#.onFailure == 'continue'}}), {{#.display}}))}}}}"
+    f"{{{{=toJson(map(filter({_WAVE}.jobs'), {{#.onFailure == 'continue'}}), {_DISPLAY}))}}}}"
 )
 NEXT_INDEX = "{{=asInt(inputs.parameters.index) + 1}}"
 HAS_NEXT_WAVE = f"{{{{=asInt(inputs.parameters.index) + 1 < len(jsonpath({PLAN}, '$.waves'))}}}}"
-# One bridge node per job: the fan-out items are the plan's ``display`` strings
-# ("namespace/job"), so Argo names each node ``abort-on-failure(0:team-a/schema)``; the bridge
-# template splits the string back into namespace and job name.
+# One bridge node per job: the fan-out items are "namespace/job" strings, so Argo names each
+# node ``abort-on-failure(0:team-a/schema)``; the bridge template splits the string back into
+# namespace and job name.
 JOB_NAMESPACE = "{{=split(inputs.parameters.job, '/')[0]}}"
 JOB_NAME = "{{=split(inputs.parameters.job, '/')[1]}}"
 # Only the bridge's "infrastructure" exit code is retried: the job's own failures (any other
