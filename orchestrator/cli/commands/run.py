@@ -1,0 +1,429 @@
+"""``tenantctl run``: run a lifecycle operation now, on the local engine or by submitting to Argo.
+
+``--engine local`` (default) runs the same plan as Argo in this process: discovery, then the
+waves, each job's bridge (``python -m bridge run``) as a subprocess. The live view shows waves,
+jobs, state, attempts and durations, with the jobs' logs prefixed ``[namespace/job]``; a summary
+table follows, and the exit status is 0 (succeeded), 1 (failed) or 130 (cancelled by Ctrl-C:
+every bridge deletes its pod first).
+
+``--engine argo`` submits a Workflow from the ``tenant-lifecycle`` WorkflowTemplate (the same
+submission the orchestrator makes for a bus event) and prints its name and Argo UI link;
+``--wait`` follows it until it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+import click
+import yaml
+
+from bridge.errors import LifecycleError, UsageError
+from orchestrator.cli.commands.plan import load_environment
+from orchestrator.cli.output import echo_json, output_option
+from orchestrator.events import (
+    InvalidEvent,
+    LifecycleRequest,
+    encode_event,
+    parse_request,
+    request_event,
+)
+
+DEFAULT_ARGO_UI_URL = "https://localhost:2746"
+_FLAG_OF_FIELD = {
+    "subject": "--tenant-env-id",
+    "id": "--batch-operation-id",
+    "data.operation": "OP",
+    "data.region": "--region",
+    "data.tenantEnvironment": "--environment",
+    "data.changeset": "--changeset",
+    "data.sourceBatchOperationId": "--source-batch-operation-id",
+}
+
+
+class OneLineCommand(click.Command):
+    """A click command whose argument errors are one line naming the flag and the fix.
+
+    click's own rendering is three lines (usage, a "Try --help" line, the error); we turn the
+    error into the project's :class:`~bridge.errors.UsageError`, which the root group prints as
+    ``error: <message> (<hint>)`` with exit code 2.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            path = " ".join(p for p in (parent.command_path if parent else "", info_name) if p)
+            raise UsageError(exc.format_message(), hint=f"see `{path} --help`") from exc
+
+
+def load_changeset(path: str) -> dict[str, Any]:
+    """A changeset file: a YAML/JSON mapping handed to every job as ``changeset.yaml``."""
+    hint = "give a YAML mapping, e.g.: catalog: {schemaVersion: 42}"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read --changeset {path}: {exc.strerror or exc}", hint=hint
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--changeset {path}: invalid YAML", hint=hint) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(
+            f"--changeset {path}: expected a mapping, got {type(data).__name__}", hint=hint
+        )
+    return data
+
+
+def build_request(
+    operation: str,
+    *,
+    tenant_env_id: str,
+    batch_operation_id: str | None,
+    environment: Mapping[str, Any],
+    changeset: Mapping[str, Any],
+    region: str | None,
+    source_batch_operation_id: str | None,
+) -> LifecycleRequest:
+    """The request, validated exactly as the orchestrator validates a bus event."""
+    from orchestrator.engine import new_batch_operation_id  # noqa: PLC0415 (heavy)
+
+    event = request_event(
+        operation,
+        tenant_env_id=tenant_env_id,
+        batch_operation_id=batch_operation_id or new_batch_operation_id(),
+        source="tenantctl-run",
+        region=region,
+        environment=environment,
+        changeset=changeset,
+        source_batch_operation_id=source_batch_operation_id,
+    )
+    try:
+        return parse_request(encode_event(event))
+    except InvalidEvent as exc:
+        flag = _FLAG_OF_FIELD.get(exc.field) or next(
+            (flag for field, flag in _FLAG_OF_FIELD.items() if exc.field.startswith(field)),
+            exc.field,
+        )
+        raise UsageError(f"{flag}: {exc.message}", hint=exc.hint) from exc
+
+
+@contextmanager
+def cancel_on_signals(
+    cancel: threading.Event, *, on_repeat: Callable[[], None] | None = None
+) -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM set ``cancel`` instead of raising, for the duration of the block.
+
+    The engine then terminates the bridges (each deletes its pod) and returns a cancelled
+    result; a second signal only reminds the user that the pods are being deleted.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if cancel.is_set():
+            if on_repeat is not None:
+                on_repeat()
+            return
+        cancel.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield cancel
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _is_tty(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
+
+
+def run_local(
+    request: LifecycleRequest,
+    *,
+    parallelism: int,
+    logs: str,
+    output: str,
+    kubeconfig: str | None,
+    context: str | None,
+    skip_invalid: bool,
+) -> int:
+    from orchestrator.engine import BridgeSettings, EngineSettings, local_engine  # noqa: PLC0415
+    from orchestrator.engine.view import LiveView, summary_lines  # noqa: PLC0415
+
+    out = sys.stdout if output == "text" else sys.stderr
+    bridge = BridgeSettings(kubeconfig=kubeconfig, context=context, skip_invalid=skip_invalid)
+    engine = local_engine(bridge, settings=EngineSettings(parallelism=parallelism))
+    view = LiveView(out, logs=logs, tty=_is_tty(out), parallelism=parallelism)
+    cancel = threading.Event()
+
+    def remind() -> None:
+        click.echo("still cancelling: waiting for the bridges to delete their pods", err=True)
+
+    with cancel_on_signals(cancel, on_repeat=remind):
+        try:
+            result = engine.run(request, cancel=cancel, observer=view)
+        except LifecycleError:
+            view.close()
+            if cancel.is_set():
+                click.echo("cancelled before any job started", err=True)
+                return 130
+            raise
+    click.echo("", file=out)
+    for line in summary_lines(result):
+        click.echo(line, file=out)
+    if output == "json":
+        echo_json(result.to_json())
+    return result.exit_code
+
+
+def argo_ui_link(base_url: str, namespace: str, name: str) -> str:
+    return f"{base_url.rstrip('/')}/workflows/{namespace}/{name}"
+
+
+def run_argo(
+    request: LifecycleRequest,
+    *,
+    parallelism: int,
+    output: str,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str,
+    ui_url: str,
+    wait: bool,
+) -> int:
+    from bridge.kube import Kube, KubeSettings  # noqa: PLC0415 (heavy: kubernetes)
+    from orchestrator.submit import ArgoEngine  # noqa: PLC0415
+
+    with Kube(settings=KubeSettings(kubeconfig=kubeconfig, context=context)) as kube:
+        outcome = ArgoEngine(kube, namespace=namespace, parallelism=parallelism).submit(request)
+        link = argo_ui_link(ui_url, namespace, outcome.name)
+        doc: dict[str, Any] = {
+            "engine": "argo",
+            "status": outcome.status,
+            "workflow": outcome.name,
+            "namespace": namespace,
+            "batchOperationId": request.batch_operation_id,
+            "url": link,
+        }
+        if output == "text":
+            verb = "submitted" if not outcome.duplicate else "already submitted (same batch id)"
+            click.echo(f"workflow {outcome.name} {verb} in namespace {namespace}")
+            click.echo(f"Argo UI: {link}")
+        code = 0
+        if wait:
+            phase = follow_workflow(kube, namespace, outcome.name, echo=output == "text")
+            doc["phase"] = phase
+            code = {"Succeeded": 0, "Interrupted": 130}.get(phase, 1)
+        if output == "json":
+            echo_json(doc)
+        return code
+
+
+_DONE_PHASES = ("Succeeded", "Failed", "Error")
+
+
+def follow_workflow(
+    kube: Any, namespace: str, name: str, *, echo: bool, poll_seconds: float = 2.0
+) -> str:
+    """Print the workflow's bridge nodes as they change phase; return its final phase.
+
+    Ctrl-C stops following (the workflow keeps running) and returns ``Interrupted``.
+    """
+    from bridge.kube import WORKFLOWS  # noqa: PLC0415
+
+    seen: dict[str, str] = {}
+    cancel = threading.Event()
+    with cancel_on_signals(cancel):
+        while True:
+            workflow = kube.get(WORKFLOWS, name, namespace=namespace)
+            status = workflow.get("status") or {}
+            for node in sorted(
+                (status.get("nodes") or {}).values(), key=lambda n: str(n.get("startedAt"))
+            ):
+                if node.get("type") != "Pod":
+                    continue
+                key, phase = str(node.get("id")), str(node.get("phase", ""))
+                if seen.get(key) != phase:
+                    seen[key] = phase
+                    message = f" - {node['message']}" if node.get("message") else ""
+                    if echo:
+                        click.echo(f"  {node.get('displayName', key)}: {phase}{message}")
+            phase = str(status.get("phase") or "Pending")
+            if phase in _DONE_PHASES:
+                if echo:
+                    click.echo(f"workflow {name}: {phase}")
+                return phase
+            if cancel.wait(poll_seconds):
+                click.echo(f"stopped following; workflow {name} keeps running", err=True)
+                return "Interrupted"
+
+
+@click.command("run", cls=OneLineCommand)
+@click.argument("operation", metavar="OP")
+@click.option("--tenant-env-id", required=True, metavar="ID", help="tenant environment id")
+@click.option(
+    "--environment",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, exists=True),
+    help="tenant environment YAML (applications: [..]); filters jobs by application",
+)
+@click.option(
+    "--changeset",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, exists=True),
+    help="changeset YAML handed to every job",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "argo"]),
+    default="local",
+    show_default=True,
+    help="local: run here; argo: submit a Workflow",
+)
+@click.option(
+    "--parallelism",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="bridges of one wave running at the same time",
+)
+@click.option(
+    "--logs",
+    type=click.Choice(["all", "failed", "none"]),
+    default="all",
+    show_default=True,
+    help="local: which jobs' logs to show (failed: held back, shown for failed jobs only)",
+)
+@click.option("--wait", is_flag=True, help="argo: follow the workflow until it ends")
+@output_option
+@click.option(
+    "--kubeconfig",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, exists=True),
+    help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)",
+)
+@click.option("--context", metavar="NAME", help="kubeconfig context")
+@click.option(
+    "--batch-operation-id", metavar="ID", help="idempotency key (default: a new run-<hex> id)"
+)
+@click.option("--region", metavar="REGION", help="region of the tenant (recorded in the result)")
+@click.option(
+    "--source-batch-operation-id",
+    metavar="ID",
+    help="migrate-in/restore: the batch whose export to read",
+)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="local: run the valid Jobs when discovery rejects some (default: refuse)",
+)
+@click.option(
+    "--argo-namespace",
+    default="argo",
+    show_default=True,
+    metavar="NS",
+    help="argo: namespace of the WorkflowTemplate and Workflows",
+)
+@click.option(
+    "--argo-ui-url",
+    envvar="TENANTCTL_ARGO_UI_URL",
+    default=DEFAULT_ARGO_UI_URL,
+    show_default=True,
+    metavar="URL",
+    help="argo: base URL of the Argo UI, for the printed link (env TENANTCTL_ARGO_UI_URL)",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    *,
+    operation: str,
+    tenant_env_id: str,
+    environment: str | None,
+    changeset: str | None,
+    engine: str,
+    parallelism: int,
+    logs: str,
+    wait: bool,
+    output: str,
+    kubeconfig: str | None,
+    context: str | None,
+    batch_operation_id: str | None,
+    region: str | None,
+    source_batch_operation_id: str | None,
+    skip_invalid: bool,
+    argo_namespace: str,
+    argo_ui_url: str,
+) -> None:
+    """Run lifecycle operation OP for one tenant now.
+
+    The local engine (default) runs the same plan as Argo in this process: discovery, then
+    the waves in order, the bridges of a wave side by side (up to --parallelism), each job's
+    log prefixed [namespace/job], then a summary table. A failed job with on-failure abort
+    stops later waves; continue lets them run. Ctrl-C cancels: every bridge deletes its pod.
+
+    Exit status: 0 succeeded, 1 failed, 2 wrong flag, 130 cancelled.
+
+    \b
+    Examples:
+      tenantctl sandbox up                 # a local API server; prints its kubeconfig
+      tenantctl run lifecycle.upsert --tenant-env-id t-42 --kubeconfig sandbox.kubeconfig
+      tenantctl run lifecycle.upsert --tenant-env-id t-42 --environment env.yaml \\
+          --parallelism 2 --logs failed -o json
+      tenantctl run lifecycle.backup --tenant-env-id t-42 --engine argo --wait \\
+          --argo-ui-url https://argo.example.com
+    """
+    if wait and engine == "local":
+        raise UsageError("--wait applies to --engine argo", hint="drop --wait: local runs wait")
+    env = {}
+    if environment:
+        env = load_environment(environment)
+    request = build_request(
+        operation,
+        tenant_env_id=tenant_env_id,
+        batch_operation_id=batch_operation_id,
+        environment=env,
+        changeset=load_changeset(changeset) if changeset else {},
+        region=region,
+        source_batch_operation_id=source_batch_operation_id,
+    )
+    if engine == "argo":
+        code = run_argo(
+            request,
+            parallelism=parallelism,
+            output=output,
+            kubeconfig=kubeconfig,
+            context=context,
+            namespace=argo_namespace,
+            ui_url=argo_ui_url,
+            wait=wait,
+        )
+    else:
+        code = run_local(
+            request,
+            parallelism=parallelism,
+            logs=logs,
+            output=output,
+            kubeconfig=kubeconfig,
+            context=context,
+            skip_invalid=skip_invalid,
+        )
+    ctx.exit(code)
+
+
+commands: list[click.Command] = [run]
