@@ -336,3 +336,47 @@ def verify_location(store: ObjectStore, location: Location) -> VerificationRepor
             )
     ordered = tuple(failures[e.key] for e in manifest.entries if e.key in failures)
     return VerificationReport(location.url, len(manifest.entries), ordered)
+
+
+# -- retention ---------------------------------------------------------------------------------
+RULE_ID_PREFIX = "tenant-lifecycle-"
+
+
+def retention_rules(
+    *, export_retention_days: int, backup_retention_days: int
+) -> list[dict[str, Any]]:
+    """The bucket lifecycle rules for sealed exports and backups (S3 JSON shape).
+
+    Rules select on the :data:`RETENTION_TAG` object tag that :func:`seal_export` sets, not on a
+    key prefix: the default location template starts with the tenant id, so no prefix groups
+    "every migration export". Expiration counts from each object's creation. Incomplete
+    multipart uploads (a crashed export job) are aborted after a day everywhere in the bucket.
+    """
+    return [
+        {
+            "ID": f"{RULE_ID_PREFIX}exports",
+            "Status": "Enabled",
+            "Filter": {"Tag": {"Key": RETENTION_TAG, "Value": "export"}},
+            "Expiration": {"Days": export_retention_days},
+        },
+        {
+            "ID": f"{RULE_ID_PREFIX}backups",
+            "Status": "Enabled",
+            "Filter": {"Tag": {"Key": RETENTION_TAG, "Value": "backup"}},
+            "Expiration": {"Days": backup_retention_days},
+        },
+        {
+            "ID": f"{RULE_ID_PREFIX}incomplete-uploads",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        },
+    ]
+
+
+def merge_rules(
+    existing: Iterable[Mapping[str, Any]], ours: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """``ours`` replacing our previous rules; rules the operator added by hand are kept."""
+    kept = [dict(r) for r in existing if not str(r.get("ID", "")).startswith(RULE_ID_PREFIX)]
+    return kept + [dict(r) for r in ours]

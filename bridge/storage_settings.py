@@ -103,28 +103,15 @@ class StorageSettings:
             found.append(
                 "region: empty (fix: e.g. eu-west-1; S3-compatible stores accept us-east-1)"
             )
-        if self.credentials is CredentialsSource.STS:
-            if not self.role_arn:
-                found.append(
-                    "role_arn: required with credentials=sts "
-                    "(fix: the ARN of the role the bridge assumes for each job, or opt into "
-                    "credentials=static for a backend without STS)"
-                )
-            elif not _ROLE_ARN.match(self.role_arn):
-                found.append(
-                    f"role_arn: {self.role_arn!r} is not an IAM role ARN "
-                    "(fix: arn:aws:iam::<account>:role/<name>)"
-                )
-            if not MIN_SESSION_SECONDS <= self.session_duration_seconds <= MAX_SESSION_SECONDS:
-                found.append(
-                    f"session_duration_seconds: {self.session_duration_seconds} is outside STS's "
-                    f"{MIN_SESSION_SECONDS}..{MAX_SESSION_SECONDS} (fix: cover the job's deadline)"
-                )
-        elif not (self.access_key_id and self.secret_access_key):
+        if self.role_arn and not _ROLE_ARN.match(self.role_arn):
             found.append(
-                "access_key_id/secret_access_key: required with credentials=static "
-                f"(fix: set {ENV_PREFIX}ACCESS_KEY_ID and {ENV_PREFIX}SECRET_ACCESS_KEY, or "
-                f"{ENV_PREFIX}CREDENTIALS_FILE)"
+                f"role_arn: {self.role_arn!r} is not an IAM role ARN "
+                "(fix: arn:aws:iam::<account>:role/<name>)"
+            )
+        if not MIN_SESSION_SECONDS <= self.session_duration_seconds <= MAX_SESSION_SECONDS:
+            found.append(
+                f"session_duration_seconds: {self.session_duration_seconds} is outside STS's "
+                f"{MIN_SESSION_SECONDS}..{MAX_SESSION_SECONDS} (fix: cover the job's deadline)"
             )
         if bool(self.access_key_id) != bool(self.secret_access_key):
             found.append("access_key_id/secret_access_key: set both or neither")
@@ -132,6 +119,35 @@ class StorageSettings:
             if getattr(self, name) < 1:
                 found.append(f"{name}: must be at least 1 day")
         return found
+
+    def pod_credentials_problems(self) -> list[str]:
+        """What is missing to hand credentials to a job's pod (checked by the bridge at start).
+
+        Not part of :meth:`problems`: ``tenantctl storage`` needs only the bridge's own access.
+        """
+        if self.credentials is CredentialsSource.STS and not self.role_arn:
+            return [
+                "role_arn: required with credentials=sts "
+                "(fix: the ARN of the role the bridge assumes for each job, or opt into "
+                "credentials=static for a backend without STS)"
+            ]
+        if self.credentials is CredentialsSource.STATIC and not (
+            self.access_key_id and self.secret_access_key
+        ):
+            return [
+                "access_key_id/secret_access_key: required with credentials=static "
+                f"(fix: set {ENV_PREFIX}ACCESS_KEY_ID and {ENV_PREFIX}SECRET_ACCESS_KEY, or "
+                f"{ENV_PREFIX}CREDENTIALS_FILE)"
+            ]
+        return []
+
+    def require_pod_credentials(self) -> None:
+        problems = self.pod_credentials_problems()
+        if problems:
+            raise UsageError(
+                "invalid storage settings: " + "; ".join(problems),
+                hint="see docs/storage.md, 'Credentials'",
+            )
 
     def render_prefix(
         self, *, tenant: str, operation: str, batch: str, namespace: str, job: str
@@ -186,13 +202,17 @@ _FILE_FIELDS = {f.name for f in fields(StorageSettings)} - _SECRET_FIELDS
 
 
 def load_storage_settings(
-    path: str | Path | None = None, *, env: Mapping[str, str] | None = None
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> StorageSettings:
     """Settings from a YAML file (optional) overlaid with ``BRIDGE_STORAGE_*`` env variables.
 
     YAML keys are the field names (``bucket``, ``prefix_template``, ...). ``credentials_file``
     (YAML key or ``BRIDGE_STORAGE_CREDENTIALS_FILE``) names a YAML file holding
-    ``access_key_id`` and ``secret_access_key``, typically mounted from a Secret.
+    ``access_key_id`` and ``secret_access_key``, typically mounted from a Secret. ``defaults``
+    fill what neither the file nor the environment sets (e.g. the bucket of a URL).
     """
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
@@ -212,6 +232,8 @@ def load_storage_settings(
         value = env.get(ENV_PREFIX + name.upper())
         if value not in (None, ""):
             raw[name] = value
+    for name, value in (defaults or {}).items():
+        raw.setdefault(name, value)
     credentials_file = raw.pop("credentials_file", None)
     if credentials_file:
         keys = _read_yaml_mapping(Path(str(credentials_file)), what="storage credentials file")
