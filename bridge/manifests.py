@@ -44,6 +44,7 @@ from .planner import Rejected
 YAML_SUFFIXES = (".yaml", ".yml")
 STDIN = "-"
 NOT_AN_OBJECT = "(not a Kubernetes object)"
+KUSTOMIZE_GROUP = "kustomize.config.k8s.io/"
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ class LoadResult:
 
     jobs: list[Manifest] = field(default_factory=list)
     namespaces: list[Manifest] = field(default_factory=list)
+    # Every Kubernetes object in file order, Jobs included (not kustomize's own config files):
+    # what the demo and tests apply to a sandbox.
+    objects: list[Manifest] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     ignored: Counter[str] = field(default_factory=Counter)
     files: list[str] = field(default_factory=list)
@@ -160,6 +164,8 @@ class _Collector:
             return
         api_version = obj.get("apiVersion")
         manifest = Manifest(dict(obj), source)
+        if isinstance(api_version, str) and not api_version.startswith(KUSTOMIZE_GROUP):
+            self.result.objects.append(manifest)
         if kind == "Job" and isinstance(api_version, str) and api_version.startswith("batch/"):
             self._add_job(manifest)
         elif kind == "Namespace" and api_version == "v1":
@@ -202,6 +208,21 @@ def _read(path: Path | str) -> tuple[str, str] | Problem:
             source=source,
         )
     return source, text
+
+
+def load_objects(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Every Kubernetes object under ``paths`` (e.g. ``lifecycle-jobs/``), Namespaces first,
+    ready to apply (``Sandbox.apply``).
+
+    Raises :class:`UsageError` when a file cannot be read or parsed: applying half a directory
+    would be worse than applying nothing.
+    """
+    result = load_manifests(paths)
+    unreadable = [p for p in result.problems if p.object == "file"]
+    if unreadable:
+        raise UsageError(str(unreadable[0]), hint="fix the file and retry")
+    # Namespaces first (as kubectl and helm order them): the rest is created inside them.
+    return [m.obj for m in sorted(result.objects, key=lambda m: m.kind != "Namespace")]
 
 
 def load_manifests(paths: Iterable[str | Path]) -> LoadResult:
