@@ -26,6 +26,16 @@ RESULT_PUBLISHED_ANNOTATION: Final = f"{PREFIX}/result-published"
 # "<owner> <unix seconds>": who is publishing the result right now (see tracker.py).
 RESULT_CLAIM_ANNOTATION: Final = f"{PREFIX}/result-claim"
 
+# Defaults of the service (here, not in settings.py, so the CLI can show them without importing
+# the Kubernetes client).
+DEFAULT_REQUEST_TOPIC: Final = "tenant-lifecycle-requests"
+DEFAULT_SUBSCRIPTION: Final = "tenant-lifecycle-orchestrator"
+DEFAULT_RESULTS_TOPIC: Final = "tenant-lifecycle-results"
+DEFAULT_DEAD_LETTER_TOPIC: Final = "tenant-lifecycle-dead-letter"
+DEFAULT_WORKFLOW_NAMESPACE: Final = "argo"
+DEFAULT_TEMPLATE: Final = "tenant-lifecycle"
+ENGINES: Final = ("argo", "local")
+
 WORKFLOW_PREFIX: Final = "lc-"
 MAX_NAME: Final = 63
 _HASH_LENGTH: Final = 10

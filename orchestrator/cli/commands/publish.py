@@ -1,0 +1,128 @@
+"""``tenantctl publish``: send a lifecycle request event to the request topic."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bridge.errors import UsageError
+from orchestrator.cli.commands.listen import pubsub_project_option
+from orchestrator.naming import DEFAULT_REQUEST_TOPIC
+
+
+def load_mapping(path: str, flag: str) -> dict[str, Any]:
+    """A YAML/JSON mapping from a file (``-`` reads stdin)."""
+    import yaml  # noqa: PLC0415 - keep --help fast
+
+    hint = f"give {flag} a YAML or JSON file holding a mapping"
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {flag} {path}: {exc.strerror or exc}", hint=hint) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{flag} {path}: not valid YAML/JSON ({exc})", hint=hint) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{flag} {path}: expected a mapping, got {type(data).__name__}", hint=hint)
+    return data
+
+
+_FLAGS = {
+    "id": "--batch-operation-id",
+    "subject": "--tenant-env-id",
+    "source": "--source",
+    "data.operation": "OPERATION",
+    "data.region": "--region",
+    "data.tenantEnvironment": "--environment",
+    "data.changeset": "--changeset",
+    "data.sourceBatchOperationId": "--source-batch-operation-id",
+    "data.parentBatchOperationId": "--parent-batch-operation-id",
+}
+
+
+@click.command("publish")
+@click.argument("operation")
+@click.option("--tenant-env-id", required=True, metavar="ID", help="tenant environment id")
+@click.option("--environment", metavar="FILE", help="tenant environment (YAML/JSON mapping)")
+@click.option("--changeset", metavar="FILE", help="changeset (YAML/JSON mapping)")
+@click.option("--region", metavar="REGION", help="region of the tenant, e.g. eu-west-1")
+@click.option("--batch-operation-id", metavar="ID", help="idempotency key (default: a new UUID)")
+@click.option("--source-batch-operation-id", metavar="ID", help="restore/migrate-in: the export")
+@click.option("--parent-batch-operation-id", metavar="ID", help="the operation this is part of")
+@click.option("--source", default="tenantctl", show_default=True, help="CloudEvents source")
+@pubsub_project_option
+@click.option(
+    "--topic",
+    envvar="TENANTCTL_REQUEST_TOPIC",
+    show_envvar=True,
+    default=DEFAULT_REQUEST_TOPIC,
+    show_default=True,
+    help="request topic",
+)
+def publish(
+    *,
+    operation: str,
+    tenant_env_id: str,
+    environment: str | None,
+    changeset: str | None,
+    region: str | None,
+    batch_operation_id: str | None,
+    source_batch_operation_id: str | None,
+    parent_batch_operation_id: str | None,
+    source: str,
+    project: str,
+    topic: str,
+) -> None:
+    """Request a lifecycle operation: publish the request event; print its batch id.
+
+    The event is validated exactly as `tenantctl listen` validates it before it is sent.
+
+    \b
+    Examples:
+      tenantctl publish lifecycle.upsert --tenant-env-id t-42 --environment env.yaml
+      tenantctl publish lifecycle.backup --tenant-env-id t-42 --region eu-west-1 \\
+          --batch-operation-id nightly-2026-11-22-t-42
+    """
+    from orchestrator.events import (  # noqa: PLC0415 - keep --help fast
+        InvalidEvent,
+        encode_event,
+        parse_request,
+        request_event,
+    )
+    from orchestrator.pubsub import PubSubBus, PubSubSettings  # noqa: PLC0415
+
+    event = request_event(
+        operation,
+        tenant_env_id=tenant_env_id,
+        batch_operation_id=batch_operation_id,
+        source=source,
+        region=region,
+        environment=load_mapping(environment, "--environment") if environment else {},
+        changeset=load_mapping(changeset, "--changeset") if changeset else {},
+        source_batch_operation_id=source_batch_operation_id,
+        parent_batch_operation_id=parent_batch_operation_id,
+    )
+    data = encode_event(event)
+    try:
+        parse_request(data)
+    except InvalidEvent as exc:
+        flag = next(
+            (f for field, f in _FLAGS.items() if exc.field == field or exc.field.startswith(field)),
+            exc.field or "the request",
+        )
+        raise UsageError(f"{flag}: {exc.message}", hint=exc.hint) from exc
+    bus = PubSubBus(PubSubSettings(project=project))
+    try:
+        bus.publish(topic, data, {"ce-type": event["type"], "ce-id": event["id"]})
+    finally:
+        bus.close()
+    click.echo(event["id"])
+
+
+commands = [publish]

@@ -1,0 +1,321 @@
+"""``tenantctl listen``: the consumer of lifecycle requests and the result tracker, in one process.
+
+:class:`Consumer` decides what happens to one message (the whole policy, testable with
+:class:`~orchestrator.bus.FakeBus`):
+
+=========================================  ===============================  =========
+message                                    action                           ack?
+=========================================  ===============================  =========
+valid, new                                 submit (Workflow created)        ack
+valid, already submitted (409)             count a duplicate                ack
+invalid (any :class:`InvalidEvent`)        publish to the dead-letter topic ack
+valid but the API server rejects it (422)  dead-letter ``WorkflowRejected``  ack
+Kubernetes / bus unavailable, tenant busy  nothing                          **nack**
+dead-letter publish fails                  nothing                          **nack**
+=========================================  ===============================  =========
+
+So a message is acked only once its effect is durable (a Workflow exists, or the dead-letter
+topic has it): no request is lost, and the Workflow name makes redeliveries harmless.
+
+:class:`Service` wires the consumer, the tracker, the metrics endpoint and a clean shutdown:
+on SIGTERM it stops pulling, lets the handlers in flight finish (their messages are acked or
+nacked), returns the messages it had received but not started to the bus, waits for a result
+being published, and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.errors import BusError, InvalidError, LifecycleError
+from bridge.kube import Kube
+
+from .bus import Bus, Disposition, Message, Subscription
+from .engine import BridgeSettings, EngineSettings, LocalSubmitter, local_engine
+from .events import InvalidEvent, encode_event, parse_request, result_event
+from .metrics import Metrics, MetricsServer
+from .pubsub import PubSubBus, PubSubSettings, ensure_topology
+from .settings import ListenSettings
+from .submit import ArgoEngine, Engine
+from .tracker import ResultPublisher, Tracker
+
+log = logging.getLogger(__name__)
+
+# Attributes we put on a dead-lettered message (the original message's attributes are kept).
+REASON_ATTRIBUTE = "reason"
+REASON_CODE_ATTRIBUTE = "reasonCode"
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    dead_letter_topic: str
+    subscription: str = ""
+    max_event_bytes: int = 256 * 1024
+    # Pause before a nack, so an unreachable API server is not hammered by instant redeliveries.
+    retry_delay: float = 1.0
+
+
+class Consumer:
+    """Turns one request message into a :class:`Disposition`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        bus: Bus,
+        *,
+        settings: ConsumerSettings,
+        metrics: Metrics,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.engine = engine
+        self.bus = bus
+        self.settings = settings
+        self.metrics = metrics
+        self._sleep = sleep
+        self.engine_name = str(getattr(engine, "name", type(engine).__name__))
+
+    def handle(self, message: Message) -> Disposition:
+        try:
+            request = parse_request(message.data, max_bytes=self.settings.max_event_bytes)
+        except InvalidEvent as exc:
+            return self._dead_letter(message, exc.reason_code, str(exc), field=exc.field)
+        try:
+            outcome = self.engine.submit(request)
+        except InvalidError as exc:
+            # The API server will never accept this Workflow: retrying cannot help.
+            return self._dead_letter(message, "WorkflowRejected", str(exc), field="")
+        except LifecycleError as exc:
+            log.warning(
+                "request %s not submitted yet (%s); it will be redelivered",
+                request.batch_operation_id,
+                exc,
+            )
+            return self._retry()
+        if outcome.duplicate:
+            self.metrics.duplicates.inc()
+            self.metrics.events_received.labels("duplicate").inc()
+            log.info("request %s: duplicate of %s", request.batch_operation_id, outcome.name)
+        else:
+            self.metrics.submissions.labels(outcome.engine).inc()
+            self.metrics.events_received.labels("submitted").inc()
+            log.info("request %s: submitted %s", request.batch_operation_id, outcome.name)
+        return Disposition.ACK
+
+    def _retry(self) -> Disposition:
+        self.metrics.events_received.labels("retried").inc()
+        self._sleep(self.settings.retry_delay)
+        return Disposition.NACK
+
+    def _dead_letter(self, message: Message, code: str, reason: str, *, field: str) -> Disposition:
+        attributes: dict[str, str] = dict(message.attributes)
+        attributes.update(
+            {
+                REASON_ATTRIBUTE: reason,
+                REASON_CODE_ATTRIBUTE: code,
+                "originalMessageId": message.message_id,
+            }
+        )
+        if field:
+            attributes["field"] = field
+        if self.settings.subscription:
+            attributes["subscription"] = self.settings.subscription
+        try:
+            self.bus.publish(self.settings.dead_letter_topic, message.data, attributes)
+        except BusError as exc:
+            log.warning("dead-lettering message %s failed: %s", message.message_id, exc)
+            return self._retry()
+        outcome = "rejected" if code == "WorkflowRejected" else "invalid"
+        self.metrics.events_received.labels(outcome).inc()
+        self.metrics.dead_letters.labels(code).inc()
+        log.warning("message %s dead-lettered: %s: %s", message.message_id, code, reason)
+        return Disposition.ACK
+
+
+def local_result_publisher(bus: Bus, topic: str, metrics: Metrics) -> Callable[[Any, Any], None]:
+    """The local engine's ``on_result``: publish its result like the tracker does for Argo."""
+
+    def publish(request: Any, result: Any) -> None:
+        data: Mapping[str, Any] = result.to_event_data()
+        event = result_event(
+            batch_operation_id=request.batch_operation_id,
+            tenant_env_id=request.tenant_env_id,
+            operation=request.operation,
+            status="succeeded" if data.get("status") == "succeeded" else "failed",
+            jobs=data.get("jobs") or [],
+            workflow=None,
+            region=request.region,
+            started_at=data.get("startedAt"),
+            finished_at=data.get("finishedAt"),
+        )
+        event["data"].update({k: v for k, v in data.items() if k not in event["data"]})
+        try:
+            bus.publish(
+                topic,
+                encode_event(event),
+                {"ce-type": event["type"], "ce-id": event["id"], "tenant": request.tenant_env_id},
+            )
+        except BusError:
+            log.exception("result of %s could not be published", request.batch_operation_id)
+            return
+        metrics.results_published.labels(event["data"]["status"]).inc()
+        metrics.workflows_finished.labels(str(data.get("status"))).inc()
+
+    return publish
+
+
+class Service:
+    """The running ``tenantctl listen``: build with settings, ``start()``, ``stop()``."""
+
+    def __init__(
+        self,
+        settings: ListenSettings,
+        *,
+        bus: Bus | None = None,
+        kube: Kube | None = None,
+        engine: Engine | None = None,
+        metrics: Metrics | None = None,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self._own_bus = bus is None
+        if bus is None:
+            bus = PubSubBus(
+                PubSubSettings(
+                    project=settings.project,
+                    max_messages=settings.max_messages,
+                    max_bytes=settings.max_bytes,
+                    max_workers=settings.handler_threads,
+                )
+            )
+        self.bus: Bus = bus
+        self._own_kube = kube is None
+        self.kube = kube or Kube(settings=settings.kube)
+        self._local: Any = None
+        self.engine = engine or self._build_engine()
+        self.consumer = Consumer(
+            self.engine,
+            self.bus,
+            settings=ConsumerSettings(
+                dead_letter_topic=settings.dead_letter_topic,
+                subscription=settings.subscription,
+                max_event_bytes=settings.max_event_bytes,
+                retry_delay=retry_delay,
+            ),
+            metrics=self.metrics,
+        )
+        self.tracker: Tracker | None = None
+        if settings.track and settings.engine == "argo":
+            publisher = ResultPublisher(
+                self.kube,
+                self.bus,
+                namespace=settings.workflow_namespace,
+                topic=settings.results_topic,
+                owner=settings.owner,
+                claim_ttl=settings.claim_ttl,
+                metrics=self.metrics,
+            )
+            self.tracker = Tracker(
+                self.kube,
+                publisher,
+                namespace=settings.workflow_namespace,
+                watch_timeout=settings.watch_timeout,
+            )
+        self._tracker_thread: threading.Thread | None = None
+        self._subscription: Subscription | None = None
+        self.server: MetricsServer | None = None
+        self._stopped = False
+
+    def _build_engine(self) -> Engine:
+        if self.settings.engine == "argo":
+            return ArgoEngine(
+                self.kube,
+                namespace=self.settings.workflow_namespace,
+                template=self.settings.template,
+                parallelism=self.settings.parallelism,
+            )
+        kube = self.settings.kube
+        local = local_engine(
+            BridgeSettings(kubeconfig=kube.kubeconfig, context=kube.context),
+            settings=EngineSettings(parallelism=self.settings.parallelism),
+        )
+        self._local = LocalSubmitter(
+            local,
+            on_result=local_result_publisher(self.bus, self.settings.results_topic, self.metrics),
+            max_concurrent=self.settings.max_concurrent,
+        )
+        engine: Engine = self._local
+        return engine
+
+    def health(self) -> tuple[bool, str]:
+        if self._stopped:
+            return False, "stopping"
+        if self.tracker is not None and not self.tracker.healthy:
+            return False, f"tracker: {self.tracker.last_error}"
+        return True, "ok"
+
+    def start(self) -> None:
+        s = self.settings
+        if s.create_topology:
+            ensure_topology(
+                s.project,
+                topics=[s.request_topic, s.results_topic, s.dead_letter_topic],
+                subscriptions={s.subscription: s.request_topic},
+            )
+        if s.metrics_port >= 0:
+            self.server = MetricsServer(
+                self.metrics, host=s.metrics_host, port=s.metrics_port, health=self.health
+            )
+            log.info("metrics on %s/metrics", self.server.url)
+        if self.tracker is not None:
+            self._tracker_thread = threading.Thread(
+                target=self.tracker.run, name="tenantctl-tracker", daemon=True
+            )
+            self._tracker_thread.start()
+        self._subscription = self.bus.subscribe(s.subscription, self.consumer.handle)
+        log.info(
+            "listening on %s (engine %s, workflows in %s)",
+            s.subscription,
+            s.engine,
+            s.workflow_namespace,
+        )
+
+    def wait(self, stop: threading.Event, *, poll: float = 0.5) -> None:
+        """Block until ``stop`` is set; raises BusError when the subscription dies."""
+        assert self._subscription is not None, "start() first"
+        while not stop.is_set():
+            if self._subscription.wait(poll):
+                raise BusError(
+                    f"the subscription {self.settings.subscription} stopped",
+                    hint="check that it exists and the credentials may pull from it",
+                )
+
+    def stop(self) -> None:
+        """Stop pulling, finish the messages in flight, flush results; idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._subscription is not None:
+            self._subscription.stop(timeout=self.settings.shutdown_timeout)
+        if self.tracker is not None:
+            self.tracker.stop()
+        if self._tracker_thread is not None:
+            self._tracker_thread.join(timeout=self.settings.shutdown_timeout)
+        if self._local is not None:
+            # Running local operations are cancelled (each bridge deletes its pod); their
+            # ``cancelled`` results are still published.
+            self._local.close(cancel=True)
+
+    def close(self) -> None:
+        self.stop()
+        if self.server is not None:
+            self.server.close()
+        if self._own_bus:
+            self.bus.close()
+        if self._own_kube:
+            self.kube.close()

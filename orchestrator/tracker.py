@@ -1,0 +1,519 @@
+"""Result tracking: one result event per finished Workflow, also across restarts.
+
+:class:`ResultPublisher` is shared by the tracker (``tenantctl listen``) and the Argo exit handler
+(``tenantctl publish-result``). Both follow the same protocol on the Workflow's annotations:
+
+1. **claim**: merge-patch ``result-claim: "<owner> <unix time>"`` *with the resourceVersion just
+   read* -- the API server's optimistic concurrency (409 on a stale version) lets exactly one
+   contender win; the loser re-reads and sees the claim (or the marker);
+2. **publish** the result event and wait until the bus accepted it;
+3. **mark**: merge-patch ``result-published: <time>`` and drop the claim.
+
+A crash between 2 and 3 leaves a claim and no marker: after ``claim_ttl`` (immediately for the
+same owner) someone publishes again. Publishing is therefore at-least-once, and the result event
+``id`` is the batch operation id -- deterministic -- so consumers deduplicate by ``id`` + ``type``.
+A crash before 2 only delays the result; a marker is never set without a publish, so no result is
+lost. On start the tracker lists every labelled Workflow and catches up on terminal, unmarked
+ones, then watches from the list's resourceVersion (re-listing after a 410).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from bridge.errors import ConflictError, GoneError, LifecycleError, NotFoundError, UnavailableError
+from bridge.kube import WORKFLOWS, Kube, WatchStream
+
+from .bus import Bus
+from .events import encode_event, result_event, rfc3339
+from .metrics import Metrics
+from .naming import (
+    BATCH_LABEL,
+    OPERATION_LABEL,
+    RECEIVED_AT_ANNOTATION,
+    REGION_ANNOTATION,
+    REQUESTED_AT_ANNOTATION,
+    RESULT_CLAIM_ANNOTATION,
+    RESULT_PUBLISHED_ANNOTATION,
+    TENANT_LABEL,
+)
+
+log = logging.getLogger(__name__)
+
+TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed", "Error"})
+RESULT_PARAMETER: Final = "result"
+PLAN_PARAMETER: Final = "plan"
+DEFAULT_CLAIM_TTL: Final = 60.0
+
+
+# --------------------------------------------------------------------------------------------
+# building the result from a Workflow
+# --------------------------------------------------------------------------------------------
+
+
+def _parameters(node: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    section = node.get(kind) or {}
+    return {
+        str(p.get("name")): p.get("value")
+        for p in section.get("parameters") or []
+        if isinstance(p, dict)
+    }
+
+
+def _plan_waves(nodes: Mapping[str, Any]) -> dict[tuple[str, str], int]:
+    """(namespace, job) -> wave, from the discovery node's ``plan`` output when there is one."""
+    waves: dict[tuple[str, str], int] = {}
+    for node in nodes.values():
+        raw = _parameters(node, "outputs").get(PLAN_PARAMETER)
+        if not isinstance(raw, str):
+            continue
+        try:
+            plan = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(plan, dict):
+            continue
+        for wave in plan.get("waves") or []:
+            if not isinstance(wave, dict):
+                continue
+            for job in wave.get("jobs") or []:
+                if isinstance(job, dict):
+                    waves[(str(job.get("namespace")), str(job.get("name")))] = int(
+                        wave.get("wave", 0)
+                    )
+    return waves
+
+
+def collect_jobs(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each bridge node's ``result`` output (the bridge's result JSON), plus ``wave``.
+
+    Argo copies a retried node's last attempt's outputs onto the parent retry node, so one job can
+    appear more than once: the latest finished one wins. A bridge node that died without writing a
+    result (its pod was killed) is reported as ``error`` from the node's own phase and message.
+    """
+    nodes: Mapping[str, Any] = (workflow.get("status") or {}).get("nodes") or {}
+    waves = _plan_waves(nodes)
+    best: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    for node in nodes.values():
+        if not isinstance(node, dict):
+            continue
+        outputs = _parameters(node, "outputs")
+        raw = outputs.get(RESULT_PARAMETER)
+        job: dict[str, Any] | None = None
+        if isinstance(raw, str) and raw.strip():
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict) and parsed.get("namespace") and parsed.get("job"):
+                job = parsed
+        inputs = _parameters(node, "inputs")
+        if job is None and _is_failed_bridge_node(node, inputs):
+            namespace, _, name = str(inputs["job"]).partition("/")
+            job = {
+                "namespace": namespace,
+                "job": name,
+                "status": "error",
+                "reason": str(node.get("phase")),
+                "message": str(node.get("message") or "the bridge node ended without a result"),
+                "exitCode": None,
+                "attempts": [],
+                "startedAt": node.get("startedAt"),
+                "finishedAt": node.get("finishedAt"),
+            }
+        if job is not None and "wave" not in job and _is_int(inputs.get("wave")):
+            job = {**job, "wave": int(str(inputs["wave"]))}
+        if job is None:
+            continue
+        key = (str(job["namespace"]), str(job["job"]))
+        finished = str(job.get("finishedAt") or node.get("finishedAt") or "")
+        if key not in best or finished >= best[key][0]:
+            best[key] = (finished, job)
+    jobs = []
+    for key, (_, job) in best.items():
+        entry = dict(job)
+        if "wave" not in entry:
+            entry["wave"] = waves.get(key)
+        jobs.append(entry)
+    jobs.sort(key=_job_order)
+    return jobs
+
+
+def _job_order(job: Mapping[str, Any]) -> tuple[int, str, str]:
+    wave = job.get("wave")
+    return (wave if isinstance(wave, int) else 0, str(job["namespace"]), str(job["job"]))
+
+
+def _is_int(value: Any) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return True
+    return isinstance(value, str) and value.lstrip("-").isdigit()
+
+
+def _is_failed_bridge_node(node: Mapping[str, Any], inputs: Mapping[str, Any]) -> bool:
+    """A bridge node (its ``job`` input is ``namespace/job``) that failed without a result."""
+    job = inputs.get("job")
+    return node.get("phase") in {"Failed", "Error"} and isinstance(job, str) and job.count("/") == 1
+
+
+def failed_steps(workflow: Mapping[str, Any]) -> list[str]:
+    """Display names of failed nodes that count for the outcome.
+
+    Used when the Workflow is not finished yet (Argo's exit handler runs before the phase is
+    set): an attempt that a retry node superseded does not count, nor does the exit handler.
+    """
+    nodes: Mapping[str, Any] = (workflow.get("status") or {}).get("nodes") or {}
+    superseded = {
+        child
+        for node in nodes.values()
+        if isinstance(node, dict) and node.get("type") == "Retry"
+        for child in node.get("children") or []
+    }
+    return sorted(
+        str(node.get("displayName") or node_id)
+        for node_id, node in nodes.items()
+        if isinstance(node, dict)
+        and node_id not in superseded
+        and node.get("type") in {"Pod", "Retry"}
+        and node.get("phase") in {"Failed", "Error"}
+        and ".onExit" not in str(node.get("displayName") or "")
+    )
+
+
+def _argument(workflow: Mapping[str, Any], name: str) -> str | None:
+    for p in ((workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or []:
+        if isinstance(p, dict) and p.get("name") == name and p.get("value") is not None:
+            return str(p["value"])
+    return None
+
+
+def build_result(
+    workflow: Mapping[str, Any], *, workflow_status: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """The result CloudEvent of a Workflow.
+
+    ``workflow_status`` overrides ``status.phase`` (Argo's exit handler passes
+    ``{{workflow.status}}`` while the Workflow itself is still Running). The operation succeeded
+    only when the Workflow did and every job did.
+    """
+    metadata = workflow.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    annotations = metadata.get("annotations") or {}
+    status = workflow.get("status") or {}
+    phase = workflow_status or status.get("phase") or ""
+    jobs = collect_jobs(workflow)
+    ok = phase not in {"Failed", "Error"} and all(j.get("status") == "succeeded" for j in jobs)
+    if ok and phase not in TERMINAL_PHASES:
+        ok = not failed_steps(workflow)
+    batch = labels.get(BATCH_LABEL) or _argument(workflow, "batch-operation-id") or ""
+    tenant = labels.get(TENANT_LABEL) or _argument(workflow, "tenant-env-id") or ""
+    operation = labels.get(OPERATION_LABEL) or _argument(workflow, "operation") or ""
+    return result_event(
+        batch_operation_id=batch,
+        tenant_env_id=tenant,
+        operation=operation,
+        status="succeeded" if ok else "failed",
+        jobs=jobs,
+        workflow=metadata.get("name"),
+        region=annotations.get(REGION_ANNOTATION),
+        started_at=status.get("startedAt"),
+        finished_at=status.get("finishedAt") or rfc3339(now or datetime.now(UTC)),
+        time=now,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# publishing exactly once (in effect)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    status: Literal["published", "already-published", "claimed", "not-finished", "gone"]
+    workflow: str
+    event: dict[str, Any] | None = None
+
+
+class ResultPublisher:
+    """Claim, publish, mark (see the module docstring)."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        bus: Bus,
+        *,
+        namespace: str,
+        topic: str,
+        owner: str,
+        claim_ttl: float = DEFAULT_CLAIM_TTL,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.kube = kube
+        self.bus = bus
+        self.namespace = namespace
+        self.topic = topic
+        self.owner = owner.replace(" ", "_")
+        self.claim_ttl = claim_ttl
+        self.metrics = metrics
+        self._clock = clock
+
+    def _claim_holder(self, annotations: Mapping[str, Any]) -> str | None:
+        """Who holds a live claim (None when nobody, or when it is ours or expired)."""
+        claim = annotations.get(RESULT_CLAIM_ANNOTATION)
+        if not isinstance(claim, str) or not claim:
+            return None
+        owner, _, stamp = claim.rpartition(" ")
+        if owner == self.owner:
+            return None
+        try:
+            age = self._clock() - float(stamp)
+        except ValueError:
+            return None
+        return owner if age < self.claim_ttl else None
+
+    def publish(
+        self,
+        name: str,
+        *,
+        workflow: Mapping[str, Any] | None = None,
+        allow_unfinished: bool = False,
+        workflow_status: str | None = None,
+    ) -> PublishOutcome:
+        """Publish the result of Workflow ``name`` unless it was (or is being) published."""
+        current = workflow
+        for _ in range(10):
+            if current is None:
+                try:
+                    current = self.kube.get(WORKFLOWS, name, namespace=self.namespace)
+                except NotFoundError:
+                    return PublishOutcome("gone", name)
+            metadata = current.get("metadata") or {}
+            annotations = metadata.get("annotations") or {}
+            if annotations.get(RESULT_PUBLISHED_ANNOTATION):
+                return PublishOutcome("already-published", name)
+            phase = workflow_status or (current.get("status") or {}).get("phase")
+            if phase not in TERMINAL_PHASES and not allow_unfinished:
+                return PublishOutcome("not-finished", name)
+            if self._claim_holder(annotations):
+                return PublishOutcome("claimed", name)
+            claim = {
+                "metadata": {
+                    "resourceVersion": metadata.get("resourceVersion"),
+                    "annotations": {RESULT_CLAIM_ANNOTATION: f"{self.owner} {self._clock():.3f}"},
+                }
+            }
+            try:
+                self.kube.patch(WORKFLOWS, name, claim, namespace=self.namespace)
+            except ConflictError:
+                current = None  # changed under us (Argo, another publisher): read it again
+                continue
+            except NotFoundError:
+                return PublishOutcome("gone", name)
+            return self._publish_claimed(current, workflow_status=workflow_status)
+        raise UnavailableError(
+            f"workflow {self.namespace}/{name} kept changing; could not claim its result",
+            reason="ClaimContention",
+        )
+
+    def _publish_claimed(
+        self, workflow: Mapping[str, Any], *, workflow_status: str | None
+    ) -> PublishOutcome:
+        name = str(workflow["metadata"]["name"])
+        event = build_result(workflow, workflow_status=workflow_status)
+        try:
+            self.bus.publish(
+                self.topic,
+                encode_event(event),
+                {
+                    "ce-type": event["type"],
+                    "ce-id": event["id"],
+                    "workflow": name,
+                    "tenant": str(event["subject"]),
+                },
+            )
+        except LifecycleError:
+            self._release(name)
+            raise
+        self.kube.patch(
+            WORKFLOWS,
+            name,
+            {
+                "metadata": {
+                    "annotations": {
+                        RESULT_PUBLISHED_ANNOTATION: rfc3339(datetime.now(UTC)),
+                        RESULT_CLAIM_ANNOTATION: None,
+                    }
+                }
+            },
+            namespace=self.namespace,
+        )
+        if self.metrics is not None:
+            phase = str(workflow_status or (workflow.get("status") or {}).get("phase") or "")
+            self.metrics.workflows_finished.labels(phase or "Unknown").inc()
+            self.metrics.results_published.labels(event["data"]["status"]).inc()
+            started = _request_time(workflow)
+            if started is not None:
+                latency = (datetime.now(UTC) - started).total_seconds()
+                self.metrics.end_to_end_latency.observe(max(latency, 0.0))
+        log.info("published %s for workflow %s", event["type"], name)
+        return PublishOutcome("published", name, event)
+
+    def _release(self, name: str) -> None:
+        try:
+            self.kube.patch(
+                WORKFLOWS,
+                name,
+                {"metadata": {"annotations": {RESULT_CLAIM_ANNOTATION: None}}},
+                namespace=self.namespace,
+            )
+        except LifecycleError:
+            log.warning("could not release the result claim on %s", name, exc_info=True)
+
+
+def _request_time(workflow: Mapping[str, Any]) -> datetime | None:
+    annotations = (workflow.get("metadata") or {}).get("annotations") or {}
+    for key in (REQUESTED_AT_ANNOTATION, RECEIVED_AT_ANNOTATION):
+        value = annotations.get(key)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# the tracker loop
+# --------------------------------------------------------------------------------------------
+
+
+class Tracker:
+    """Lists, then watches, the labelled Workflows of one namespace and publishes results."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        publisher: ResultPublisher,
+        *,
+        namespace: str,
+        label_selector: str = BATCH_LABEL,
+        watch_timeout: int = 60,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self.kube = kube
+        self.publisher = publisher
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.watch_timeout = watch_timeout
+        self.retry_delay = retry_delay
+        # Workflows claimed by someone else: look again once their claim may have expired.
+        self._recheck: dict[str, float] = {}
+        self._busy = threading.Lock()
+        self._stop = threading.Event()
+        self._stream: WatchStream | None = None
+        self.healthy = True
+        self.last_error: str = ""
+
+    def handle(self, workflow: Mapping[str, Any]) -> PublishOutcome | None:
+        """Publish for one observed Workflow when it is finished and unpublished."""
+        metadata = workflow.get("metadata") or {}
+        name = str(metadata.get("name") or "")
+        if (metadata.get("annotations") or {}).get(RESULT_PUBLISHED_ANNOTATION):
+            self._recheck.pop(name, None)
+            return None
+        if (workflow.get("status") or {}).get("phase") not in TERMINAL_PHASES:
+            return None
+        with self._busy:  # shutdown waits for a publish in progress
+            outcome = self.publisher.publish(name, workflow=workflow)
+        if outcome.status == "claimed":
+            self._recheck[name] = time.monotonic() + self.publisher.claim_ttl
+        else:
+            self._recheck.pop(name, None)
+        return outcome
+
+    def catch_up(self) -> str:
+        """Handle every labelled Workflow once; returns the list's resourceVersion."""
+        items, version = self.kube.list_with_version(
+            WORKFLOWS, namespace=self.namespace, label_selector=self.label_selector
+        )
+        for workflow in items:
+            if self._stop.is_set():
+                break
+            self._handle_safely(workflow)
+        return version
+
+    def _handle_safely(self, workflow: Mapping[str, Any]) -> None:
+        try:
+            self.handle(workflow)
+        except LifecycleError as exc:
+            # Not marked: the next re-list (or a later event) retries it.
+            name = (workflow.get("metadata") or {}).get("name")
+            log.warning("result of workflow %s not published yet: %s", name, exc)
+            self._recheck[str(name)] = time.monotonic() + self.retry_delay
+
+    def _recheck_due(self) -> None:
+        now = time.monotonic()
+        for name, due in list(self._recheck.items()):
+            if due <= now and not self._stop.is_set():
+                try:
+                    workflow = self.kube.get(WORKFLOWS, name, namespace=self.namespace)
+                except NotFoundError:
+                    self._recheck.pop(name, None)
+                    continue
+                except LifecycleError:
+                    continue
+                self._handle_safely(workflow)
+
+    def run(self) -> None:
+        """Loop until :meth:`stop`: catch up, watch, re-list on 410, back off on errors."""
+        version: str | None = None
+        while not self._stop.is_set():
+            try:
+                if version is None:
+                    version = self.catch_up()
+                self._recheck_due()
+                stream = self.kube.watch(
+                    WORKFLOWS,
+                    namespace=self.namespace,
+                    label_selector=self.label_selector,
+                    resource_version=version,
+                    timeout_seconds=self.watch_timeout,
+                )
+                self._stream = stream
+                if self._stop.is_set():
+                    stream.close()
+                for kind, workflow in stream:
+                    if kind in ("ADDED", "MODIFIED"):
+                        self._handle_safely(workflow)
+                    if self._stop.is_set():
+                        break
+                    self._recheck_due()
+                version = stream.resource_version or version
+                stream.close()
+                self.healthy = True
+            except GoneError:
+                version = None  # too old: list again
+            except LifecycleError as exc:
+                self.healthy = False
+                self.last_error = str(exc)
+                log.warning("tracker: %s; retrying in %.1fs", exc, self.retry_delay)
+                self._stop.wait(self.retry_delay)
+            finally:
+                self._stream = None
+
+    def stop(self) -> None:
+        """Stop watching; waits for a publish in progress (so its result is flushed)."""
+        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        with self._busy:
+            pass
