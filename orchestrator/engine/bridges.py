@@ -259,7 +259,7 @@ class SubprocessBridge:
             "batchOperationId": spec.batch_operation_id,
             "status": CANCELLED if cancelled else ERROR,
             "exitCode": code,
-            "reason": "Terminated" if cancelled else "BridgeExited",
+            "reason": "Terminated" if cancelled else "NoResult",
             "message": tail or f"the bridge exited with {code} without writing a result",
             "attempts": [],
             "startedAt": rfc3339(self._started_at),

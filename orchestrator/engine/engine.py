@@ -12,6 +12,8 @@ Semantics (the same as the Argo WorkflowTemplate's, so what works locally works 
 * Cancelling (``cancel`` event set, or Ctrl-C in the calling thread) terminates every running
   bridge (SIGTERM: each deletes its pod and exits 143, its result is ``cancelled``), starts no new
   one, and reports the operation ``cancelled``.
+* A bridge that exits 75 (infrastructure error) is rerun with backoff, as Argo's retryStrategy
+  does; every other outcome is final.
 * One operation per tenant at a time (:mod:`orchestrator.engine.locks`).
 """
 
@@ -39,6 +41,9 @@ from .result import (
     rfc3339,
     utc_now,
 )
+
+# The bridge's exit code for an infrastructure error (INTERFACES.md, "Bridge exit codes").
+INFRA_EXIT_CODE = 75
 
 
 class RequestLike(Protocol):
@@ -86,6 +91,11 @@ class EngineSettings:
     lock_wait_seconds: float = 0.0
     # How often the waiting thread looks at the cancel flag (and lets Ctrl-C in).
     poll_seconds: float = 0.1
+    # A bridge exiting 75 (infrastructure error) is rerun, like Argo's retryStrategy does
+    # (there: 4 retries from 15s); locally the backoff starts shorter, for people waiting.
+    infra_retries: int = 4
+    infra_backoff_seconds: float = 2.0
+    infra_backoff_cap: float = 30.0
 
     def __post_init__(self) -> None:
         if self.parallelism < 1:
@@ -271,7 +281,9 @@ class _Run:
             handle.terminate()
 
     def _run_job(self, job: PlannedJob) -> JobResult:
+        """Run one job's bridge; rerun it when it exits 75, as Argo's retryStrategy does."""
         request = self.request
+        settings = self.engine.settings
         spec = BridgeSpec(
             job=job,
             operation=request.operation,
@@ -281,35 +293,58 @@ class _Run:
             changeset=request.changeset,
             source_batch_operation_id=request.source_batch_operation_id,
         )
-        started = utc_now()
-        with self._lock:
-            # Checked under the lock that _terminate_running takes: a bridge is either launched
-            # before the cancel (and then terminated by it) or not launched at all.
-            if self.cancel.is_set():
-                skipped = JobResult.skipped(
-                    job,
-                    operation=request.operation,
-                    tenant_env_id=request.tenant_env_id,
-                    batch=request.batch_operation_id,
-                    why="Cancelled",
-                )
-                self.observer.on_skipped(skipped)
-                return skipped
-            self.observer.on_job_start(job)
-            try:
-                handle = self.engine.launcher.launch(spec, on_line=self.observer.on_job_line)
-            except Exception as exc:  # an OSError starting python, a full disk, ...
-                result = JobResult(job, _launch_error(spec, exc, started))
-                self.observer.on_job_finish(result)
-                return result
-            self._running[job.key] = handle
-        try:
-            data = handle.wait()
-        except Exception as exc:
-            data = _launch_error(spec, exc, started)
-        finally:
+        data: Mapping[str, Any] | None = None
+        retry = 0
+        while True:
+            started = utc_now()
             with self._lock:
-                self._running.pop(job.key, None)
+                # Checked under the lock that _terminate_running takes: a bridge is either
+                # launched before the cancel (and then terminated by it) or not at all.
+                if self.cancel.is_set():
+                    if data is not None:  # cancelled while waiting to retry
+                        break
+                    skipped = JobResult.skipped(
+                        job,
+                        operation=request.operation,
+                        tenant_env_id=request.tenant_env_id,
+                        batch=request.batch_operation_id,
+                        why="Cancelled",
+                    )
+                    self.observer.on_skipped(skipped)
+                    return skipped
+                if retry == 0:
+                    self.observer.on_job_start(job)
+                try:
+                    handle = self.engine.launcher.launch(spec, on_line=self.observer.on_job_line)
+                except Exception as exc:  # an OSError starting python, a full disk, ...
+                    data = _launch_error(spec, exc, started)
+                    break
+                self._running[job.key] = handle
+                self._signalled.discard(job.key)
+            try:
+                data = handle.wait()
+            except Exception as exc:
+                data = _launch_error(spec, exc, started)
+            finally:
+                with self._lock:
+                    self._running.pop(job.key, None)
+            # Exit 75 is the bridge's "infrastructure error" (API unreachable after its own
+            # retries): the only code Argo's retryStrategy retries. The rerun bridge finds its
+            # pod by name and resumes instead of running the job twice.
+            if data.get("exitCode") != INFRA_EXIT_CODE or retry >= settings.infra_retries:
+                break
+            retry += 1
+            delay = min(
+                settings.infra_backoff_seconds * 2 ** (retry - 1), settings.infra_backoff_cap
+            )
+            self.observer.on_job_line(
+                job,
+                f"engine: the bridge exited {INFRA_EXIT_CODE} (infrastructure: "
+                f"{data.get('reason')}); retry {retry} of {settings.infra_retries} in {delay:g}s",
+                "engine",
+            )
+            if self.cancel.wait(delay):
+                break
         result = JobResult(job, data)
         self.observer.on_job_finish(result)
         return result

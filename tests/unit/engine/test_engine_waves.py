@@ -13,6 +13,7 @@ from orchestrator.engine import (
     EngineSettings,
     LocalEngine,
     LocalSubmitter,
+    RunObserver,
     RunRequest,
     TenantBusyError,
     TenantLocks,
@@ -406,3 +407,40 @@ def test_parallelism_below_one_is_a_usage_error() -> None:
 
     with pytest.raises(UsageError, match="--parallelism"):
         EngineSettings(parallelism=0)
+
+
+def test_an_infrastructure_exit_is_retried_like_argo_does() -> None:
+    plan = plan_of(UPSERT, ("team-a/x", 0, "abort"), ("team-b/y", 1, "abort"))
+    launcher = FakeBridgeLauncher({"team-a/x": FakeJob(status="error", exit_code=75)})
+    engine = LocalEngine(
+        plan_source=FakePlanSource(plan),
+        launcher=launcher,
+        settings=EngineSettings(infra_retries=2, infra_backoff_seconds=0.01, poll_seconds=0.01),
+    )
+    result = engine.run(RunRequest(UPSERT, "t1"))
+
+    assert [s.job.key for s in launcher.launched] == ["team-a/x"] * 3
+    assert result.job("team-a/x").exit_code == 75
+    assert result.status == "failed"
+
+
+def test_an_infrastructure_exit_that_recovers_succeeds() -> None:
+    plan = plan_of(UPSERT, ("team-a/x", 0, "abort"))
+    launcher = FakeBridgeLauncher({"team-a/x": FakeJob(status="error", exit_code=75)})
+    lines: list[str] = []
+
+    class Recorder(RunObserver):
+        def on_job_line(self, job: object, line: str, stream: str) -> None:
+            lines.append(line)
+            launcher.jobs["team-a/x"] = FakeJob()  # the API is back
+
+    engine = LocalEngine(
+        plan_source=FakePlanSource(plan),
+        launcher=launcher,
+        settings=EngineSettings(infra_backoff_seconds=0.01, poll_seconds=0.01),
+    )
+    result = engine.run(RunRequest(UPSERT, "t1"), observer=Recorder())
+
+    assert result.succeeded
+    assert len(launcher.launched) == 2
+    assert any("retry 1 of 4" in line for line in lines)
