@@ -1,0 +1,369 @@
+"""``python -m bridge``: the programs every lifecycle workflow runs (discover, run, sweep).
+
+Connection for all: ``--kubeconfig``/``--context`` (env ``BRIDGE_KUBECONFIG``/``BRIDGE_CONTEXT``),
+else ``$KUBECONFIG``/``~/.kube/config``, else the in-cluster service account. Every option can
+be set from the environment as ``BRIDGE_<OPTION>`` (e.g. ``BRIDGE_STUCK_GRACE=30``).
+User mistakes end with one line ``error: ...`` on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+import click
+import yaml
+
+from bridge.contract import ContractSettings
+from bridge.discovery import discover as run_discovery
+from bridge.errors import (
+    ContractError,
+    LifecycleError,
+    RefusedError,
+    UnavailableError,
+    UsageError,
+)
+from bridge.kube import Kube, KubeSettings
+from bridge.planner import summarize
+from bridge.runner import Runner, RunRequest, load_hooks
+from bridge.settings import BridgeSettings
+from bridge.sweep import Sweeper, parse_duration
+
+EXIT_USAGE = 2
+EXIT_INFRASTRUCTURE = 75
+_SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _fail(exc: LifecycleError) -> NoReturn:
+    click.echo(f"error: {exc}", err=True)
+    if isinstance(exc, UsageError):
+        sys.exit(EXIT_USAGE)
+    if isinstance(exc, RefusedError):
+        sys.exit(2)
+    if isinstance(exc, UnavailableError):
+        sys.exit(EXIT_INFRASTRUCTURE)
+    sys.exit(1)
+
+
+def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--kubeconfig", envvar="BRIDGE_KUBECONFIG", help="kubeconfig file."),
+        click.option("--context", envvar="BRIDGE_CONTEXT", help="kubeconfig context."),
+        click.option(
+            "--prefix",
+            envvar="BRIDGE_PREFIX",
+            default="tenant-lifecycle.dev",
+            show_default=True,
+            help="Prefix of the contract's labels and annotations.",
+        ),
+        click.option(
+            "--legacy-key",
+            envvar="BRIDGE_LEGACY_KEY",
+            help="A single annotation listing operations, honoured too.",
+        ),
+        click.option(
+            "--max-retries", envvar="BRIDGE_MAX_RETRIES", type=int, default=5, show_default=True
+        ),
+        click.option(
+            "--backoff-base",
+            envvar="BRIDGE_BACKOFF_BASE",
+            type=float,
+            default=0.2,
+            show_default=True,
+            help="First retry waits up to this many seconds (full jitter, doubling).",
+        ),
+        click.option(
+            "--backoff-max", envvar="BRIDGE_BACKOFF_MAX", type=float, default=5.0, show_default=True
+        ),
+        click.option(
+            "--request-timeout",
+            envvar="BRIDGE_REQUEST_TIMEOUT",
+            type=float,
+            default=30.0,
+            show_default=True,
+        ),
+        click.option("-v", "--verbose", is_flag=True, help="Log API retries and reconnects."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings(params: Mapping[str, Any], **bridge: Any) -> BridgeSettings:
+    logging.basicConfig(
+        level=logging.INFO if params.get("verbose") else logging.WARNING,
+        format="bridge: %(message)s",
+        stream=sys.stderr,
+    )
+    kube = KubeSettings(
+        kubeconfig=params.get("kubeconfig"),
+        context=params.get("context"),
+        request_timeout=params["request_timeout"],
+        max_retries=params["max_retries"],
+        backoff_base=params["backoff_base"],
+        backoff_max=params["backoff_max"],
+    )
+    contract = ContractSettings(prefix=params["prefix"], legacy_key=params.get("legacy_key"))
+    return BridgeSettings(contract=contract, kube=kube, **bridge)
+
+
+def _read_document(value: str | None, what: str) -> dict[str, Any]:
+    """A YAML/JSON mapping from a file, ``-`` (stdin), or nothing (empty)."""
+    if value is None:
+        return {}
+    try:
+        text = sys.stdin.read() if value == "-" else Path(value).read_text()
+    except OSError as exc:
+        raise UsageError(f"--{what}: cannot read {value}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--{what}: {value} is not valid YAML or JSON: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(
+            f"--{what}: {value} must hold a mapping, not {type(data).__name__}",
+            hint="e.g. {applications: [catalog]}",
+        )
+    return data
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """The bridge programs of tenant-lifecycle: discover, run, sweep.
+
+    \b
+    Example:
+      python -m bridge discover --operation lifecycle.upsert --output plan.json
+    """
+
+
+@main.command()
+@click.option("--operation", required=True, help="Operation name, e.g. lifecycle.upsert.")
+@click.option("--tenant-env-id", help="Tenant environment id (recorded in the plan).")
+@click.option("--environment", help="Tenant environment YAML/JSON file (applications filter).")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the plan JSON here.")
+@click.option("--skip-invalid", is_flag=True, help="Proceed without invalid participants (listed).")
+@connection_options
+def discover(**params: Any) -> None:
+    """List the Jobs taking part in an operation and plan them in waves.
+
+    Opted-in namespaces and lifecycle Jobs are found by server-side label selectors. The plan
+    JSON goes to --output (or stdout), a summary to stderr. A Job annotated for the operation
+    but invalid or not suspended fails discovery (exit 1) unless --skip-invalid.
+
+    \b
+    Example:
+      python -m bridge discover --operation lifecycle.upsert \\
+          --tenant-env-id t-799a --environment env.yaml --output /tmp/plan.json
+    """
+    try:
+        settings = _settings(params)
+        environment = (
+            _read_document(params["environment"], "environment")
+            if params.get("environment")
+            else None
+        )
+        with Kube(settings=settings.kube) as kube:
+            found = run_discovery(
+                kube,
+                operation=params["operation"],
+                settings=settings.contract,
+                environment=environment,
+                tenant_env_id=params.get("tenant_env_id"),
+                skip_invalid=params["skip_invalid"],
+            )
+        text = found.plan.to_compact_json()
+        if params.get("output"):
+            Path(params["output"]).write_text(text)
+        else:
+            click.echo(text)
+        click.echo(
+            f"discovery: {len(found.namespaces)} opted-in namespace(s), {found.jobs_seen} "
+            f"labelled Job(s); {summarize(found.plan)}",
+            err=True,
+        )
+        for wave in found.plan.waves:
+            jobs = ", ".join(f"{j.namespace}/{j.name}" for j in wave.jobs)
+            click.echo(f"  wave {wave.wave}: {jobs}", err=True)
+        for rejected in found.plan.rejected:
+            click.echo(f"  rejected {rejected.namespace}/{rejected.name}:", err=True)
+            for error in rejected.errors:
+                click.echo(f"    - {error}", err=True)
+        for skipped in found.plan.skipped:
+            click.echo(f"  skipped {skipped.namespace}/{skipped.name}: {skipped.reason}", err=True)
+    except ContractError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        sys.exit(1)
+    except LifecycleError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.option("--namespace", required=True, help="The Job's namespace.")
+@click.option("--job", required=True, help="The Job's name.")
+@click.option("--operation", required=True)
+@click.option("--tenant-env-id", required=True)
+@click.option("--batch-operation-id", required=True)
+@click.option("--environment", help="Tenant environment YAML/JSON file, or - for stdin.")
+@click.option("--changeset", help="Changeset YAML/JSON file, or - for stdin.")
+@click.option("--workflow-name", help="The Argo Workflow running this bridge (for sweep).")
+@click.option("--workflow-uid")
+@click.option(
+    "--workflow-namespace",
+    envvar="BRIDGE_WORKFLOW_NAMESPACE",
+    help="The Workflow's namespace (default: this pod's namespace).",
+)
+@click.option("--source-batch-operation-id", help="For migrate-in/restore: where data comes from.")
+@click.option("--result", "result_path", type=click.Path(dir_okay=False), help="Result JSON.")
+@click.option(
+    "--stuck-grace",
+    envvar="BRIDGE_STUCK_GRACE",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="Seconds a pod may be stuck (image pull, config error, unschedulable).",
+)
+@click.option(
+    "--delete-grace",
+    envvar="BRIDGE_DELETE_GRACE",
+    type=int,
+    help="Grace seconds for pods the bridge deletes (default: the pod's own).",
+)
+@click.option(
+    "--log-reconnect-delay",
+    envvar="BRIDGE_LOG_RECONNECT_DELAY",
+    type=float,
+    default=0.5,
+    show_default=True,
+)
+@connection_options
+def run(**params: Any) -> None:
+    """Run a suspended Job's pod, stream its logs, exit with its exit code.
+
+    \b
+    Exit codes: 0 succeeded; 2 refused (nothing created); 75 infrastructure
+    error (API unreachable); 143 SIGTERM/SIGINT; else the job's exit code
+    (1 when it collides with 2, 75 or 143; the true code is in --result).
+
+    \b
+    Example:
+      python -m bridge run --namespace team-a --job schema \\
+          --operation lifecycle.upsert --tenant-env-id t-799a \\
+          --batch-operation-id b-123 --environment env.yaml --result /tmp/result.json
+    """
+    try:
+        settings = _settings(
+            params,
+            stuck_grace_seconds=params["stuck_grace"],
+            delete_grace_seconds=params.get("delete_grace"),
+            log_reconnect_delay=params["log_reconnect_delay"],
+        )
+        request = RunRequest(
+            namespace=params["namespace"],
+            job=params["job"],
+            operation=params["operation"],
+            tenant_env_id=params["tenant_env_id"],
+            batch_operation_id=params["batch_operation_id"],
+            environment=_read_document(params.get("environment"), "environment"),
+            changeset=_read_document(params.get("changeset"), "changeset"),
+            workflow_name=params.get("workflow_name"),
+            workflow_uid=params.get("workflow_uid"),
+            workflow_namespace=params.get("workflow_namespace") or _own_namespace(),
+            source_batch_operation_id=params.get("source_batch_operation_id"),
+        )
+        hooks = load_hooks(request.operation)
+        with Kube(settings=settings.kube) as kube:
+            runner = Runner(kube, request, settings=settings, hooks=hooks)
+
+            def on_signal(signum: int, frame: FrameType | None) -> None:
+                click.echo(f"bridge: {signal.Signals(signum).name}: stopping the pod", err=True)
+                runner.cancel()
+
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
+            result = runner.run()
+    except LifecycleError as exc:
+        _fail(exc)
+    if params.get("result_path"):
+        result.write(params["result_path"])
+    summary = f"bridge: {result.status.value}: {result.reason}"
+    if result.message:
+        summary += f": {result.message}"
+    click.echo(summary, err=True)
+    sys.exit(result.process_exit_code)
+
+
+@main.command()
+@click.option(
+    "--older-than",
+    default="1h",
+    show_default=True,
+    help="Age after which finished bridge pods without a workflow go (e.g. 30m, 2h, 1d).",
+)
+@click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@connection_options
+def sweep(**params: Any) -> None:
+    """Delete bridge pods and per-run Secrets whose workflow is finished or gone.
+
+    \b
+    Example:
+      python -m bridge sweep --older-than 2h --dry-run
+    """
+    try:
+        settings = _settings(params)
+        older_than = parse_duration(params["older_than"])
+        with Kube(settings=settings.kube) as kube:
+            report = Sweeper(
+                kube,
+                contract=settings.contract,
+                older_than=older_than,
+                dry_run=params["dry_run"],
+            ).run()
+    except LifecycleError as exc:
+        _fail(exc)
+    verb = "would delete" if params["dry_run"] else "deleted"
+    if params["as_json"]:
+        click.echo(
+            json.dumps(
+                {
+                    "dryRun": params["dry_run"],
+                    "deleted": [vars(a) for a in report.deleted],
+                    "kept": report.kept,
+                    "errors": report.errors,
+                }
+            )
+        )
+    else:
+        for action in report.deleted:
+            click.echo(f"{verb} {action}")
+    click.echo(
+        f"sweep: {verb} {len(report.deleted)}, kept {report.kept}, errors {len(report.errors)}",
+        err=True,
+    )
+    for error in report.errors:
+        click.echo(f"  error: {error}", err=True)
+    sys.exit(1 if report.errors else 0)
+
+
+def _own_namespace() -> str | None:
+    """The namespace this bridge runs in (where its Workflow lives), when inside a pod."""
+    try:
+        return _SA_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return os.environ.get("POD_NAMESPACE") or None
+
+
+if __name__ == "__main__":
+    main(prog_name="python -m bridge")

@@ -1,0 +1,195 @@
+"""Following a container's log across dropped streams: no lost and no duplicated line.
+
+Every line is asked for with its timestamp. When a follow stream drops we reconnect with
+``sinceTime`` = the last printed line's timestamp *rounded down to the second* (servers differ on
+sub-second precision and on whether ``sinceTime`` is inclusive; a floor makes both safe) and skip
+what we already printed: lines older than the last timestamp, and the first ``n`` lines carrying
+exactly the last timestamp (``n`` = how many of those we printed -- several lines can share one
+timestamp). A line without its newline is a stream cut mid-line: it is not printed and comes back
+whole after the reconnect. After the container terminates we read once more without ``follow``,
+which catches whatever the last follow stream missed.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from bridge.errors import APIError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+_TS_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_timestamp(text: str) -> int | None:
+    """Nanoseconds since the epoch of an RFC3339(Nano) timestamp, or None when it is not one."""
+    match = _TS_RE.match(text)
+    if not match:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    fraction = (match.group(7) or "").ljust(9, "0")
+    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    zone = match.group(8)
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    return seconds * 1_000_000_000 + int(fraction)
+
+
+def since_time(nanos: int) -> str:
+    """``sinceTime`` for a reconnect: the timestamp floored to the second, in UTC."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(nanos // 1_000_000_000))
+
+
+def split_line(line: str) -> tuple[int | None, str]:
+    """(timestamp nanos or None, text) of a ``timestamps=true`` log line."""
+    stamp, sep, text = line.partition(" ")
+    nanos = parse_timestamp(stamp)
+    if nanos is None:
+        return None, line
+    return nanos, text if sep else ""
+
+
+@dataclass
+class Dedupe:
+    """Which lines were printed already: the last timestamp and how many lines carried it."""
+
+    last: int | None = None
+    at_last: int = 0
+    _seen_in_stream: int = 0  # lines at ``last`` seen in the current stream
+
+    def new_stream(self) -> None:
+        self._seen_in_stream = 0
+
+    def is_new(self, nanos: int | None) -> bool:
+        """Whether the line with this timestamp is new; records it when it is."""
+        if nanos is None:  # no timestamp (should not happen with timestamps=true): print it
+            return True
+        if self.last is not None and nanos < self.last:
+            return False
+        if self.last is not None and nanos == self.last:
+            self._seen_in_stream += 1
+            if self._seen_in_stream <= self.at_last:
+                return False
+            self.at_last += 1
+            return True
+        self.last = nanos
+        self.at_last = 1
+        self._seen_in_stream = 1
+        return True
+
+
+class LogSource(Protocol):
+    """What the follower needs from the adapter (``bridge.kube.Kube`` satisfies it)."""
+
+    def stream_log(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str,
+        since_time: str | None = None,
+        timestamps: bool = True,
+        follow: bool = True,
+        keep_ends: bool = False,
+    ) -> Iterator[str]: ...
+
+
+class ContainerLog:
+    """Follows one container's log to ``emit``, reconnecting until told the container ended.
+
+    ``terminated()`` says whether the container (or its pod) has finished; the runner's watch
+    keeps it current. ``stop()`` (another thread) interrupts a blocked follow; the follower then
+    does its final read and returns.
+    """
+
+    def __init__(
+        self,
+        source: LogSource,
+        *,
+        namespace: str,
+        pod: str,
+        container: str,
+        emit: Callable[[str], None],
+        terminated: Callable[[], bool],
+        reconnect_delay: float = 0.5,
+    ) -> None:
+        self._source = source
+        self._namespace = namespace
+        self._pod = pod
+        self._container = container
+        self._emit = emit
+        self._terminated = terminated
+        self._reconnect_delay = reconnect_delay
+        self._dedupe = Dedupe()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: Iterator[str] | None = None
+        self.lines = 0
+        self.reconnects = 0
+
+    def stop(self) -> None:
+        """Stop following (the pod ended or is gone); the final read still happens."""
+        self._stopping.set()
+        with self._lock:
+            stream = self._stream
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+    def run(self) -> None:
+        """Follow, reconnect, then read once more after termination."""
+        while not self._stopping.is_set() and not self._terminated():
+            try:
+                self._read(follow=True)
+            except NotFoundError:
+                return  # the pod is gone: nothing more to read
+            except APIError as exc:
+                log.info("log of %s/%s: %s; reconnecting", self._pod, self._container, exc)
+            if self._terminated() or self._stopping.is_set():
+                break
+            self.reconnects += 1
+            self._stopping.wait(self._reconnect_delay)
+        try:
+            self._read(follow=False)
+        except APIError as exc:
+            log.info("final log read of %s/%s failed: %s", self._pod, self._container, exc)
+
+    def _read(self, *, follow: bool) -> None:
+        since = None if self._dedupe.last is None else since_time(self._dedupe.last)
+        stream = self._source.stream_log(
+            self._namespace,
+            self._pod,
+            container=self._container,
+            since_time=since,
+            timestamps=True,
+            follow=follow,
+            keep_ends=True,
+        )
+        with self._lock:
+            self._stream = stream
+        self._dedupe.new_stream()
+        try:
+            for raw in stream:
+                complete = raw.endswith("\n")
+                if not complete and follow:
+                    return  # cut mid-line: it comes back whole after the reconnect
+                nanos, text = split_line(raw.rstrip("\n"))
+                if self._dedupe.is_new(nanos):
+                    self.lines += 1
+                    self._emit(text)
+        finally:
+            with self._lock:
+                self._stream = None
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()

@@ -1,0 +1,834 @@
+"""The bridge: run a team's suspended Job as a pod in its namespace, stream its logs, return its
+exit code -- safely, thousands of times a day.
+
+One :class:`Runner` runs one Job for one batch operation:
+
+1. **Re-check** everything it is told (namespace opted in, Job exists, satisfies the contract,
+   is suspended and annotated for the operation). Any doubt: ``refused``, exit 2, nothing created.
+2. **Find its pods** (labels batch + job): a bridge restarted by Argo resumes the latest attempt
+   -- it attaches to a running pod, or reads a finished pod's logs and outcome -- instead of
+   running the job twice.
+3. **Per attempt**: the per-run Secret, then the pod (deterministic name), then the Secret's
+   ownerReference to the pod. Why this order: the pod mounts the Secret, so it must exist first;
+   a crash between the two leaves a Secret without owner, which ``python -m bridge sweep``
+   deletes (it is labelled with the run and the workflow), and a restarted bridge re-uses it.
+4. **Supervise by watching** (never polling): finished, stuck beyond the grace
+   (ErrImagePull, ImagePullBackOff, CreateContainerConfigError, InvalidImageName,
+   Unschedulable), ``activeDeadlineSeconds`` (across attempts), or cancelled (SIGTERM/SIGINT).
+   Meanwhile each container's log is followed to stdout (see :mod:`bridge.logs`).
+5. **Job semantics**: ``backoffLimit`` counted failures, ``podFailurePolicy`` (FailJob stops at
+   once, Ignore does not count, Count counts), then the delete-policy annotation.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import importlib
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, TextIO
+
+import yaml
+
+from bridge import attempts as att
+from bridge import podspec
+from bridge.contract import (
+    STORAGE_OPERATIONS,
+    DeletePolicy,
+    Participant,
+    check_job,
+    is_namespace_opted_in,
+)
+from bridge.errors import (
+    ConflictError,
+    ForbiddenError,
+    GoneError,
+    LifecycleError,
+    NotFoundError,
+    RefusedError,
+    StorageError,
+    UnavailableError,
+)
+from bridge.kube import JOBS, NAMESPACES, PODS, SECRETS, Kube
+from bridge.logs import ContainerLog
+from bridge.result import (
+    EXIT_FAILED,
+    EXIT_INFRASTRUCTURE,
+    AttemptRecord,
+    RunResult,
+    Status,
+    rfc3339,
+)
+from bridge.settings import BridgeSettings
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+
+
+# -- the storage hook seam (INTERFACES.md) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunContext:
+    namespace: str
+    job: str
+    operation: str
+    tenant_env_id: str
+    batch_operation_id: str
+    source_batch_operation_id: str | None
+    workflow_name: str | None
+
+
+@dataclass(frozen=True)
+class Injection:
+    """What a hook adds to the pod: plain env, and secret env that travels in the per-run Secret
+    and reaches the containers via ``secretKeyRef`` (never as plain values in the pod spec)."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: Mapping[str, str] = field(default_factory=dict)
+
+
+class RunHooks(Protocol):
+    def before_pod(self, ctx: RunContext) -> Injection:
+        """Before any pod: may raise RefusedError (exit 2) or StorageError (exit 75)."""
+        ...
+
+    def after_success(self, ctx: RunContext) -> None:
+        """After the job succeeded: a StorageError fails the job with that reason."""
+        ...
+
+
+class NoHooks:
+    """The default: no injection, nothing to verify."""
+
+    def before_pod(self, ctx: RunContext) -> Injection:
+        return Injection()
+
+    def after_success(self, ctx: RunContext) -> None:
+        return None
+
+
+def load_hooks(operation: str) -> RunHooks:
+    """The hooks for ``operation``: storage operations get ``bridge.storage_hooks``'
+    ``hooks_from_env()`` (object-store location and credentials); everything else none."""
+    if operation not in STORAGE_OPERATIONS:
+        return NoHooks()
+    try:
+        module = importlib.import_module("bridge.storage_hooks")
+    except ModuleNotFoundError as exc:
+        if exc.name != "bridge.storage_hooks":
+            raise
+        log.warning("%s needs object storage, but bridge.storage_hooks is missing", operation)
+        return NoHooks()
+    factory = module.hooks_from_env
+    hooks: RunHooks = factory()
+    return hooks
+
+
+# -- the request ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the bridge is told to run (from the CLI or the local engine); never trusted blindly."""
+
+    namespace: str
+    job: str
+    operation: str
+    tenant_env_id: str
+    batch_operation_id: str
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    changeset: Mapping[str, Any] = field(default_factory=dict)
+    workflow_name: str | None = None
+    workflow_uid: str | None = None
+    workflow_namespace: str | None = None
+    source_batch_operation_id: str | None = None
+
+    @property
+    def context(self) -> RunContext:
+        return RunContext(
+            namespace=self.namespace,
+            job=self.job,
+            operation=self.operation,
+            tenant_env_id=self.tenant_env_id,
+            batch_operation_id=self.batch_operation_id,
+            source_batch_operation_id=self.source_batch_operation_id,
+            workflow_name=self.workflow_name,
+        )
+
+
+class _CancelledError(Exception):
+    """Internal: SIGTERM/SIGINT arrived."""
+
+
+@dataclass
+class _Stop:
+    """Why supervision of a pod ended without the pod finishing by itself."""
+
+    kind: str  # "stuck" | "deadline" | "cancelled" | "deleted"
+    reason: str
+    message: str
+
+
+# -- log pump -----------------------------------------------------------------------------------
+
+
+class _LogPump:
+    """One follower thread per container of the current pod, started when the container starts."""
+
+    def __init__(self, runner: Runner, pod: Mapping[str, Any]) -> None:
+        self._runner = runner
+        self._name = str(pod["metadata"]["name"])
+        spec = pod.get("spec") or {}
+        self._containers = [
+            str(c["name"])
+            for c in list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+        ]
+        self._prefix = len(self._containers) > 1
+        self._pod: Mapping[str, Any] = pod
+        self._gone = False
+        self._followers: dict[str, tuple[ContainerLog, threading.Thread]] = {}
+
+    def update(self, pod: Mapping[str, Any] | None) -> None:
+        if pod is None:
+            self._gone = True
+            return
+        self._pod = pod
+        for container in self._containers:
+            if container not in self._followers and att.container_started(pod, container):
+                self._start(container)
+
+    def _start(self, container: str) -> None:
+        def terminated() -> bool:
+            return self._gone or att.container_terminated(self._pod, container)
+
+        prefix = f"[{container}] " if self._prefix else ""
+        follower = ContainerLog(
+            self._runner.kube,
+            namespace=self._runner.request.namespace,
+            pod=self._name,
+            container=container,
+            emit=lambda text: self._runner.emit(prefix + text),
+            terminated=terminated,
+            reconnect_delay=self._runner.settings.log_reconnect_delay,
+        )
+        thread = threading.Thread(
+            target=follower.run, name=f"log-{self._name}-{container}", daemon=True
+        )
+        self._followers[container] = (follower, thread)
+        thread.start()
+
+    def drain(self, timeout: float) -> None:
+        """Wait for every follower's final read; interrupt the ones still blocked after timeout."""
+        deadline = time.monotonic() + timeout
+        for follower, thread in self._followers.values():
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                follower.stop()
+        for _, thread in self._followers.values():
+            thread.join(timeout)
+
+
+# -- the runner ---------------------------------------------------------------------------------
+
+
+class Runner:
+    """Runs one Job once (with its attempts); :meth:`run` always returns a :class:`RunResult`."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        request: RunRequest,
+        *,
+        settings: BridgeSettings,
+        hooks: RunHooks | None = None,
+        out: TextIO | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.kube = kube
+        self.request = request
+        self.settings = settings
+        self.hooks: RunHooks = hooks or NoHooks()
+        self._out = out or sys.stdout
+        self._out_lock = threading.Lock()
+        self._clock = clock
+        self._cancel = threading.Event()
+        self._streams: list[Any] = []
+        self._streams_lock = threading.Lock()
+        self._injection: Injection | None = None
+        self.identity = podspec.RunIdentity(
+            prefix=settings.contract.prefix,
+            namespace=request.namespace,
+            job=request.job,
+            operation=request.operation,
+            tenant_env_id=request.tenant_env_id,
+            batch_operation_id=request.batch_operation_id,
+            workflow_name=request.workflow_name,
+            workflow_namespace=request.workflow_namespace,
+            workflow_uid=request.workflow_uid,
+        )
+        self.result = RunResult(
+            namespace=request.namespace,
+            job=request.job,
+            operation=request.operation,
+            tenant_env_id=request.tenant_env_id,
+            batch_operation_id=request.batch_operation_id,
+        )
+
+    # -- public ---------------------------------------------------------------------------
+
+    def emit(self, line: str) -> None:
+        """One log line to stdout (thread-safe, flushed: Argo shows it live)."""
+        with self._out_lock:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+    def cancel(self) -> None:
+        """SIGTERM/SIGINT: stop waiting, delete the pod with its grace, drain logs (any thread,
+        including a signal handler)."""
+        self._cancel.set()
+        with self._streams_lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.close()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def wait(self, seconds: float) -> None:
+        """Sleep that a cancel interrupts (used for API retry backoff too)."""
+        self._cancel.wait(seconds)
+
+    def run(self) -> RunResult:
+        result = self.result
+        try:
+            job, participant = self.recheck()
+            self._run_attempts(job, participant)
+        except RefusedError as exc:
+            result.finish(Status.REFUSED, reason="Refused", message=str(exc), exit_code=2)
+        except _CancelledError:
+            result.finish(
+                Status.CANCELLED, reason="Cancelled", message="cancelled by SIGTERM/SIGINT"
+            )
+        except UnavailableError as exc:
+            result.finish(
+                Status.ERROR,
+                reason="APIUnavailable",
+                message=str(exc),
+                exit_code=EXIT_INFRASTRUCTURE,
+            )
+        except StorageError as exc:
+            result.finish(
+                Status.ERROR, reason="StorageError", message=str(exc), exit_code=EXIT_INFRASTRUCTURE
+            )
+        except ForbiddenError as exc:
+            result.finish(Status.ERROR, reason="Forbidden", message=str(exc), exit_code=EXIT_FAILED)
+        except LifecycleError as exc:
+            result.finish(
+                Status.ERROR, reason=type(exc).__name__, message=str(exc), exit_code=EXIT_FAILED
+            )
+        if self.cancelled and result.status is not Status.CANCELLED:
+            result.finish(
+                Status.CANCELLED,
+                reason="Cancelled",
+                message=f"cancelled by SIGTERM/SIGINT ({result.reason}: {result.message})",
+                exit_code=result.exit_code,
+            )
+        return result
+
+    # -- 1. re-check ----------------------------------------------------------------------------
+
+    def recheck(self) -> tuple[JSON, Participant]:
+        """Never trust parameters: refuse unless the Job is a valid participant of the operation."""
+        req = self.request
+        contract = self.settings.contract
+        where = f"Job {req.namespace}/{req.job}"
+        try:
+            namespace = self.kube.get(NAMESPACES, req.namespace)
+        except NotFoundError:
+            raise RefusedError(
+                f"namespace {req.namespace} does not exist", hint="check --namespace"
+            ) from None
+        if not is_namespace_opted_in(namespace, settings=contract):
+            raise RefusedError(
+                f"namespace {req.namespace} is not opted in to tenant lifecycle",
+                hint=f'the platform labels managed namespaces {contract.enabled_label}="true"',
+            )
+        try:
+            job = self.kube.get(JOBS, req.job, namespace=req.namespace)
+        except NotFoundError:
+            raise RefusedError(f"{where} does not exist", hint="check --namespace/--job") from None
+        participant, problems = check_job(job, settings=contract, source="cluster")
+        if participant is None:
+            detail = "; ".join(str(p) for p in problems) or (
+                f"it has neither the label {contract.enabled_label} nor the annotation "
+                f"{contract.operations_key}"
+            )
+            raise RefusedError(f"{where} is not a valid lifecycle participant: {detail}")
+        if not participant.takes_part_in(req.operation):
+            raise RefusedError(
+                f"{where} is not annotated for {req.operation} "
+                f"({contract.operations_key}: {','.join(participant.operations)})",
+                hint="the workflow was given a job that does not take part in this operation",
+            )
+        return job, participant
+
+    # -- 2..5. attempts ---------------------------------------------------------------------
+
+    def _run_attempts(self, job: JSON, participant: Participant) -> None:
+        req, result = self.request, self.result
+        existing = self._existing_pods()
+        deadline_at: float | None = None
+        start = self._clock()
+        if existing:
+            start = min(start, *(_created(p) or start for p in existing))
+        if participant.active_deadline_seconds is not None:
+            deadline_at = start + participant.active_deadline_seconds
+        label = self.identity.key("attempt")
+        counted = ignored = 0
+        attempt = 0
+        # Attempts a previous bridge already finished: replay their verdicts.
+        resume: JSON | None = None
+        for pod in existing:
+            number = att.attempt_number(pod, label)
+            attempt = max(attempt, number)
+            if att.is_finished(pod) and pod is not existing[-1]:
+                record, verdict = self._judge(pod, number, participant)
+                counted += verdict is att.Verdict.COUNT
+                ignored += verdict is att.Verdict.IGNORE
+            else:
+                resume = pod
+        if existing and resume is None:
+            resume = existing[-1]
+        if resume is not None:
+            attempt = att.attempt_number(resume, label)
+        else:
+            attempt += 1
+
+        while True:
+            if deadline_at is not None and self._clock() >= deadline_at and resume is None:
+                self._finish_deadline(participant)
+                return
+            pod = resume if resume is not None else self._create(job, attempt)
+            if resume is not None:
+                self.emit_info(f"attaching to existing pod {_name(pod)} (attempt {attempt})")
+                self._own_secret(pod)
+            resume = None
+            final, stop = self._supervise(pod, deadline_at=deadline_at)
+            if stop is not None:
+                self._record_stop(pod, attempt, stop)
+                if stop.kind == "cancelled":
+                    raise _CancelledError
+                if stop.kind == "deadline":
+                    self._finish_deadline(participant)
+                    return
+                if stop.kind == "stuck":
+                    result.finish(
+                        Status.FAILED, reason=stop.reason, message=stop.message, exit_code=None
+                    )
+                    self._apply_delete_policy(participant, succeeded=False)
+                    return
+                # deleted under us (evicted, killed, an operator): a counted failure
+                counted += 1
+                verdict = att.Verdict.COUNT
+            else:
+                assert final is not None
+                record, verdict = self._judge(final, attempt, participant)
+                if att.outcome(final).succeeded:
+                    self._succeeded(participant)
+                    return
+                if verdict is att.Verdict.FAIL_JOB:
+                    result.finish(
+                        Status.FAILED,
+                        reason="PodFailurePolicy",
+                        message=f"{_name(final)}: container {record.container} exited "
+                        f"{record.exit_code}, matching a FailJob podFailurePolicy rule",
+                        exit_code=record.exit_code,
+                    )
+                    self._apply_delete_policy(participant, succeeded=False)
+                    return
+                counted += verdict is att.Verdict.COUNT
+                ignored += verdict is att.Verdict.IGNORE
+            if counted > participant.backoff_limit:
+                last = result.attempts[-1]
+                result.finish(
+                    Status.FAILED,
+                    reason="BackoffLimitExceeded",
+                    message=f"{req.namespace}/{req.job} failed {counted} time(s) "
+                    f"(backoffLimit {participant.backoff_limit}); last: {last.pod} "
+                    f"{last.reason} exit code {last.exit_code}",
+                    exit_code=last.exit_code,
+                )
+                self._apply_delete_policy(participant, succeeded=False)
+                return
+            if ignored > self.settings.max_ignored_failures:
+                last = result.attempts[-1]
+                result.finish(
+                    Status.FAILED,
+                    reason="TooManyIgnoredFailures",
+                    message=f"{ignored} failures matched an Ignore podFailurePolicy rule "
+                    f"(the bridge stops after {self.settings.max_ignored_failures})",
+                    exit_code=last.exit_code,
+                )
+                self._apply_delete_policy(participant, succeeded=False)
+                return
+            if self.cancelled:
+                raise _CancelledError
+            attempt += 1
+
+    def emit_info(self, message: str) -> None:
+        print(f"bridge: {message}", file=sys.stderr, flush=True)
+
+    def _existing_pods(self) -> list[JSON]:
+        pods = list(
+            self.kube.list(
+                PODS, namespace=self.request.namespace, label_selector=self.identity.selector()
+            )
+        )
+        label = self.identity.key("attempt")
+        return sorted(pods, key=lambda p: att.attempt_number(p, label))
+
+    def _judge(
+        self, pod: Mapping[str, Any], attempt: int, participant: Participant
+    ) -> tuple[AttemptRecord, att.Verdict]:
+        outcome = att.outcome(pod)
+        verdict = (
+            att.Verdict.COUNT
+            if outcome.succeeded
+            else att.verdict(pod, participant.pod_failure_rules)[0]
+        )
+        record = AttemptRecord(
+            attempt=attempt,
+            pod=_name(pod),
+            exit_code=outcome.exit_code,
+            reason=outcome.reason,
+            started_at=_started(pod),
+            finished_at=_finished(pod),
+            counted=not outcome.succeeded and verdict is not att.Verdict.IGNORE,
+            container=outcome.container,
+        )
+        self.result.attempts.append(record)
+        if not outcome.succeeded:
+            self.emit_info(
+                f"attempt {attempt} ({record.pod}) failed: {record.reason}, exit code "
+                f"{record.exit_code}"
+                + (f" in container {record.container}" if record.container else "")
+                + ("" if record.counted else " (ignored by podFailurePolicy)")
+            )
+        return record, verdict
+
+    def _record_stop(self, pod: Mapping[str, Any], attempt: int, stop: _Stop) -> None:
+        self.result.attempts.append(
+            AttemptRecord(
+                attempt=attempt,
+                pod=_name(pod),
+                exit_code=None,
+                reason=stop.reason,
+                started_at=_started(pod),
+                finished_at=rfc3339(),
+                counted=stop.kind == "deleted",
+            )
+        )
+
+    def _finish_deadline(self, participant: Participant) -> None:
+        self.result.finish(
+            Status.FAILED,
+            reason="DeadlineExceeded",
+            message=f"Job {self.request.namespace}/{self.request.job} was active longer than "
+            f"activeDeadlineSeconds={participant.active_deadline_seconds}",
+            exit_code=None,
+        )
+        self._apply_delete_policy(participant, succeeded=False)
+
+    def _succeeded(self, participant: Participant) -> None:
+        try:
+            self.hooks.after_success(self.request.context)
+        except StorageError as exc:
+            self.result.finish(
+                Status.FAILED, reason="StorageVerificationFailed", message=str(exc), exit_code=None
+            )
+            self._apply_delete_policy(participant, succeeded=False)
+            return
+        self.result.finish(
+            Status.SUCCEEDED,
+            reason="Completed",
+            message=f"Job {self.request.namespace}/{self.request.job} succeeded",
+            exit_code=0,
+        )
+        self._apply_delete_policy(participant, succeeded=True)
+
+    def _apply_delete_policy(self, participant: Participant, *, succeeded: bool) -> None:
+        policy = participant.delete_policy
+        if policy is DeletePolicy.NEVER or (policy is DeletePolicy.SUCCEEDED and not succeeded):
+            return
+        for record in self.result.attempts:
+            self._delete_pod_and_secret(record.pod)
+
+    def _delete_pod_and_secret(self, name: str, *, grace: int | None = None) -> None:
+        ns = self.request.namespace
+        try:
+            self.kube.delete(PODS, name, namespace=ns, grace_period_seconds=grace, missing_ok=True)
+        finally:
+            # Owned by the pod, so garbage-collected with it; deleting it too does not depend
+            # on the collector (tenant data should not outlive the pod by a GC delay).
+            self.kube.delete(SECRETS, name, namespace=ns, missing_ok=True)
+
+    # -- creating an attempt --------------------------------------------------------------------
+
+    def _create(self, job: JSON, attempt: int) -> JSON:
+        req, settings = self.request, self.settings
+        if self.cancelled:
+            raise _CancelledError
+        if self._injection is None:
+            self._injection = self.hooks.before_pod(req.context)
+        injection = self._injection
+        name = podspec.pod_name(
+            batch_operation_id=req.batch_operation_id,
+            namespace=req.namespace,
+            job=req.job,
+            attempt=attempt,
+        )
+        secret = podspec.build_secret(
+            name=name,
+            identity=self.identity,
+            attempt=attempt,
+            environment_yaml=_yaml(req.environment),
+            changeset_yaml=_yaml(req.changeset),
+            secret_env=injection.secret_env,
+        )
+        try:
+            self.kube.create(SECRETS, secret, namespace=req.namespace)
+        except ConflictError:
+            # Left by a bridge that crashed before its pod existed: ours (same run), refresh it.
+            self.kube.patch(SECRETS, name, {"data": secret["data"]}, namespace=req.namespace)
+        env = podspec.PodEnv(
+            values=podspec.lifecycle_env(
+                self.identity,
+                attempt=attempt,
+                mount_path=settings.mount_path,
+                extra=injection.env,
+                source_batch_operation_id=req.source_batch_operation_id,
+            ),
+            secret_keys=tuple(injection.secret_env),
+        )
+        body = podspec.build_pod(
+            job,
+            name=name,
+            identity=self.identity,
+            attempt=attempt,
+            env=env,
+            mount_path=settings.mount_path,
+        )
+        try:
+            pod = self.kube.create(PODS, body, namespace=req.namespace)
+            self.emit_info(f"created pod {name} (attempt {attempt})")
+        except ConflictError:
+            pod = self.kube.get(PODS, name, namespace=req.namespace)
+            self.emit_info(f"pod {name} exists already: attaching (attempt {attempt})")
+        self._own_secret(pod)
+        return pod
+
+    def _own_secret(self, pod: Mapping[str, Any]) -> None:
+        """Make the pod own its Secret (so it goes when the pod goes); idempotent."""
+        # NotFound: already gone with a finished pod, or deleted by the delete policy.
+        with contextlib.suppress(NotFoundError):
+            self.kube.patch(
+                SECRETS,
+                _name(pod),
+                {"metadata": {"ownerReferences": [podspec.owner_reference(pod)]}},
+                namespace=self.request.namespace,
+            )
+
+    # -- supervising one pod --------------------------------------------------------------------
+
+    def _supervise(
+        self, pod: JSON, *, deadline_at: float | None
+    ) -> tuple[JSON | None, _Stop | None]:
+        """Watch the pod to its end, streaming its logs meanwhile.
+
+        Returns (finished pod, None), or (last seen pod, why we stopped it) -- in which case the
+        pod has been deleted with its grace and its last log lines drained.
+        """
+        name = _name(pod)
+        pump = _LogPump(self, pod)
+        latest: JSON = pod
+        stuck_since: float | None = None
+        stop: _Stop | None = None
+
+        def wake_at() -> float:
+            wake = self._clock() + self.settings.watch_timeout_seconds
+            if stuck_since is not None:
+                wake = min(wake, stuck_since + self.settings.stuck_grace_seconds)
+            if deadline_at is not None:
+                wake = min(wake, deadline_at)
+            return wake
+
+        try:
+            for current in self._pod_updates(name, until=wake_at):
+                pump.update(current)
+                if current is None:
+                    stop = _Stop("deleted", "PodDeleted", f"pod {name} was deleted")
+                    break
+                latest = current
+                if att.is_finished(current):
+                    break
+                now = self._clock()
+                if self.cancelled:
+                    stop = _Stop("cancelled", "Cancelled", "cancelled by SIGTERM/SIGINT")
+                    break
+                if deadline_at is not None and now >= deadline_at:
+                    stop = _Stop("deadline", "DeadlineExceeded", "activeDeadlineSeconds exceeded")
+                    break
+                stuck = att.stuck_reason(current)
+                if stuck is None:
+                    stuck_since = None
+                elif stuck_since is None:
+                    stuck_since = now
+                    self.emit_info(
+                        f"pod {name}: {stuck[0]}: {stuck[1]} (giving it "
+                        f"{self.settings.stuck_grace_seconds:g}s)"
+                    )
+                elif now - stuck_since >= self.settings.stuck_grace_seconds:
+                    stop = _Stop("stuck", stuck[0], f"pod {name} is stuck: {stuck[1]}")
+                    break
+            if stop is not None and stop.kind != "deleted":
+                self._stop_pod(latest, pump)
+        finally:
+            pump.drain(self.settings.log_drain_timeout)
+        return latest, stop
+
+    def _stop_pod(self, pod: Mapping[str, Any], pump: _LogPump) -> None:
+        """Delete a pod we give up on with its grace, and watch it go so its last log lines can
+        be drained."""
+        name = _name(pod)
+        grace = self.settings.delete_grace_seconds
+        if grace is None:
+            grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds") or 30)
+        self.emit_info(f"deleting pod {name} (grace {grace}s)")
+        self._delete_pod_and_secret(name, grace=grace)
+        limit = self._clock() + grace + 5
+        for current in self._pod_updates(name, until=lambda: limit, ignore_cancel=True):
+            pump.update(current)
+            if current is None or att.is_finished(current) or self._clock() >= limit:
+                break
+        pump.update(None)
+
+    def _pod_updates(
+        self,
+        name: str,
+        *,
+        until: Callable[[], float],
+        ignore_cancel: bool = False,
+    ) -> Iterator[JSON | None]:
+        """The pod's latest state (None once deleted): from a list, then on every watch event,
+        and once more at the end of every watch window (at ``until()`` at the latest, or when a
+        cancel closes the stream), so the caller can check its clocks. Drops, 410s and
+        timeouts are resumed transparently; the caller stops by leaving the loop.
+        """
+        ns = self.request.namespace
+        selector = f"metadata.name={name}"
+        version: str | None = None
+        latest: JSON | None = None
+        while True:
+            if version is None:
+                items, version = self.kube.list_with_version(
+                    PODS, namespace=ns, field_selector=selector
+                )
+                latest = items[0] if items else None
+                yield latest
+            if self.cancelled and not ignore_cancel:
+                yield latest
+            wait = max(1, int(until() - self._clock() + 0.999))
+            opened = time.monotonic()
+            try:
+                stream = self.kube.watch(
+                    PODS,
+                    namespace=ns,
+                    field_selector=selector,
+                    resource_version=version or None,
+                    timeout_seconds=wait,
+                )
+            except GoneError:
+                version = None
+                continue
+            timer = threading.Timer(wait, stream.close)
+            timer.daemon = True
+            timer.start()
+            with self._streams_lock:
+                self._streams.append(stream)
+            events = 0
+            try:
+                for kind, obj in stream:
+                    events += 1
+                    latest = None if kind == "DELETED" else obj
+                    yield latest
+                version = stream.resource_version or version
+            except GoneError:
+                version = None
+            except UnavailableError as exc:
+                log.info("watch of pod %s broke: %s; resuming", name, exc)
+                version = None
+            finally:
+                timer.cancel()
+                stream.close()
+                with self._streams_lock:
+                    self._streams.remove(stream)
+            if not events and time.monotonic() - opened < 0.1:
+                self.wait(self.settings.log_reconnect_delay)  # never spin on a closing server
+            yield latest
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _name(pod: Mapping[str, Any]) -> str:
+    return str((pod.get("metadata") or {}).get("name"))
+
+
+def _parse_time(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+
+
+def _created(pod: Mapping[str, Any]) -> float | None:
+    return _parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+
+
+def _started(pod: Mapping[str, Any]) -> str | None:
+    status = pod.get("status") or {}
+    value = status.get("startTime") or (pod.get("metadata") or {}).get("creationTimestamp")
+    return str(value) if value else None
+
+
+def _finished(pod: Mapping[str, Any]) -> str | None:
+    status = pod.get("status") or {}
+    times = [
+        str(((c.get("state") or {}).get("terminated") or {}).get("finishedAt") or "")
+        for c in list(status.get("initContainerStatuses") or [])
+        + list(status.get("containerStatuses") or [])
+    ]
+    times = [t for t in times if t]
+    return max(times) if times else rfc3339()
+
+
+def _yaml(data: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=False)
+
+
+def decode_secret_value(value: str) -> str:
+    return base64.b64decode(value).decode()

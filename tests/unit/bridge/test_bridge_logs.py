@@ -1,0 +1,126 @@
+"""The log follower: streams cut anywhere (between lines, mid-line, among lines sharing one
+timestamp) still give every line exactly once, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge.logs import ContainerLog, Dedupe, parse_timestamp, since_time, split_line
+
+
+def test_parse_timestamp_variants() -> None:
+    base = parse_timestamp("2024-05-01T10:00:00Z")
+    assert base is not None
+    assert parse_timestamp("2024-05-01T10:00:00.5Z") == base + 500_000_000
+    assert parse_timestamp("2024-05-01T10:00:00.000000001Z") == base + 1
+    assert parse_timestamp("2024-05-01T12:00:00+02:00") == base
+    assert parse_timestamp("not a time") is None
+    assert since_time(base + 999_999_999) == "2024-05-01T10:00:00Z"
+
+
+def test_split_line_keeps_text_verbatim() -> None:
+    nanos, text = split_line("2024-05-01T10:00:00.1Z  two spaces ")
+    assert nanos is not None
+    assert text == " two spaces "
+    assert split_line("2024-05-01T10:00:00Z") == (parse_timestamp("2024-05-01T10:00:00Z"), "")
+
+
+def test_dedupe_counts_lines_sharing_a_timestamp() -> None:
+    d = Dedupe()
+    assert [d.is_new(t) for t in (1, 1, 2)] == [True, True, True]
+    d.new_stream()
+    assert [d.is_new(t) for t in (1, 1, 2, 2, 3)] == [False, False, False, True, True]
+
+
+class FakeLogSource:
+    """A container log served with ``sinceTime`` floored to whole seconds (inclusive), each
+    follow stream cut after the next planned number of bytes."""
+
+    def __init__(self, lines: list[tuple[int, str]], cuts: list[int]) -> None:
+        self.lines = lines
+        self.cuts = list(cuts)
+        self.calls: list[tuple[str | None, bool]] = []
+
+    def stream_log(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str,
+        since_time: str | None = None,
+        timestamps: bool = True,
+        follow: bool = True,
+        keep_ends: bool = False,
+    ) -> Iterator[str]:
+        self.calls.append((since_time, follow))
+        since = parse_timestamp(since_time) if since_time else None
+        text = "".join(
+            f"{_stamp(ts)} {line}\n" for ts, line in self.lines if since is None or ts >= since
+        )
+        if follow and self.cuts:
+            text = text[: self.cuts.pop(0)]
+        start = 0
+        while start < len(text):
+            end = text.find("\n", start)
+            end = len(text) if end < 0 else end + 1
+            yield text[start:end]
+            start = end
+
+
+def _stamp(nanos: int) -> str:
+    seconds, frac = divmod(nanos, 1_000_000_000)
+    return since_time(seconds * 1_000_000_000)[:-1] + f".{frac:09d}Z"
+
+
+def _follow(source: FakeLogSource, *, follows: int) -> list[str]:
+    out: list[str] = []
+    state = {"reads": 0}
+
+    def terminated() -> bool:
+        state["reads"] += 1
+        return state["reads"] > follows
+
+    follower = ContainerLog(
+        source,
+        namespace="ns",
+        pod="p",
+        container="c",
+        emit=out.append,
+        terminated=terminated,
+        reconnect_delay=0,
+    )
+    follower.run()
+    return out
+
+
+BASE = 1_700_000_000 * 1_000_000_000
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    gaps=st.lists(
+        st.sampled_from([0, 0, 1, 1000, 400_000_000, 1_000_000_000]), min_size=1, max_size=60
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=8),
+)
+def test_cut_streams_lose_and_duplicate_nothing(gaps: list[int], cuts: list[int]) -> None:
+    stamps = []
+    now = BASE
+    for gap in gaps:
+        now += gap
+        stamps.append(now)
+    lines = [(ts, f"line {i}") for i, ts in enumerate(stamps)]
+    source = FakeLogSource(lines, cuts)
+    out = _follow(source, follows=len(cuts))
+    assert out == [text for _, text in lines]
+
+
+def test_final_read_is_not_a_follow_and_prints_a_last_partial_line() -> None:
+    source = FakeLogSource([(BASE, "a")], cuts=[])
+    source.lines.append((BASE + 1, "tail"))
+    out = _follow(source, follows=0)
+    assert out == ["a", "tail"]
+    assert source.calls == [(None, False)]
