@@ -26,6 +26,7 @@ import click
 import yaml
 
 from bridge.errors import LifecycleError, UsageError
+from orchestrator.cli.commands.listen import kube_options, workflow_namespace_option
 from orchestrator.cli.commands.plan import load_environment
 from orchestrator.cli.output import echo_json, output_option
 from orchestrator.events import (
@@ -312,13 +313,7 @@ def follow_workflow(
 )
 @click.option("--wait", is_flag=True, help="argo: follow the workflow until it ends")
 @output_option
-@click.option(
-    "--kubeconfig",
-    metavar="PATH",
-    type=click.Path(dir_okay=False, exists=True),
-    help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)",
-)
-@click.option("--context", metavar="NAME", help="kubeconfig context")
+@kube_options
 @click.option(
     "--batch-operation-id", metavar="ID", help="idempotency key (default: a new run-<hex> id)"
 )
@@ -333,13 +328,7 @@ def follow_workflow(
     is_flag=True,
     help="local: run the valid Jobs when discovery rejects some (default: refuse)",
 )
-@click.option(
-    "--argo-namespace",
-    default="argo",
-    show_default=True,
-    metavar="NS",
-    help="argo: namespace of the WorkflowTemplate and Workflows",
-)
+@workflow_namespace_option
 @click.option(
     "--argo-ui-url",
     envvar="TENANTCTL_ARGO_UI_URL",
@@ -367,7 +356,7 @@ def run(
     region: str | None,
     source_batch_operation_id: str | None,
     skip_invalid: bool,
-    argo_namespace: str,
+    workflow_namespace: str,
     argo_ui_url: str,
 ) -> None:
     """Run lifecycle operation OP for one tenant now.
@@ -409,7 +398,7 @@ def run(
             output=output,
             kubeconfig=kubeconfig,
             context=context,
-            namespace=argo_namespace,
+            namespace=workflow_namespace,
             ui_url=argo_ui_url,
             wait=wait,
         )
