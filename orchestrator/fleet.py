@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 SUCCEEDED, FAILED, CANCELLED, ERROR = "succeeded", "failed", "cancelled", "error"
 FLEET_SOURCE = "tenantctl-fleet"
 
+MAX_BATCH_ID = 63
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -67,7 +69,9 @@ def child_batch_id(parent: str, tenant: str, attempt: int = 1) -> str:
     (a resumed run finds it), a new attempt gives a new one (so a re-run is a new operation,
     not a duplicate the engine would deduplicate away)."""
     digest = hashlib.sha256(f"{parent}\n{tenant}\n{attempt}".encode()).hexdigest()[:10]
-    return f"{parent}-{digest}"
+    # Batch ids travel as label values (<= 63 characters): a long parent id is shortened;
+    # the digest covers the whole of it, so the child stays unique.
+    return f"{parent[: MAX_BATCH_ID - 11].rstrip('-_.')}-{digest}"
 
 
 _BUDGET_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
@@ -504,6 +508,11 @@ class FleetRun:
         return by_tenant
 
     def _make_plan(self) -> list[_Planned]:
+        if not self.resumed and self.store.query(parent=self.parent_batch_id, limit=1):
+            raise UsageError(
+                f"fleet {self.parent_batch_id} already has history",
+                hint=f"continue it with --resume {self.parent_batch_id}, or use a new id",
+            )
         previous = self._previous() if self.resumed else {}
         canaries = {t.id for t in self.tenants[: self.settings.canary]}
         plan: list[_Planned] = []

@@ -1,0 +1,312 @@
+"""``tenantctl fleet``: one lifecycle operation across many tenants.
+
+Selection (exactly one): ``--all`` or ``--selector EXPR`` over the ``--inventory``, or
+``--tenants FILE`` (ids, resolved in the inventory when one is given). Canary first, then
+bounded concurrency, a failure budget that stops new starts, every start and outcome in the
+history store, ``--resume PARENT`` to continue an interrupted run. See docs/fleet.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any
+
+import click
+
+from bridge.errors import UsageError
+from orchestrator.cli.commands.history import open_history, store_option
+from orchestrator.cli.commands.run import (
+    OneLineCommand,
+    build_request,
+    cancel_on_signals,
+    load_changeset,
+)
+from orchestrator.cli.output import echo_json, output_option
+from orchestrator.fleet import (
+    FailureBudget,
+    FleetRun,
+    FleetSettings,
+    LineProgress,
+    TenantRunner,
+    child_batch_id,
+    new_parent_batch_id,
+)
+from orchestrator.inventory import (
+    Inventory,
+    Tenant,
+    open_inventory,
+    parse_selector,
+    read_tenant_ids,
+    resolve_ids,
+)
+
+
+def select_tenants(
+    *,
+    all_tenants: bool,
+    tenants_file: str | None,
+    selector: str | None,
+    inventory: Inventory | None,
+) -> list[Tenant]:
+    """Exactly one of ``--all``, ``--tenants``, ``--selector``; clear errors otherwise."""
+    chosen = [
+        flag
+        for flag, given in (
+            ("--all", all_tenants),
+            ("--tenants", tenants_file),
+            ("--selector", selector),
+        )
+        if given
+    ]
+    if len(chosen) != 1:
+        raise UsageError(
+            "choose the tenants with exactly one of --all, --tenants FILE, --selector EXPR"
+            + (f" (got {' and '.join(chosen)})" if chosen else ""),
+            hint="e.g. --selector 'region=eu-west-1' --inventory tenants.yaml",
+        )
+    if tenants_file:
+        return resolve_ids(read_tenant_ids(tenants_file), inventory)
+    if inventory is None:
+        raise UsageError(
+            f"{chosen[0]} needs a tenant inventory",
+            hint="pass --inventory FILE|URL (or set TENANTCTL_INVENTORY)",
+        )
+    everyone = inventory.tenants()
+    if all_tenants:
+        return everyone
+    assert selector is not None
+    return parse_selector(selector).select(everyone)
+
+
+def check_requests(
+    operation: str, tenants: list[Tenant], *, changeset: dict[str, Any], parent: str
+) -> None:
+    """Validate every tenant's request exactly as the orchestrator validates a bus event,
+    before anything starts: a bad tenant id in the inventory is a usage error, not a failure
+    halfway through the fleet."""
+    problems = []
+    for tenant in tenants:
+        try:
+            build_request(
+                operation,
+                tenant_env_id=tenant.id,
+                batch_operation_id=child_batch_id(parent, tenant.id),
+                environment=tenant.environment(),
+                changeset=changeset,
+                region=tenant.region,
+                source_batch_operation_id=None,
+            )
+        except UsageError as exc:
+            if exc.message.startswith(("OP:", "--changeset")):
+                raise  # the same for every tenant: say it once
+            problems.append(f"tenant {tenant.id!r}: {exc.message.split(': ', 1)[-1]}")
+    if problems:
+        shown = "; ".join(problems[:5]) + (
+            f"; … {len(problems) - 5} more" if len(problems) > 5 else ""
+        )
+        raise UsageError(
+            f"{len(problems)} tenant(s) cannot be requested: {shown}",
+            hint="fix them in the inventory or leave them out of the selection",
+        )
+
+
+def local_runner(*, kubeconfig: str | None, context: str | None, parallelism: int) -> TenantRunner:
+    # Heavy imports here: the engine pulls in the bridge and yaml machinery.
+    from orchestrator.engine import (  # noqa: PLC0415
+        BridgeSettings,
+        EngineSettings,
+        local_engine,
+    )
+    from orchestrator.fleet import LocalEngineTenantRunner  # noqa: PLC0415
+
+    bridge = BridgeSettings(kubeconfig=kubeconfig, context=context)
+    return LocalEngineTenantRunner(
+        local_engine(bridge, settings=EngineSettings(parallelism=parallelism))
+    )
+
+
+def _is_tty(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
+
+
+@click.command("fleet", cls=OneLineCommand)
+@click.argument("operation", metavar="OP")
+@click.option("--all", "all_tenants", is_flag=True, help="every tenant of the inventory")
+@click.option(
+    "--tenants",
+    "tenants_file",
+    metavar="FILE",
+    help="file of tenant ids, one per line (# comments)",
+)
+@click.option(
+    "--selector",
+    metavar="EXPR",
+    help="inventory selector, e.g. 'region=eu-west-1,tier in (gold,silver),!legacy'",
+)
+@click.option(
+    "--inventory",
+    envvar="TENANTCTL_INVENTORY",
+    metavar="FILE|URL",
+    help="tenant inventory: YAML/CSV file or http(s) endpoint [env TENANTCTL_INVENTORY]",
+)
+@click.option(
+    "--inventory-token",
+    envvar="TENANTCTL_INVENTORY_TOKEN",
+    metavar="TOKEN",
+    help="bearer token for an HTTP inventory [env TENANTCTL_INVENTORY_TOKEN]",
+)
+@click.option(
+    "--changeset",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, exists=True),
+    help="changeset YAML handed to every tenant's jobs",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="tenants in flight at most",
+)
+@click.option(
+    "--canary",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="run the first N tenants first and stop unless all of them succeed",
+)
+@click.option(
+    "--max-failures",
+    default="0",
+    show_default=True,
+    metavar="N|P%",
+    help="failed tenants tolerated (count, or % of the selection); more stops new starts",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local"]),
+    default="local",
+    show_default=True,
+    help="local: each tenant through the local engine in this process",
+)
+@click.option(
+    "--parallelism",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="bridges of one wave running at the same time, per tenant",
+)
+@click.option("--resume", metavar="PARENT_BATCH", help="continue this interrupted fleet run")
+@click.option(
+    "--parent-batch-id",
+    metavar="ID",
+    help="id of this fleet run (default: a new fleet-<time>-<hex>); e.g. the CronWorkflow's name",
+)
+@store_option
+@output_option
+@click.option(
+    "--kubeconfig",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, exists=True),
+    help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)",
+)
+@click.option("--context", metavar="NAME", help="kubeconfig context")
+def fleet(
+    *,
+    operation: str,
+    all_tenants: bool,
+    tenants_file: str | None,
+    selector: str | None,
+    inventory: str | None,
+    inventory_token: str | None,
+    changeset: str | None,
+    concurrency: int,
+    canary: int,
+    max_failures: str,
+    engine: str,
+    parallelism: int,
+    resume: str | None,
+    parent_batch_id: str | None,
+    store: str | None,
+    output: str,
+    kubeconfig: str | None,
+    context: str | None,
+) -> None:
+    """Run lifecycle operation OP across many tenants: canary first, bounded, on record.
+
+    The first --canary tenants run first; unless all of them succeed nothing else starts.
+    Then at most --concurrency tenants run at a time; once more than --max-failures tenants
+    failed no new tenant starts (those running finish). Every tenant's request and outcome
+    goes to the history store under one parent batch id. Ctrl-C cancels the tenants in
+    flight (their bridges delete their pods); --resume PARENT skips every tenant that
+    already succeeded.
+
+    Exit status: 0 all succeeded, 1 failures or tenants not started, 2 wrong flag,
+    130 interrupted.
+
+    \b
+    Examples:
+      tenantctl fleet lifecycle.upsert --all --inventory tenants.yaml \\
+          --canary 5 --concurrency 20 --max-failures 2% --changeset migration-42.yaml
+      tenantctl fleet lifecycle.backup --selector 'region=eu-west-1,tier in (gold,silver)' \\
+          --inventory https://tenants.internal/api/v1/tenants
+      tenantctl fleet lifecycle.upsert --tenants retry.txt --inventory tenants.yaml \\
+          --resume fleet-20261126t020000-3fa9c1
+    """
+    if resume and parent_batch_id and resume != parent_batch_id:
+        raise UsageError(
+            "--resume and --parent-batch-id name different runs",
+            hint="pass only --resume PARENT_BATCH",
+        )
+    settings = FleetSettings(
+        concurrency=concurrency, canary=canary, max_failures=FailureBudget.parse(max_failures)
+    )
+    source = open_inventory(inventory, token=inventory_token) if inventory else None
+    tenants = select_tenants(
+        all_tenants=all_tenants, tenants_file=tenants_file, selector=selector, inventory=source
+    )
+    changes = load_changeset(changeset) if changeset else {}
+    parent = resume or parent_batch_id or new_parent_batch_id()
+    check_requests(operation, tenants, changeset=changes, parent=parent)
+    assert engine == "local"
+    runner = local_runner(kubeconfig=kubeconfig, context=context, parallelism=parallelism)
+    out = sys.stdout if output == "text" else sys.stderr
+
+    def write(text: str) -> None:
+        out.write(text)
+        out.flush()  # progress is for watching live, also through a pipe
+
+    progress = LineProgress(write, tty=_is_tty(out))
+    cancel = threading.Event()
+    history = open_history(store)
+    try:
+        run = FleetRun(
+            operation=operation,
+            tenants=tenants,
+            runner=runner,
+            store=history,
+            settings=settings,
+            parent_batch_id=parent,
+            resume=resume is not None,
+            changeset=changes,
+            progress=progress,
+            cancel=cancel,
+        )
+
+        def remind() -> None:
+            click.echo("still stopping: waiting for the tenants in flight to cancel", err=True)
+
+        with cancel_on_signals(cancel, on_repeat=remind):
+            summary = run.execute()
+    finally:
+        progress.close()
+        history.close()
+    click.echo(summary.render(), file=out)
+    if output == "json":
+        echo_json(summary.to_json())
+    sys.exit(summary.exit_code)
+
+
+commands: list[click.Command] = [fleet]
