@@ -28,14 +28,13 @@ from typing import IO, Any
 
 import yaml
 
-from bridge.errors import ContractError, LifecycleError, UsageError
+from bridge.errors import ContractError, LifecycleError
 
 from .launcher import BridgeSpec, LineSink
 from .plan import EnginePlan
 from .result import CANCELLED, ERROR, rfc3339, utc_now
 
 EXIT_TERMINATED = 143
-EXIT_REFUSED = 2
 EXIT_INFRASTRUCTURE = 75
 _STDERR_TAIL = 20
 
@@ -61,6 +60,14 @@ class BridgeSettings:
             args += ["--kubeconfig", self.kubeconfig]
         if self.context:
             args += ["--context", self.context]
+        return args
+
+    def contract_args(self) -> list[str]:
+        args: list[str] = []
+        if self.prefix:
+            args += ["--prefix", self.prefix]
+        if self.legacy_key:
+            args += ["--legacy-key", self.legacy_key]
         return args
 
     def process_env(self) -> dict[str, str]:
@@ -90,13 +97,9 @@ class SubprocessDiscovery:
         s = self.settings
         argv = [s.python, "-m", "bridge", "discover", "--operation", operation]
         argv += ["--tenant-env-id", tenant_env_id, "--environment", str(environment)]
-        argv += ["--output", str(output), *s.connection_args()]
+        argv += ["--output", str(output), *s.connection_args(), *s.contract_args()]
         if s.skip_invalid:
             argv.append("--skip-invalid")
-        if s.prefix:
-            argv += ["--prefix", s.prefix]
-        if s.legacy_key:
-            argv += ["--legacy-key", s.legacy_key]
         return argv
 
     def discover(
@@ -120,6 +123,9 @@ class SubprocessDiscovery:
                     env=self.settings.process_env(),
                     timeout=self.settings.discovery_timeout_seconds,
                     check=False,
+                    # Ctrl-C reaches tenantctl only: a run cancelled during discovery still
+                    # gets its plan, then starts no bridge.
+                    start_new_session=True,
                 )
             except subprocess.TimeoutExpired as exc:
                 raise LifecycleError(
@@ -141,20 +147,20 @@ class SubprocessDiscovery:
 
 
 def _discovery_error(operation: str, code: int, stderr: str) -> LifecycleError:
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    # The bridge CLI prints "error: <message> (<hint>)"; strip the prefix so ours is not doubled.
-    detail = "; ".join(line.removeprefix("error: ") for line in lines[-_STDERR_TAIL:])
-    detail = detail or f"exit code {code}, no message"
-    if code == EXIT_REFUSED:
+    """One error from discovery's stderr: its ``error:`` lines, its ``hint:`` line if any."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+    hints = [line.removeprefix("hint: ") for line in lines if line.startswith("hint: ")]
+    detail = "; ".join(errors) or "; ".join(lines[-_STDERR_TAIL:]) or f"exit code {code}"
+    if code == 1 and errors:
+        # The contract: a Job taking part in the operation is invalid or not suspended.
         return ContractError(
-            f"discovery for {operation} refused: {detail}",
-            hint="fix the Jobs it names (tenantctl validate), or pass --skip-invalid",
+            f"discovery for {operation} failed: {detail}",
+            hint=hints[0] if hints else "fix the Jobs it names, or pass --skip-invalid",
         )
-    if code == 1 and "usage" in detail.lower():
-        return UsageError(f"discovery for {operation}: {detail}")
     return LifecycleError(
         f"discovery for {operation} failed (exit {code}): {detail}",
-        hint="check the Kubernetes connection (--kubeconfig) and the message above",
+        hint=hints[0] if hints else "check the Kubernetes connection (--kubeconfig)",
     )
 
 
@@ -288,7 +294,7 @@ class SubprocessBridgeLauncher:
         argv += ["--operation", spec.operation, "--tenant-env-id", spec.tenant_env_id]
         argv += ["--batch-operation-id", spec.batch_operation_id]
         argv += ["--environment", str(environment), "--changeset", str(changeset)]
-        argv += ["--result", str(result), *s.connection_args()]
+        argv += ["--result", str(result), *s.connection_args(), *s.contract_args()]
         if spec.source_batch_operation_id:
             argv += ["--source-batch-operation-id", spec.source_batch_operation_id]
         return argv
