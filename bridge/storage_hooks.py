@@ -25,6 +25,7 @@ per-run Secret); nothing here logs them.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -78,25 +79,34 @@ class StorageHooks:
         self.settings = settings
         self._store = store
         self._broker = broker
+        self._owned_store = False
+        self._owned_broker = False
 
-    # Clients are made on first use: a bridge running lifecycle.upsert never touches S3.
+    # Clients are made on first use (a bridge running lifecycle.upsert never touches S3) and
+    # closed again at the end of each hook call: the runner owns no lifecycle for them, and a
+    # pod may run for hours between before_pod and after_success.
     @property
     def store(self) -> ObjectStore:
         if self._store is None:
             self._store = ObjectStore(self.settings)
+            self._owned_store = True
         return self._store
 
     @property
     def broker(self) -> CredentialBroker:
         if self._broker is None:
             self._broker = CredentialBroker(self.settings)
+            self._owned_broker = True
         return self._broker
 
     def close(self) -> None:
-        if self._store is not None:
+        """Close the clients these hooks made (injected ones belong to the caller)."""
+        if self._store is not None and self._owned_store:
             self._store.close()
-        if self._broker is not None:
+            self._store, self._owned_store = None, False
+        if self._broker is not None and self._owned_broker:
             self._broker.close()
+            self._broker, self._owned_broker = None, False
 
     # -- locations -----------------------------------------------------------------------------
     def location(self, ctx: RunContext) -> Location | None:
@@ -130,6 +140,18 @@ class StorageHooks:
 
     # -- the seam ------------------------------------------------------------------------------
     def before_pod(self, ctx: RunContext) -> Injection:
+        try:
+            return self._before_pod(ctx)
+        finally:
+            self.close()
+
+    def after_success(self, ctx: RunContext) -> None:
+        try:
+            self._after_success(ctx)
+        finally:
+            self.close()
+
+    def _before_pod(self, ctx: RunContext) -> Injection:
         location = self.location(ctx)
         if location is None:
             return Injection()
@@ -164,7 +186,7 @@ class StorageHooks:
             secret_env["AWS_SESSION_TOKEN"] = credentials.session_token
         return Injection(env=env, secret_env=secret_env)
 
-    def after_success(self, ctx: RunContext) -> None:
+    def _after_success(self, ctx: RunContext) -> None:
         if ctx.operation not in EXPORTS:
             return
         location = self.location(ctx)
@@ -225,6 +247,18 @@ class UnconfiguredStorageHooks:
 
     def after_success(self, ctx: RunContext) -> None:
         return None
+
+
+def hooks_from_env(
+    env: Mapping[str, str] | None = None,
+) -> StorageHooks | UnconfiguredStorageHooks:
+    """The hooks ``python -m bridge run`` uses (``bridge.runner.load_hooks`` calls this).
+
+    Settings: the YAML file named by ``BRIDGE_STORAGE_CONFIG`` (optional) overlaid with
+    ``BRIDGE_STORAGE_*`` variables. Raises UsageError on invalid settings, at the bridge's start.
+    """
+    env = os.environ if env is None else env
+    return storage_hooks_from(env.get(ENV_PREFIX + "CONFIG") or None, env=env)
 
 
 def storage_hooks_from(

@@ -259,3 +259,14 @@ def test_without_settings_storage_operations_are_refused_and_others_run() -> Non
 def test_endpoint_defaults_to_aws_regional() -> None:
     settings = StorageSettings(bucket="tenant-data", region="eu-west-1")
     assert endpoint_for(settings) == "https://s3.eu-west-1.amazonaws.com"
+
+
+def test_hooks_from_env_reads_the_config_file_named_in_the_environment(tmp_path: Path) -> None:
+    from bridge.storage_hooks import hooks_from_env
+
+    config = tmp_path / "storage.yaml"
+    config.write_text(f"bucket: from-file\nrole_arn: {ROLE}\n")
+    hooks = hooks_from_env({"BRIDGE_STORAGE_CONFIG": str(config)})
+    assert isinstance(hooks, StorageHooks)
+    assert hooks.settings.bucket == "from-file"
+    assert isinstance(hooks_from_env({}), UnconfiguredStorageHooks)
