@@ -81,7 +81,8 @@ class LoadResult:
     duplicates: dict[str, list[Problem]] = field(default_factory=dict)
 
     def ignored_summary(self) -> str:
-        return ", ".join(f"{count} {kind}" for kind, count in sorted(self.ignored.items()))
+        ordered = sorted(self.ignored.items(), key=lambda kv: (kv[0] == NOT_AN_OBJECT, kv[0]))
+        return ", ".join(f"{count} {kind}" for kind, count in ordered)
 
 
 def find_files(paths: Iterable[str | Path]) -> list[Path | str]:
@@ -171,6 +172,9 @@ class _Collector:
         elif kind == "Namespace" and api_version == "v1":
             self.result.namespaces.append(manifest)
             self.result.ignored[kind] += 1
+        elif kind == "Job":
+            # Same kind, other API group (a CRD): not a batch Job, say which one was ignored.
+            self.result.ignored[f"Job ({api_version})"] += 1
         else:
             self.result.ignored[kind] += 1
 
