@@ -148,10 +148,24 @@ class SubprocessDiscovery:
 
 def _discovery_error(operation: str, code: int, stderr: str) -> LifecycleError:
     """One error from discovery's stderr: its ``error:`` lines, its ``hint:`` line if any."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    errors = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
-    hints = [line.removeprefix("hint: ") for line in lines if line.startswith("hint: ")]
-    detail = "; ".join(errors) or "; ".join(lines[-_STDERR_TAIL:]) or f"exit code {code}"
+    lines = [line.rstrip() for line in stderr.splitlines() if line.strip()]
+    # "error: <message>" may continue on indented lines (discovery lists every invalid Job).
+    errors: list[str] = []
+    hints: list[str] = []
+    in_error = False
+    for line in lines:
+        if line.startswith("error: "):
+            errors.append(line.removeprefix("error: "))
+            in_error = True
+        elif line.startswith("hint: "):
+            hints.append(line.removeprefix("hint: "))
+            in_error = False
+        elif in_error and line.startswith(" "):
+            errors.append(line)
+        else:
+            in_error = False
+    tail = "; ".join(line.strip() for line in lines[-_STDERR_TAIL:])
+    detail = "\n".join(errors) or tail or f"exit code {code}"
     if code == 1 and errors:
         # The contract: a Job taking part in the operation is invalid or not suspended.
         return ContractError(
