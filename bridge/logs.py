@@ -1,13 +1,18 @@
 """Following a container's log across dropped streams: no lost and no duplicated line.
 
 Every line is asked for with its timestamp. When a follow stream drops we reconnect with
-``sinceTime`` = the last printed line's timestamp *rounded down to the second* (servers differ on
-sub-second precision and on whether ``sinceTime`` is inclusive; a floor makes both safe) and skip
-what we already printed: lines older than the last timestamp, and the first ``n`` lines carrying
-exactly the last timestamp (``n`` = how many of those we printed -- several lines can share one
-timestamp). A line without its newline is a stream cut mid-line: it is not printed and comes back
-whole after the reconnect. After the container terminates we read once more without ``follow``,
-which catches whatever the last follow stream missed.
+``sinceTime`` = the last printed line's timestamp (full precision) and skip what we already
+printed: lines older than the last timestamp, and the first ``n`` lines carrying exactly the last
+timestamp (``n`` = how many of those we printed -- several lines can share one timestamp). That
+works whether the server honours sub-second ``sinceTime`` or truncates it to the second (a real
+API server does when it proxies the request to the kubelet), as long as ``sinceTime`` is
+inclusive, which it is in Kubernetes.
+
+A line without its newline at the end of a follow stream is a stream cut mid-line: it is not
+printed and comes back whole after the reconnect. After the container terminates we read once
+more without ``follow``, which catches whatever the last follow stream missed; that read is
+retried if it breaks, and a last line without newline is printed only when two reads in a row
+end with it (a container's genuine last words, not a cut).
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from typing import Protocol
 from bridge.errors import APIError, NotFoundError
 
 log = logging.getLogger(__name__)
+
+# Final reads in a row that may break or make no progress before we give up.
+_FINAL_READ_ATTEMPTS = 3
 
 _TS_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$"
@@ -46,8 +54,9 @@ def parse_timestamp(text: str) -> int | None:
 
 
 def since_time(nanos: int) -> str:
-    """``sinceTime`` for a reconnect: the timestamp floored to the second, in UTC."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(nanos // 1_000_000_000))
+    """``sinceTime`` for a reconnect: RFC3339 with nanoseconds, in UTC."""
+    seconds, fraction = divmod(nanos, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:09d}Z"
 
 
 def split_line(line: str) -> tuple[int | None, str]:
@@ -159,12 +168,37 @@ class ContainerLog:
                 break
             self.reconnects += 1
             self._stopping.wait(self._reconnect_delay)
-        try:
-            self._read(follow=False)
-        except APIError as exc:
-            log.info("final log read of %s/%s failed: %s", self._pod, self._container, exc)
+        self._final_read()
 
-    def _read(self, *, follow: bool) -> None:
+    def _final_read(self) -> None:
+        confirm: str | None = None
+        idle = 0
+        while idle < _FINAL_READ_ATTEMPTS:
+            before = self.lines
+            try:
+                partial = self._read(follow=False)
+            except NotFoundError:
+                return
+            except APIError as exc:
+                log.info("final log read of %s/%s: %s", self._pod, self._container, exc)
+                idle += 1
+                time.sleep(self._reconnect_delay)
+                continue
+            if partial is None:
+                return
+            if partial == confirm and self.lines == before:
+                # Two reads in a row ended with it and nothing new came: genuine last words.
+                nanos, text = split_line(partial)
+                if self._dedupe.is_new(nanos):
+                    self.lines += 1
+                    self._emit(text)
+                return
+            confirm = partial
+            if self.lines == before:
+                idle += 1
+
+    def _read(self, *, follow: bool) -> str | None:
+        """One stream: print its new complete lines; return a trailing partial line, if any."""
         since = None if self._dedupe.last is None else since_time(self._dedupe.last)
         stream = self._source.stream_log(
             self._namespace,
@@ -180,10 +214,9 @@ class ContainerLog:
         self._dedupe.new_stream()
         try:
             for raw in stream:
-                complete = raw.endswith("\n")
-                if not complete and follow:
-                    return  # cut mid-line: it comes back whole after the reconnect
-                nanos, text = split_line(raw.rstrip("\n"))
+                if not raw.endswith("\n"):
+                    return raw  # only ever the last item
+                nanos, text = split_line(raw[:-1])
                 if self._dedupe.is_new(nanos):
                     self.lines += 1
                     self._emit(text)
@@ -193,3 +226,4 @@ class ContainerLog:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
+        return None

@@ -18,7 +18,8 @@ def test_parse_timestamp_variants() -> None:
     assert parse_timestamp("2024-05-01T10:00:00.000000001Z") == base + 1
     assert parse_timestamp("2024-05-01T12:00:00+02:00") == base
     assert parse_timestamp("not a time") is None
-    assert since_time(base + 999_999_999) == "2024-05-01T10:00:00Z"
+    assert since_time(base + 999_999_999) == "2024-05-01T10:00:00.999999999Z"
+    assert parse_timestamp(since_time(base + 7)) == base + 7
 
 
 def test_split_line_keeps_text_verbatim() -> None:
@@ -36,12 +37,24 @@ def test_dedupe_counts_lines_sharing_a_timestamp() -> None:
 
 
 class FakeLogSource:
-    """A container log served with ``sinceTime`` floored to whole seconds (inclusive), each
-    follow stream cut after the next planned number of bytes."""
+    """A container log served with an inclusive ``sinceTime`` (optionally truncated to the
+    second, as a real API server does), each stream cut after the next planned number of bytes
+    (only follow streams unless ``cut_final``)."""
 
-    def __init__(self, lines: list[tuple[int, str]], cuts: list[int]) -> None:
+    def __init__(
+        self,
+        lines: list[tuple[int, str]],
+        cuts: list[int],
+        *,
+        truncate_since: bool = False,
+        cut_final: bool = False,
+        final_newline: bool = True,
+    ) -> None:
         self.lines = lines
         self.cuts = list(cuts)
+        self.truncate_since = truncate_since
+        self.cut_final = cut_final
+        self.final_newline = final_newline
         self.calls: list[tuple[str | None, bool]] = []
 
     def stream_log(
@@ -57,10 +70,14 @@ class FakeLogSource:
     ) -> Iterator[str]:
         self.calls.append((since_time, follow))
         since = parse_timestamp(since_time) if since_time else None
+        if since is not None and self.truncate_since:
+            since -= since % 1_000_000_000
         text = "".join(
             f"{_stamp(ts)} {line}\n" for ts, line in self.lines if since is None or ts >= since
         )
-        if follow and self.cuts:
+        if not self.final_newline:
+            text = text.removesuffix("\n")
+        if (follow or self.cut_final) and self.cuts:
             text = text[: self.cuts.pop(0)]
         start = 0
         while start < len(text):
@@ -71,8 +88,7 @@ class FakeLogSource:
 
 
 def _stamp(nanos: int) -> str:
-    seconds, frac = divmod(nanos, 1_000_000_000)
-    return since_time(seconds * 1_000_000_000)[:-1] + f".{frac:09d}Z"
+    return since_time(nanos)
 
 
 def _follow(source: FakeLogSource, *, follows: int) -> list[str]:
@@ -105,22 +121,30 @@ BASE = 1_700_000_000 * 1_000_000_000
         st.sampled_from([0, 0, 1, 1000, 400_000_000, 1_000_000_000]), min_size=1, max_size=60
     ),
     cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=8),
+    truncate_since=st.booleans(),
+    final_newline=st.booleans(),
 )
-def test_cut_streams_lose_and_duplicate_nothing(gaps: list[int], cuts: list[int]) -> None:
+def test_cut_streams_lose_and_duplicate_nothing(
+    gaps: list[int], cuts: list[int], truncate_since: bool, final_newline: bool
+) -> None:
     stamps = []
     now = BASE
     for gap in gaps:
         now += gap
         stamps.append(now)
     lines = [(ts, f"line {i}") for i, ts in enumerate(stamps)]
-    source = FakeLogSource(lines, cuts)
+    source = FakeLogSource(lines, cuts, truncate_since=truncate_since, final_newline=final_newline)
     out = _follow(source, follows=len(cuts))
     assert out == [text for _, text in lines]
 
 
-def test_final_read_is_not_a_follow_and_prints_a_last_partial_line() -> None:
-    source = FakeLogSource([(BASE, "a")], cuts=[])
-    source.lines.append((BASE + 1, "tail"))
-    out = _follow(source, follows=0)
-    assert out == ["a", "tail"]
-    assert source.calls == [(None, False)]
+def test_cut_final_reads_still_complete() -> None:
+    lines = [(BASE + i * 1000, f"line {i}") for i in range(200)]
+    source = FakeLogSource(lines, [500] * 30, cut_final=True, final_newline=False)
+    assert _follow(source, follows=0) == [text for _, text in lines]
+
+
+def test_final_read_only_for_a_finished_container() -> None:
+    source = FakeLogSource([(BASE, "a"), (BASE + 1, "tail")], cuts=[], final_newline=False)
+    assert _follow(source, follows=0) == ["a", "tail"]
+    assert [follow for _, follow in source.calls] == [False, False]
