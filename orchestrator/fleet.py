@@ -21,8 +21,9 @@ under that parent succeeded is skipped; one that failed or was cancelled runs ag
 child id (attempt + 1); one whose request never finished (the process died) reuses the same
 child id, so an engine that deduplicates by batch id (Argo's Workflow name) picks it up.
 
-The per-tenant runner is a seam (:class:`TenantRunner`): the local engine
-(:class:`LocalEngineTenantRunner`) or, in tests, :class:`FakeTenantRunner`.
+The per-tenant runner is a seam (:class:`TenantRunner`); the implementations live in
+:mod:`orchestrator.fleet_runners`: the local engine, Argo (one Workflow per tenant) and, for
+tests, a scripted fake.
 """
 
 from __future__ import annotations
@@ -32,18 +33,15 @@ import math
 import re
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from bridge.errors import LifecycleError, UsageError
 from orchestrator.history import HistoryRecord, HistoryStore
 from orchestrator.inventory import Tenant
-
-if TYPE_CHECKING:
-    from orchestrator.engine import LocalEngine
 
 SUCCEEDED, FAILED, CANCELLED, ERROR = "succeeded", "failed", "cancelled", "error"
 FLEET_SOURCE = "tenantctl-fleet"
@@ -173,86 +171,6 @@ class TenantRunner(Protocol):
     def run(self, request: TenantRequest, *, cancel: threading.Event) -> TenantOutcome: ...
 
 
-class LocalEngineTenantRunner:
-    """Each tenant through the local engine (discovery, waves, bridges), in this process."""
-
-    def __init__(self, engine: LocalEngine) -> None:
-        self.engine = engine
-
-    def run(self, request: TenantRequest, *, cancel: threading.Event) -> TenantOutcome:
-        result = self.engine.run(request, cancel=cancel)
-        jobs = tuple(job.to_json() for job in result.jobs)
-        return TenantOutcome(
-            status=result.status,
-            message=outcome_message(result.status, jobs, result.errors),
-            jobs=jobs,
-            workflow=result.workflow,
-        )
-
-
-def outcome_message(
-    status: str, jobs: Sequence[Mapping[str, Any]], errors: Iterable[str] = ()
-) -> str:
-    """One line for the summary: which jobs failed and why."""
-    problems = [str(e) for e in errors]
-    for job in jobs:
-        if job.get("status") not in (SUCCEEDED, "skipped"):
-            where = f"{job.get('namespace', '?')}/{job.get('job', job.get('name', '?'))}"
-            reason = job.get("reason") or job.get("status")
-            exit_code = job.get("exitCode")
-            detail = f"{where} {reason}" + (f" (exit {exit_code})" if exit_code else "")
-            problems.append(detail)
-    if not problems:
-        return f"{len(jobs)} job(s) {status}" if jobs else status
-    return "; ".join(problems)
-
-
-@dataclass(frozen=True)
-class FakeScript:
-    """What :class:`FakeTenantRunner` does for one tenant."""
-
-    status: str = SUCCEEDED
-    seconds: float = 0.0
-    message: str = ""
-
-
-class FakeTenantRunner:
-    """A scripted runner for tests of the fleet logic (budget, canary, concurrency, resume):
-    sleeps ``seconds`` (waking up at once on cancel) and returns the scripted status. Keeps
-    the peak number of concurrent runs and the order of starts."""
-
-    def __init__(
-        self,
-        script: Mapping[str, FakeScript] | None = None,
-        *,
-        default: FakeScript = FakeScript(),
-        raises: Mapping[str, Exception] | None = None,
-    ) -> None:
-        self.script = dict(script or {})
-        self.default = default
-        self.raises = dict(raises or {})
-        self.started: list[str] = []
-        self.peak = 0
-        self._running = 0
-        self._lock = threading.Lock()
-
-    def run(self, request: TenantRequest, *, cancel: threading.Event) -> TenantOutcome:
-        step = self.script.get(request.tenant.id, self.default)
-        with self._lock:
-            self.started.append(request.tenant.id)
-            self._running += 1
-            self.peak = max(self.peak, self._running)
-        try:
-            if request.tenant.id in self.raises:
-                raise self.raises[request.tenant.id]
-            if cancel.wait(step.seconds):
-                return TenantOutcome(CANCELLED, "interrupted")
-            return TenantOutcome(step.status, step.message or step.status)
-        finally:
-            with self._lock:
-                self._running -= 1
-
-
 # -- progress ------------------------------------------------------------------------------
 
 
@@ -317,7 +235,11 @@ class LineProgress:
             self._status_shown = True
 
     def on_begin(self, run: FleetRun) -> None:
-        resumed = f", resuming ({run.counts.skipped} already succeeded)" if run.resumed else ""
+        resumed = ""
+        if run.resumed and run.previous_requests:
+            resumed = f", resuming ({run.counts.skipped} already succeeded)"
+        elif run.resumed:
+            resumed = ", nothing to resume: starting it"
         self._line(
             f"fleet {run.parent_batch_id}: {run.operation} on {run.counts.total} tenant(s), "
             f"concurrency {run.settings.concurrency}, "
@@ -514,6 +436,7 @@ class FleetRun:
                 hint=f"continue it with --resume {self.parent_batch_id}, or use a new id",
             )
         previous = self._previous() if self.resumed else {}
+        self.previous_requests = sum(len(records) for records in previous.values())
         canaries = {t.id for t in self.tenants[: self.settings.canary]}
         plan: list[_Planned] = []
         for tenant in self.tenants:

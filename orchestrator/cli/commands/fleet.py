@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -119,12 +121,35 @@ def local_runner(*, kubeconfig: str | None, context: str | None, parallelism: in
         EngineSettings,
         local_engine,
     )
-    from orchestrator.fleet import LocalEngineTenantRunner  # noqa: PLC0415
+    from orchestrator.fleet_runners import LocalEngineTenantRunner  # noqa: PLC0415
 
     bridge = BridgeSettings(kubeconfig=kubeconfig, context=context)
     return LocalEngineTenantRunner(
         local_engine(bridge, settings=EngineSettings(parallelism=parallelism))
     )
+
+
+@contextmanager
+def tenant_runner(
+    engine: str,
+    *,
+    kubeconfig: str | None,
+    context: str | None,
+    parallelism: int,
+    argo_namespace: str,
+    poll_seconds: float,
+) -> Iterator[TenantRunner]:
+    """The runner for ``--engine``; the Argo one holds a Kubernetes client until the end."""
+    if engine == "local":
+        yield local_runner(kubeconfig=kubeconfig, context=context, parallelism=parallelism)
+        return
+    from bridge.kube import Kube, KubeSettings  # noqa: PLC0415 (heavy: kubernetes)
+    from orchestrator.fleet_runners import ArgoTenantRunner  # noqa: PLC0415
+
+    with Kube(settings=KubeSettings(kubeconfig=kubeconfig, context=context)) as kube:
+        yield ArgoTenantRunner(
+            kube, namespace=argo_namespace, parallelism=parallelism, poll_seconds=poll_seconds
+        )
 
 
 def _is_tty(stream: Any) -> bool:
@@ -186,10 +211,10 @@ def _is_tty(stream: Any) -> bool:
 )
 @click.option(
     "--engine",
-    type=click.Choice(["local"]),
+    type=click.Choice(["local", "argo"]),
     default="local",
     show_default=True,
-    help="local: each tenant through the local engine in this process",
+    help="local: each tenant through the local engine here; argo: one Workflow per tenant",
 )
 @click.option(
     "--parallelism",
@@ -197,6 +222,21 @@ def _is_tty(stream: Any) -> bool:
     default=4,
     show_default=True,
     help="bridges of one wave running at the same time, per tenant",
+)
+@click.option(
+    "--argo-namespace",
+    default="argo",
+    show_default=True,
+    metavar="NS",
+    help="argo: namespace of the WorkflowTemplate and Workflows",
+)
+@click.option(
+    "--poll-seconds",
+    type=click.FloatRange(min=0.05),
+    default=5.0,
+    show_default=True,
+    hidden=True,
+    help="argo: how often a tenant's Workflow is looked at",
 )
 @click.option("--resume", metavar="PARENT_BATCH", help="continue this interrupted fleet run")
 @click.option(
@@ -227,6 +267,8 @@ def fleet(
     max_failures: str,
     engine: str,
     parallelism: int,
+    argo_namespace: str,
+    poll_seconds: float,
     resume: str | None,
     parent_batch_id: str | None,
     store: str | None,
@@ -270,8 +312,6 @@ def fleet(
     changes = load_changeset(changeset) if changeset else {}
     parent = resume or parent_batch_id or new_parent_batch_id()
     check_requests(operation, tenants, changeset=changes, parent=parent)
-    assert engine == "local"
-    runner = local_runner(kubeconfig=kubeconfig, context=context, parallelism=parallelism)
     out = sys.stdout if output == "text" else sys.stderr
 
     def write(text: str) -> None:
@@ -280,26 +320,34 @@ def fleet(
 
     progress = LineProgress(write, tty=_is_tty(out))
     cancel = threading.Event()
+
+    def remind() -> None:
+        click.echo("still stopping: waiting for the tenants in flight to cancel", err=True)
+
     history = open_history(store)
     try:
-        run = FleetRun(
-            operation=operation,
-            tenants=tenants,
-            runner=runner,
-            store=history,
-            settings=settings,
-            parent_batch_id=parent,
-            resume=resume is not None,
-            changeset=changes,
-            progress=progress,
-            cancel=cancel,
-        )
-
-        def remind() -> None:
-            click.echo("still stopping: waiting for the tenants in flight to cancel", err=True)
-
-        with cancel_on_signals(cancel, on_repeat=remind):
-            summary = run.execute()
+        with tenant_runner(
+            engine,
+            kubeconfig=kubeconfig,
+            context=context,
+            parallelism=parallelism,
+            argo_namespace=argo_namespace,
+            poll_seconds=poll_seconds,
+        ) as runner:
+            run = FleetRun(
+                operation=operation,
+                tenants=tenants,
+                runner=runner,
+                store=history,
+                settings=settings,
+                parent_batch_id=parent,
+                resume=resume is not None,
+                changeset=changes,
+                progress=progress,
+                cancel=cancel,
+            )
+            with cancel_on_signals(cancel, on_repeat=remind):
+                summary = run.execute()
     finally:
         progress.close()
         history.close()

@@ -20,8 +20,6 @@ from orchestrator.fleet import (
     SUCCEEDED,
     Counts,
     FailureBudget,
-    FakeScript,
-    FakeTenantRunner,
     FleetRun,
     FleetSettings,
     NoProgress,
@@ -29,6 +27,7 @@ from orchestrator.fleet import (
     TenantRequest,
     child_batch_id,
 )
+from orchestrator.fleet_runners import FakeScript, FakeTenantRunner
 from orchestrator.history import HistoryRecord, HistoryStore, open_store
 from orchestrator.inventory import Tenant
 
