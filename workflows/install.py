@@ -201,7 +201,6 @@ def settings_config_maps(settings: WorkflowSettings) -> list[Manifest]:
             "metadata": _meta(settings.settings_config_map, settings.workflow_namespace),
             "data": {
                 "BRIDGE_PREFIX": settings.prefix,
-                "TENANTCTL_PREFIX": settings.prefix,
                 "TENANTCTL_WORKFLOW_NAMESPACE": settings.workflow_namespace,
                 "TENANTCTL_TEMPLATE": settings.template_name,
                 "TENANTCTL_PROJECT": settings.pubsub_project,

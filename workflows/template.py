@@ -269,7 +269,15 @@ def build_workflow_template(settings: WorkflowSettings) -> WorkflowTemplate:
             image_pull_policy=settings.image_pull_policy,
             service_account_name=settings.orchestrator_service_account,
             command=["tenantctl", "publish-result"],
-            args=["--workflow", "{{workflow.name}}", "--namespace", "{{workflow.namespace}}"],
+            # In the exit handler the Workflow's phase is not final yet: pass Argo's verdict.
+            args=[
+                "--workflow",
+                "{{workflow.name}}",
+                "--namespace",
+                "{{workflow.namespace}}",
+                "--workflow-status",
+                "{{workflow.status}}",
+            ],
             # Publishing is idempotent (the result-published annotation), so any failure of
             # the exit handler may be retried.
             retry_strategy=RetryStrategy(

@@ -167,6 +167,7 @@ def test_failed_abort_job_stops_later_waves_but_finishes_its_own() -> None:
     assert publish[0].argv == (
         "tenantctl", "publish-result",
         "--workflow", "lc-emulated", "--namespace", "tenant-lifecycle",
+        "--workflow-status", "Failed",
     )  # fmt: skip
 
 
