@@ -366,8 +366,8 @@ def check_job(
             _annotation_path(settings.operations_key),
             f"the Job has the label {settings.enabled_label} but no operations annotation, so "
             "it takes part in nothing",
-            f'add the annotation {settings.operations_key}: "lifecycle.upsert" (comma list), '
-            f"or remove the label",
+            f"add the annotation {settings.operations_key}, a comma list such as "
+            '"lifecycle.upsert,lifecycle.decommission", or remove the label',
         )
     wave = _check_wave(c, annotations, settings.wave_key)
     applications = _check_applications(c, annotations, settings.applications_key)

@@ -124,7 +124,7 @@ def _yaml_problem(source: str, exc: yaml.YAMLError) -> Problem:
         object="file",
         field="syntax",
         message=message,
-        fix="fix the YAML syntax (indentation, quoting, ':' after keys); documents after the "
+        fix="fix the YAML syntax: indentation, quoting, ':' after keys; documents after the "
         "error in this file were not read",
         source=where,
     )
