@@ -19,6 +19,24 @@ from .contract_model import (
     ProblemCollector,
 )
 
+RULE_FIELDS = ("action", "onExitCodes", "onPodConditions")
+EXIT_CODE_FIELDS = ("containerName", "operator", "values")
+CONDITION_FIELDS = ("type", "status")
+
+
+def _unknown_fields(
+    c: ProblemCollector, path: str, obj: Mapping[str, Any], known: tuple[str, ...]
+) -> bool:
+    """Report fields Kubernetes does not know here (usually a mis-indented line); True if any."""
+    unknown = [key for key in obj if key not in known]
+    for key in unknown:
+        c.add(
+            f"{path}.{key}",
+            f"unknown field {key!r} (Kubernetes knows {', '.join(known)})",
+            "check the indentation: the field probably belongs one level deeper or higher",
+        )
+    return bool(unknown)
+
 
 def _is_int(value: Any) -> bool:
     # YAML booleans are ints in Python; a ``true`` is never a count.
@@ -31,6 +49,7 @@ def _check_exit_codes(
     if not isinstance(raw, Mapping):
         c.add(path, "onExitCodes must be a mapping", "give operator: In|NotIn and values: [..]")
         return None, None, ()
+    _unknown_fields(c, path, raw, EXIT_CODE_FIELDS)
     container = raw.get("containerName")
     if container is not None and not isinstance(container, str):
         c.add(f"{path}.containerName", "containerName must be a string", "name a container")
@@ -137,6 +156,7 @@ def _check_pod_failure_policy(
                 "does not run",
                 "use FailJob",
             )
+        _unknown_fields(c, rpath, rule, RULE_FIELDS)
         has_codes = rule.get("onExitCodes") is not None
         conditions_raw = rule.get("onPodConditions")
         has_conditions = conditions_raw not in (None, [])
@@ -173,6 +193,16 @@ def _check_pod_failure_policy(
                             f"{rpath}.onPodConditions[{cindex}]",
                             "a pod condition needs a type",
                             "e.g. {type: DisruptionTarget}",
+                        )
+                    elif _unknown_fields(
+                        c, f"{rpath}.onPodConditions[{cindex}]", cond, CONDITION_FIELDS
+                    ):
+                        pass
+                    elif cond.get("status", "True") not in ("True", "False", "Unknown"):
+                        c.add(
+                            f"{rpath}.onPodConditions[{cindex}].status",
+                            f"status {cond.get('status')!r} is not True, False or Unknown",
+                            'use status: "True" (the default)',
                         )
                     else:
                         conditions.append(dict(cond))

@@ -398,3 +398,30 @@ def test_installed_tenantctl_validates_the_examples() -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "OK: every lifecycle Job is valid" in completed.stdout
     assert "Traceback" not in completed.stdout + completed.stderr
+
+
+def test_examples_are_valid_kubernetes_objects() -> None:
+    """What `kubectl apply` would accept (the upstream OpenAPI schema, unknown fields rejected)."""
+    import kubernetes_validate
+
+    from bridge.manifests import load_objects
+
+    objects = load_objects(TEAMS)
+    assert sorted({o["kind"] for o in objects}) == ["ConfigMap", "Job", "Namespace"]
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.30.0", strict=True)
+
+
+def test_kustomize_output_validates_from_stdin() -> None:
+    kustomized = subprocess.run(
+        ["kubectl", "kustomize", str(EXAMPLES)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    result = run("validate", "-", stdin=kustomized)
+    assert result.exit_code == 0, result.output
+    assert "<stdin>:" in result.output
+    for name in ("catalog-schema", "catalog-reindex", "search-index", "billing-account"):
+        assert f"/{name} " in result.output

@@ -359,6 +359,23 @@ def _policy(*rules: dict[str, Any]) -> dict[str, Any]:
             "ascending order",
         ),
         (
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "Yes"}],
+            },
+            "spec.podFailurePolicy.rules[0].onPodConditions[0].status",
+            "not True, False or Unknown",
+        ),
+        (
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget"}],
+                "status": "True",
+            },
+            "spec.podFailurePolicy.rules[0].status",
+            "unknown field 'status'",
+        ),
+        (
             {"action": "FailJob"},
             "spec.podFailurePolicy.rules[0]",
             "exactly one of onExitCodes and onPodConditions",
