@@ -1,0 +1,641 @@
+"""The API server's semantics, independent of HTTP: create, read, list, update, patch, delete.
+
+What clients rely on lives here: uid, a global resourceVersion, creationTimestamp, generateName,
+optimistic concurrency (409 on a stale resourceVersion), the status subresource, finalizers,
+deletion with grace (pods are deleted by the runtime once their processes are gone), namespace
+termination, ownerReference garbage collection, and ``limit``/``continue`` over a snapshot.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import copy
+import json
+import random
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from . import defaults
+from .clock import rfc3339
+from .patch import apply_patch
+from .resources import Registry, ResourceType
+from .selectors import FieldSelector, LabelSelector
+from .status import (
+    ApiError,
+    already_exists,
+    bad_request,
+    conflict,
+    expired,
+    not_found,
+    success_status,
+)
+from .store import Obj, Store
+from .validation import normalize_secret, validate
+
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_SNAPSHOTS = 256
+# Types whose DELETE answers with the object rather than a Status (as their real registries do).
+_RETURNS_OBJECT = {"pods", "namespaces", "customresourcedefinitions.apiextensions.k8s.io"}
+
+
+class PodLifecycle(Protocol):
+    """What the API needs from the pod runtime."""
+
+    def pod_created(self, pod: Obj) -> None: ...
+
+    def pod_deleting(self, pod: Obj, grace_seconds: int) -> bool:
+        """Start stopping the pod; True when the runtime will call ``finish_pod_deletion``."""
+        ...
+
+
+class Api:
+    def __init__(self, *, store: Store | None = None, registry: Registry | None = None) -> None:
+        self.store = store or Store()
+        self.registry = registry or Registry.default()
+        self.runtime: PodLifecycle | None = None
+        self._snapshots: OrderedDict[str, tuple[int, list[Obj]]] = OrderedDict()
+        self._snap_lock = threading.Lock()
+        self.on_write: list[Callable[[ResourceType, str, Obj | None], None]] = []
+
+    # helpers ---------------------------------------------------------------------------------
+
+    def _now(self) -> str:
+        return rfc3339()
+
+    def _require_namespace(self, rtype: ResourceType, namespace: str, name: str) -> None:
+        if not rtype.namespaced:
+            return
+        ns = self.store.get("namespaces", "", namespace)
+        if ns is None:
+            raise not_found("namespaces", "", namespace)
+        if ns["metadata"].get("deletionTimestamp"):
+            raise ApiError(
+                403,
+                f'{rtype.plural} "{name}" is forbidden: unable to create new content in namespace '
+                f"{namespace} because it is being terminated",
+                details={
+                    "name": name,
+                    "kind": rtype.plural,
+                    "group": rtype.group,
+                    "causes": [
+                        {
+                            "reason": "NamespaceTerminating",
+                            "message": f"namespace {namespace} is being terminated",
+                            "field": "metadata.namespace",
+                        }
+                    ],
+                },
+            )
+
+    def _get_or_404(self, rtype: ResourceType, namespace: str, name: str) -> Obj:
+        obj = self.store.get(rtype.key, namespace if rtype.namespaced else "", name)
+        if obj is None:
+            raise not_found(rtype.plural, rtype.group, name)
+        return obj
+
+    def _stamp(self, obj: Obj, rv: int) -> Obj:
+        obj["metadata"]["resourceVersion"] = str(rv)
+        return obj
+
+    def _notify(self, rtype: ResourceType, namespace: str, obj: Obj | None) -> None:
+        for hook in self.on_write:
+            hook(rtype, namespace, obj)
+
+    # create ----------------------------------------------------------------------------------
+
+    def create(
+        self, rtype: ResourceType, namespace: str, body: Obj, *, dry_run: bool = False
+    ) -> Obj:
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be a JSON object")
+        obj = copy.deepcopy(body)
+        obj.setdefault("apiVersion", rtype.api_version)
+        obj.setdefault("kind", rtype.kind)
+        if obj["kind"] != rtype.kind:
+            raise bad_request(
+                f"the kind of the provided object ({obj['kind']}) does not match the kind of the "
+                f"request ({rtype.kind})"
+            )
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise bad_request("metadata must be an object")
+        if rtype.namespaced:
+            if meta.get("namespace") and meta["namespace"] != namespace:
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on "
+                    "the request"
+                )
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            suffix = "".join(random.choices(_GENERATE_ALPHABET, k=5))  # noqa: S311
+            meta["name"] = f"{meta['generateName']}{suffix}"
+        for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            meta.pop(field, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = self._now()
+        meta["generation"] = 1
+        if rtype.key == "secrets":
+            normalize_secret(obj)
+        defaults.apply(rtype, obj)
+        validate(rtype, obj)
+        name = meta["name"]
+        with self.store.lock:
+            self._require_namespace(rtype, namespace, name)
+            key_ns = namespace if rtype.namespaced else ""
+            if self.store.get(rtype.key, key_ns, name) is not None:
+                raise already_exists(rtype.plural, rtype.group, name)
+            if dry_run:
+                return obj
+            rv = self.store.next_rv()
+            self._stamp(obj, rv)
+            self.store.put(rtype.key, obj, rv=rv, event="ADDED")
+        self._after_create(rtype, obj)
+        return obj
+
+    def _after_create(self, rtype: ResourceType, obj: Obj) -> None:
+        if rtype.key == "namespaces":
+            name = obj["metadata"]["name"]
+            sa = self.registry.lookup("", "v1", "serviceaccounts")
+            if sa is not None:
+                with contextlib.suppress(ApiError):
+                    self.create(sa, name, {"metadata": {"name": "default"}})
+        if rtype.key == "customresourcedefinitions.apiextensions.k8s.io":
+            defaults.register_crd(self.registry, obj)
+        if rtype.key == "pods" and self.runtime is not None:
+            self.runtime.pod_created(obj)
+        self._notify(rtype, obj["metadata"].get("namespace", ""), obj)
+
+    # read ------------------------------------------------------------------------------------
+
+    def get(self, rtype: ResourceType, namespace: str, name: str) -> Obj:
+        return self._get_or_404(rtype, namespace, name)
+
+    def list(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        *,
+        labels: LabelSelector | None = None,
+        fields: FieldSelector | None = None,
+        limit: int = 0,
+        continue_token: str | None = None,
+    ) -> Obj:
+        labels = labels or LabelSelector()
+        fields = fields or FieldSelector()
+        if continue_token:
+            rv, start, snap_id = _decode_continue(continue_token)
+            with self._snap_lock:
+                snap = self._snapshots.get(snap_id)
+                if snap is not None:
+                    self._snapshots.move_to_end(snap_id)
+            if snap is None:
+                raise expired(
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter, or use "
+                    "the continue token in this response to retrieve the remainder of the "
+                    "results. Continuing with the provided token results in an inconsistent "
+                    "list - objects that were created, modified, or deleted between the time "
+                    "the first chunk was returned and now may show up in the list."
+                )
+            items = snap[1]
+            offset = start
+        else:
+            with self.store.lock:
+                rv = self.store.resource_version
+                name = fields.name()
+                if name is not None and namespace is not None:
+                    one = self.store.get(rtype.key, namespace, name)
+                    found = [((namespace, name), one)] if one is not None else []
+                else:
+                    found = self.store.candidates(rtype.key, namespace, labels.equalities())
+            items = [
+                obj
+                for _, obj in found
+                if labels.matches(obj["metadata"].get("labels")) and fields.matches(obj)
+            ]
+            offset = 0
+            snap_id = ""
+        page = items[offset:] if limit <= 0 else items[offset : offset + limit]
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        end = offset + len(page)
+        if limit > 0 and end < len(items):
+            if not snap_id:
+                snap_id = uuid.uuid4().hex
+                with self._snap_lock:
+                    self._snapshots[snap_id] = (rv, items)
+                    while len(self._snapshots) > _SNAPSHOTS:
+                        self._snapshots.popitem(last=False)
+            meta["continue"] = _encode_continue(rv, end, snap_id)
+            meta["remainingItemCount"] = len(items) - end
+        return {
+            "kind": rtype.list_kind,
+            "apiVersion": rtype.api_version,
+            "metadata": meta,
+            "items": page,
+        }
+
+    def forget_snapshots(self) -> None:
+        with self._snap_lock:
+            self._snapshots.clear()
+
+    # update / patch --------------------------------------------------------------------------
+
+    def replace(
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        name: str,
+        body: Obj,
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be a JSON object")
+        body_name = (body.get("metadata") or {}).get("name")
+        if body_name and body_name != name:
+            raise bad_request(
+                f"the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )
+        with self.store.lock:
+            old = self._get_or_404(rtype, namespace, name)
+            want_rv = (body.get("metadata") or {}).get("resourceVersion")
+            if want_rv and want_rv != old["metadata"]["resourceVersion"]:
+                raise conflict(rtype.plural, rtype.group, name)
+            new = self._merge_update(rtype, old, copy.deepcopy(body), subresource)
+            return self._write(rtype, old, new, dry_run=dry_run)
+
+    def patch(
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        name: str,
+        content_type: str,
+        body: Any,
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
+        with self.store.lock:
+            old = self._get_or_404(rtype, namespace, name)
+            patched = apply_patch(content_type, copy.deepcopy(old), body)
+            want_rv = None
+            if isinstance(body, dict):
+                want_rv = (body.get("metadata") or {}).get("resourceVersion")
+            if want_rv and want_rv != old["metadata"]["resourceVersion"]:
+                raise conflict(rtype.plural, rtype.group, name)
+            new = self._merge_update(rtype, old, patched, subresource)
+            return self._write(rtype, old, new, dry_run=dry_run)
+
+    def _merge_update(
+        self, rtype: ResourceType, old: Obj, new: Obj, subresource: str | None
+    ) -> Obj:
+        """The stored object after an update: identity and system fields are kept from ``old``."""
+        if subresource == "status":
+            merged = copy.deepcopy(old)
+            merged["status"] = new.get("status", {})
+            return merged
+        if subresource not in (None, "", "finalize"):
+            raise ApiError(
+                405, f"the server does not allow this method on {rtype.plural}/{subresource}"
+            )
+        new["apiVersion"] = old["apiVersion"]
+        new["kind"] = old["kind"]
+        meta = new.setdefault("metadata", {})
+        old_meta = old["metadata"]
+        for field in (
+            "uid",
+            "creationTimestamp",
+            "namespace",
+            "name",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ):
+            if field in old_meta:
+                meta[field] = old_meta[field]
+            else:
+                meta.pop(field, None)
+        if rtype.has_status:
+            if "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+        if subresource == "finalize" and rtype.key == "namespaces":
+            new["status"] = old.get("status", {})
+        if rtype.key == "secrets":
+            normalize_secret(new)
+        if rtype.key == "pods":
+            defaults.check_pod_update(old, new)
+        validate(rtype, new)
+        spec_old = {k: v for k, v in old.items() if k not in ("metadata", "status")}
+        spec_new = {k: v for k, v in new.items() if k not in ("metadata", "status")}
+        if spec_old != spec_new:
+            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        return new
+
+    def _write(self, rtype: ResourceType, old: Obj, new: Obj, *, dry_run: bool = False) -> Obj:
+        meta = new["metadata"]
+        ns = meta.get("namespace", "")
+        comparable_old = {**old, "metadata": {**old["metadata"], "resourceVersion": None}}
+        comparable_new = {**new, "metadata": {**meta, "resourceVersion": None}}
+        if comparable_old == comparable_new:
+            return old  # a no-op write does not bump the resourceVersion, as on a real server
+        if dry_run:
+            return new
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and rtype.key != "pods":
+            self._remove(rtype, new)
+            return new
+        rv = self.store.next_rv()
+        self._stamp(new, rv)
+        self.store.put(rtype.key, new, rv=rv, event="MODIFIED")
+        self._notify(rtype, ns, new)
+        return new
+
+    def update_with(
+        self, rtype: ResourceType, namespace: str, name: str, change: Callable[[Obj], None]
+    ) -> Obj | None:
+        """Internal writer (the runtime): apply ``change`` to a copy and store it; None if gone."""
+        with self.store.lock:
+            old = self.store.get(rtype.key, namespace if rtype.namespaced else "", name)
+            if old is None:
+                return None
+            new = copy.deepcopy(old)
+            change(new)
+            if new == old:
+                return old
+            rv = self.store.next_rv()
+            self._stamp(new, rv)
+            self.store.put(rtype.key, new, rv=rv, event="MODIFIED")
+        self._notify(rtype, namespace, new)
+        return new
+
+    # delete ----------------------------------------------------------------------------------
+
+    def delete(
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        name: str,
+        *,
+        grace_seconds: int | None = None,
+        propagation: str | None = None,
+        preconditions: dict[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
+        with self.store.lock:
+            obj = self._get_or_404(rtype, namespace, name)
+            meta = obj["metadata"]
+            pre = preconditions or {}
+            if (pre.get("uid") and pre["uid"] != meta["uid"]) or (
+                pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]
+            ):
+                raise conflict(rtype.plural, rtype.group, name)
+            if dry_run:
+                return self._delete_answer(rtype, obj)
+            if propagation is None:
+                propagation = "Orphan" if rtype.default_orphan else "Background"
+            if propagation == "Orphan":
+                self._orphan_dependents(meta["uid"])
+            if rtype.key == "namespaces":
+                return self._delete_answer(rtype, self._terminate_namespace(rtype, obj))
+            if rtype.key == "pods":
+                return self._delete_answer(rtype, self._delete_pod(rtype, obj, grace_seconds))
+            if meta.get("finalizers"):
+                if meta.get("deletionTimestamp"):
+                    return self._delete_answer(rtype, obj)
+                new = copy.deepcopy(obj)
+                new["metadata"]["deletionTimestamp"] = self._now()
+                new["metadata"]["deletionGracePeriodSeconds"] = 0
+                rv = self.store.next_rv()
+                self._stamp(new, rv)
+                self.store.put(rtype.key, new, rv=rv, event="MODIFIED")
+                return self._delete_answer(rtype, new)
+            final = self._remove(rtype, obj)
+        return self._delete_answer(rtype, final)
+
+    def _delete_answer(self, rtype: ResourceType, obj: Obj) -> Obj:
+        if rtype.key in _RETURNS_OBJECT or rtype.group not in (
+            "",
+            "batch",
+            "rbac.authorization.k8s.io",
+            "coordination.k8s.io",
+        ):
+            return obj
+        meta = obj["metadata"]
+        return success_status(
+            name=meta["name"], group=rtype.group, kind=rtype.plural, uid=meta["uid"]
+        )
+
+    def _delete_pod(self, rtype: ResourceType, pod: Obj, grace_seconds: int | None) -> Obj:
+        meta = pod["metadata"]
+        if grace_seconds is None:
+            grace_seconds = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+        if meta.get("deletionTimestamp"):
+            # Already terminating: a shorter grace period may still speed it up.
+            if self.runtime is not None and grace_seconds == 0:
+                self.runtime.pod_deleting(pod, 0)
+                return self._remove(rtype, pod)
+            return pod
+        pending = self.runtime is not None and self.runtime.pod_deleting(pod, grace_seconds)
+        if pending and grace_seconds > 0:
+            new = copy.deepcopy(pod)
+            new["metadata"]["deletionTimestamp"] = rfc3339(time.time() + grace_seconds)
+            new["metadata"]["deletionGracePeriodSeconds"] = grace_seconds
+            rv = self.store.next_rv()
+            self._stamp(new, rv)
+            self.store.put(rtype.key, new, rv=rv, event="MODIFIED")
+            return new
+        if meta.get("finalizers"):
+            new = copy.deepcopy(pod)
+            new["metadata"]["deletionTimestamp"] = self._now()
+            new["metadata"]["deletionGracePeriodSeconds"] = 0
+            rv = self.store.next_rv()
+            self._stamp(new, rv)
+            self.store.put(rtype.key, new, rv=rv, event="MODIFIED")
+            return new
+        return self._remove(rtype, pod)
+
+    def finish_pod_deletion(self, namespace: str, name: str, uid: str) -> None:
+        """Called by the runtime once a terminating pod's processes are gone."""
+        rtype = self.registry.lookup("", "v1", "pods")
+        assert rtype is not None
+        with self.store.lock:
+            pod = self.store.get("pods", namespace, name)
+            if pod is None or pod["metadata"]["uid"] != uid:
+                return
+            if pod["metadata"].get("finalizers"):
+                return
+            self._remove(rtype, pod)
+
+    def _remove(self, rtype: ResourceType, obj: Obj) -> Obj:
+        meta = obj["metadata"]
+        ns = meta.get("namespace", "")
+        with self.store.lock:
+            rv = self.store.next_rv()
+            final = copy.deepcopy(obj)
+            self._stamp(final, rv)
+            self.store.remove(rtype.key, ns, meta["name"], rv=rv, final=final)
+        self._notify(rtype, ns, None)
+        if rtype.key == "customresourcedefinitions.apiextensions.k8s.io":
+            defaults.unregister_crd(self.registry, obj)
+        # Garbage collection runs outside the caller's critical path.
+        threading.Thread(
+            target=self._collect, args=(meta["uid"],), name="sandbox-gc", daemon=True
+        ).start()
+        return final
+
+    def _collect(self, uid: str) -> None:
+        for rkey, (ns, name) in self.store.dependents(uid):
+            rtype = self._type_for_key(rkey)
+            if rtype is None:
+                continue
+            with self.store.lock:
+                dep = self.store.get(rkey, ns, name)
+                if dep is None:
+                    continue
+                refs = dep["metadata"].get("ownerReferences") or []
+                alive = [r for r in refs if r.get("uid") != uid and self._owner_exists(r, ns)]
+            try:
+                if alive:
+
+                    def keep_alive(o: Obj, keep: list[Any] = alive) -> None:
+                        o["metadata"]["ownerReferences"] = keep
+
+                    self.update_with(rtype, ns, name, keep_alive)
+                else:
+                    self.delete(rtype, ns, name, propagation="Background")
+            except ApiError:
+                continue
+
+    def _owner_exists(self, ref: dict[str, Any], namespace: str) -> bool:
+        rtype = self.registry.by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
+        if rtype is None:
+            return False
+        owner = self.store.get(
+            rtype.key, namespace if rtype.namespaced else "", ref.get("name", "")
+        )
+        return owner is not None and owner["metadata"]["uid"] == ref.get("uid")
+
+    def _orphan_dependents(self, uid: str) -> None:
+        for rkey, (ns, name) in self.store.dependents(uid):
+            rtype = self._type_for_key(rkey)
+            if rtype is None:
+                continue
+
+            def drop(obj: Obj) -> None:
+                refs = [
+                    r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
+                ]
+                if refs:
+                    obj["metadata"]["ownerReferences"] = refs
+                else:
+                    obj["metadata"].pop("ownerReferences", None)
+
+            self.update_with(rtype, ns, name, drop)
+
+    def _type_for_key(self, rkey: str) -> ResourceType | None:
+        for rtype in self.registry.types.values():
+            if rtype.key == rkey:
+                return rtype
+        return None
+
+    def _terminate_namespace(self, rtype: ResourceType, ns_obj: Obj) -> Obj:
+        if ns_obj["metadata"].get("deletionTimestamp"):
+            return ns_obj
+        new = copy.deepcopy(ns_obj)
+        new["metadata"]["deletionTimestamp"] = self._now()
+        new.setdefault("status", {})["phase"] = "Terminating"
+        rv = self.store.next_rv()
+        self._stamp(new, rv)
+        self.store.put(rtype.key, new, rv=rv, event="MODIFIED")
+        threading.Thread(
+            target=self._empty_namespace,
+            args=(new["metadata"]["name"],),
+            name="sandbox-ns-delete",
+            daemon=True,
+        ).start()
+        return new
+
+    def _empty_namespace(self, namespace: str) -> None:
+        nstype = self.registry.lookup("", "v1", "namespaces")
+        assert nstype is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            contents = self.store.namespaces_in_use(namespace)
+            if not contents:
+                break
+            for rkey, name in contents:
+                rtype = self._type_for_key(rkey)
+                if rtype is None:
+                    continue
+                try:
+                    obj = self.store.get(rkey, namespace, name)
+                    if (
+                        obj is not None
+                        and obj["metadata"].get("deletionTimestamp")
+                        and obj["metadata"].get("finalizers")
+                    ):
+                        self.update_with(
+                            rtype,
+                            namespace,
+                            name,
+                            lambda o: o["metadata"].pop("finalizers", None),
+                        )
+                        self.finish_pod_deletion(namespace, name, obj["metadata"]["uid"])
+                    self.delete(rtype, namespace, name, propagation="Background")
+                except ApiError:
+                    continue
+            time.sleep(0.05)
+        with self.store.lock:
+            ns_obj = self.store.get("namespaces", "", namespace)
+            if ns_obj is not None:
+                self._remove(nstype, ns_obj)
+
+    def delete_collection(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        *,
+        labels: LabelSelector | None = None,
+        fields: FieldSelector | None = None,
+        grace_seconds: int | None = None,
+        propagation: str | None = None,
+    ) -> Obj:
+        listing = self.list(rtype, namespace, labels=labels, fields=fields)
+        for item in listing["items"]:
+            meta = item["metadata"]
+            try:
+                self.delete(
+                    rtype,
+                    meta.get("namespace", ""),
+                    meta["name"],
+                    grace_seconds=grace_seconds,
+                    propagation=propagation,
+                )
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+        listing["items"] = []
+        return listing
+
+
+def _encode_continue(rv: int, offset: int, snap_id: str) -> str:
+    raw = json.dumps({"v": "sandbox/v1", "rv": rv, "start": offset, "snap": snap_id})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_continue(token: str) -> tuple[int, int, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode() + b"==="))
+        return int(data["rv"]), int(data["start"]), str(data["snap"])
+    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        raise bad_request(f"continue key is not valid: {exc}") from exc

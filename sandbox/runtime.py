@@ -1,0 +1,823 @@
+"""The pod runtime: each pod's containers run as local process groups, reported like a kubelet.
+
+A :class:`PodWorker` thread per pod walks the pod through scheduling, volume setup, init
+containers (in order) and containers (concurrently), writing ``status`` as a kubelet would: phase
+Pending → Running → Succeeded/Failed, container states waiting/running/terminated with reasons
+and exit codes, conditions, startTime. Deletion sends SIGTERM to each container's process group
+and SIGKILL after the grace period; the pod object is removed once every process is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import images
+from .api import Api
+from .clock import rfc3339
+from .envvars import ConfigError, argv, resolve_env
+from .logs import LogBuffer
+from .mounts import HostDirs, Mount, MountError, MountPlan, plan, wrap
+from .status import ApiError
+from .volumes import MissingSourceError, UnsupportedVolumeError, materialize
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+NODE_NAME = "sandbox"
+_RETRY = 0.5
+
+
+@dataclass
+class ContainerRun:
+    """One run of a container: its process and log."""
+
+    log: LogBuffer = field(default_factory=LogBuffer)
+    process: subprocess.Popen[bytes] | None = None
+
+
+class PodWorker:
+    def __init__(self, runtime: PodRuntime, pod: Obj) -> None:
+        self.runtime = runtime
+        self.api = runtime.api
+        meta = pod["metadata"]
+        self.namespace: str = meta["namespace"]
+        self.name: str = meta["name"]
+        self.uid: str = meta["uid"]
+        self.pod = pod
+        self.spec: Obj = pod.get("spec") or {}
+        self.dir = runtime.workdir / "pods" / f"{self.namespace}_{self.name}_{self.uid[:8]}"
+        self.lock = threading.Lock()
+        self.stop = threading.Event()  # deleting, killed, evicted or deadline
+        self.stop_reason: str | None = (
+            None  # None (deleted) | "Killed" | "Evicted" | "DeadlineExceeded"
+        )
+        self.deleting = False
+        self.done = False
+        self.runs: dict[str, list[ContainerRun]] = {}
+        self.statuses: dict[str, Obj] = {}
+        self.init_statuses: dict[str, Obj] = {}
+        self.phase = "Pending"
+        self.conditions: dict[str, Obj] = {}
+        self.extra: Obj = {}
+        self.host_dirs: list[Path] = []
+        self.thread = threading.Thread(target=self._main, name=f"pod-{self.name}", daemon=True)
+
+    # status ----------------------------------------------------------------------------------
+
+    def _condition(
+        self, ctype: str, status: bool, reason: str | None = None, message: str | None = None
+    ) -> None:
+        cond: Obj = {
+            "type": ctype,
+            "status": "True" if status else "False",
+            "lastProbeTime": None,
+            "lastTransitionTime": rfc3339(),
+        }
+        old = self.conditions.get(ctype)
+        if old and old["status"] == cond["status"]:
+            cond["lastTransitionTime"] = old["lastTransitionTime"]
+        if reason:
+            cond["reason"] = reason
+        if message:
+            cond["message"] = message
+        self.conditions[ctype] = cond
+
+    def _publish(self) -> None:
+        order = [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+            "PodScheduled",
+            "DisruptionTarget",
+        ]
+        status: Obj = {
+            "phase": self.phase,
+            "conditions": [self.conditions[c] for c in order if c in self.conditions],
+            "qosClass": "BestEffort",
+            **self.extra,
+        }
+        containers = [
+            self.statuses[c["name"]]
+            for c in self.spec.get("containers") or []
+            if c["name"] in self.statuses
+        ]
+        inits = [
+            self.init_statuses[c["name"]]
+            for c in self.spec.get("initContainers") or []
+            if c["name"] in self.init_statuses
+        ]
+        if containers:
+            status["containerStatuses"] = containers
+        if inits:
+            status["initContainerStatuses"] = inits
+
+        spec_patch = status.pop("_spec", None)
+
+        def change_all(pod: Obj) -> None:
+            pod["status"] = status
+            if spec_patch:
+                pod.setdefault("spec", {}).update(spec_patch)
+
+        self.api.update_with(self.runtime.pods, self.namespace, self.name, change_all)
+
+    def _status_for(self, container: Obj, init: bool) -> Obj:
+        table = self.init_statuses if init else self.statuses
+        name = container["name"]
+        if name not in table:
+            table[name] = {
+                "name": name,
+                "image": container.get("image", ""),
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "started": False,
+                "state": {
+                    "waiting": {
+                        "reason": "PodInitializing"
+                        if init or self.spec.get("initContainers")
+                        else "ContainerCreating"
+                    }
+                },
+                "lastState": {},
+            }
+        return table[name]
+
+    def _waiting(self, container: Obj, init: bool, reason: str, message: str | None = None) -> None:
+        status = self._status_for(container, init)
+        waiting: Obj = {"reason": reason}
+        if message:
+            waiting["message"] = message
+        status["state"] = {"waiting": waiting}
+        status["ready"] = False
+        status["started"] = False
+
+    # main ------------------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            self._run()
+        except Exception:
+            log.exception("sandbox pod %s/%s failed in the runtime", self.namespace, self.name)
+            self.phase = "Failed"
+            self.extra["reason"] = "SandboxError"
+            self.extra["message"] = "the sandbox runtime failed; see the sandbox log"
+            with contextlib.suppress(ApiError):
+                self._publish()
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        for path in self.host_dirs:
+            self.runtime.host_dirs.release(path)
+        with self.lock:
+            self.done = True
+            deleting = self.deleting
+        if deleting:
+            self.api.finish_pod_deletion(self.namespace, self.name, self.uid)
+        self.runtime.forget(self)
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep unless stopped; True when stopped."""
+        return self.stop.wait(seconds)
+
+    def _all_containers(self) -> list[tuple[Obj, bool]]:
+        return [(c, True) for c in self.spec.get("initContainers") or []] + [
+            (c, False) for c in self.spec.get("containers") or []
+        ]
+
+    def _run(self) -> None:
+        for container, init in self._all_containers():
+            self._status_for(container, init)
+        unschedulable = [
+            c for c, _ in self._all_containers() if images.is_unschedulable(str(c.get("image", "")))
+        ]
+        if unschedulable:
+            self._condition(
+                "PodScheduled",
+                False,
+                "Unschedulable",
+                "0/1 nodes are available: 1 node(s) didn't match Pod's node "
+                "affinity/selector. preemption: 0/1 nodes are available: 1 "
+                "Preemption is not helpful for scheduling.",
+            )
+            self.statuses.clear()
+            self.init_statuses.clear()
+            self._publish()
+            self.runtime.event(
+                self.pod, "Warning", "FailedScheduling", self.conditions["PodScheduled"]["message"]
+            )
+            self.stop.wait()
+            return
+        self._condition("PodScheduled", True)
+        self._condition("PodReadyToStartContainers", False)
+        self._condition(
+            "Initialized",
+            not self.spec.get("initContainers"),
+            None if not self.spec.get("initContainers") else "ContainersNotInitialized",
+            None
+            if not self.spec.get("initContainers")
+            else "containers with incomplete status: ["
+            + " ".join(c["name"] for c in self.spec["initContainers"])
+            + "]",
+        )
+        self._condition("Ready", False, "ContainersNotReady", self._not_ready_message())
+        self._condition("ContainersReady", False, "ContainersNotReady", self._not_ready_message())
+        self.extra.update(
+            {
+                "hostIP": "127.0.0.1",
+                "hostIPs": [{"ip": "127.0.0.1"}],
+                "podIP": "127.0.0.1",
+                "podIPs": [{"ip": "127.0.0.1"}],
+                "startTime": rfc3339(),
+                "_spec": {"nodeName": NODE_NAME},
+            }
+        )
+        self._publish()
+        self.runtime.event(
+            self.pod,
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {self.namespace}/{self.name} to {NODE_NAME}",
+        )
+        deadline = self.spec.get("activeDeadlineSeconds")
+        timer = None
+        if deadline is not None:
+            timer = threading.Timer(float(deadline), self._deadline)
+            timer.daemon = True
+            timer.start()
+        try:
+            volumes = self._volumes()
+            if volumes is None:
+                self._final_after_stop()
+                return
+            self._condition("PodReadyToStartContainers", True)
+            for container in self.spec.get("initContainers") or []:
+                code = self._container_loop(container, True, volumes)
+                if code is None or code != 0:
+                    if code is not None:
+                        self.phase = "Failed"
+                        self._condition("Ready", False, "PodFailed")
+                        self._condition("ContainersReady", False, "PodFailed")
+                        self._publish()
+                        return
+                    self._final_after_stop()
+                    return
+            if self.spec.get("initContainers"):
+                self._condition("Initialized", True)
+                for container in self.spec.get("containers") or []:
+                    self._waiting(container, False, "ContainerCreating")
+                self._publish()
+            threads = []
+            results: dict[str, int | None] = {}
+            for container in self.spec.get("containers") or []:
+                thread = threading.Thread(
+                    target=lambda c=container: results.__setitem__(
+                        c["name"], self._container_loop(c, False, volumes)
+                    ),
+                    name=f"ctr-{self.name}-{container['name']}",
+                    daemon=True,
+                )
+                thread.start()
+                threads.append(thread)
+            for thread in threads:
+                thread.join()
+            if self.stop.is_set():
+                self._final_after_stop()
+                return
+            codes = list(results.values())
+            self.phase = "Succeeded" if all(c == 0 for c in codes) else "Failed"
+            reason = "PodCompleted" if self.phase == "Succeeded" else "PodFailed"
+            self._condition("Ready", False, reason)
+            self._condition("ContainersReady", False, reason)
+            self._publish()
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _not_ready_message(self) -> str:
+        names = " ".join(c["name"] for c in self.spec.get("containers") or [])
+        return f"containers with unready status: [{names}]"
+
+    def _final_after_stop(self) -> None:
+        """The pod stopped because of a delete, a kill, an eviction or its deadline."""
+        reason = self.stop_reason
+        if reason == "DeadlineExceeded":
+            self.phase = "Failed"
+            self.extra["reason"] = "DeadlineExceeded"
+            self.extra["message"] = "Pod was active on the node longer than the specified deadline"
+        elif reason == "Evicted":
+            self.phase = "Failed"
+            self.extra["reason"] = "Evicted"
+            self.extra["message"] = "The node was low on resource: memory. "
+            self._condition(
+                "DisruptionTarget",
+                True,
+                "TerminationByKubelet",
+                "The node was low on resource: memory. ",
+            )
+        elif reason == "Killed":
+            self.phase = "Failed"
+        else:
+            codes = [
+                s["state"].get("terminated", {}).get("exitCode") for s in self.statuses.values()
+            ]
+            if codes and all(c == 0 for c in codes):
+                self.phase = "Succeeded"
+            elif any(c is not None for c in codes):
+                self.phase = "Failed"
+        if self.phase in ("Failed", "Succeeded"):
+            why = "PodCompleted" if self.phase == "Succeeded" else "PodFailed"
+            self._condition("Ready", False, why)
+            self._condition("ContainersReady", False, why)
+        self._publish()
+
+    def _deadline(self) -> None:
+        self.terminate(reason="DeadlineExceeded", grace=0)
+        self.runtime.event(
+            self.pod,
+            "Normal",
+            "DeadlineExceeded",
+            "Pod was active on the node longer than the specified deadline",
+        )
+
+    # volumes ---------------------------------------------------------------------------------
+
+    def _volumes(self) -> dict[str, Path] | None:
+        while not self.stop.is_set():
+            try:
+                out: dict[str, Path] = {}
+                for volume in self.spec.get("volumes") or []:
+                    base = self.dir / "volumes" / volume["name"]
+                    if base.exists():
+                        shutil.rmtree(base)
+                    out[volume["name"]] = materialize(
+                        volume, base, self.pod, self._lookup, self.runtime.issue_token
+                    )
+                return out
+            except MissingSourceError as exc:
+                self.runtime.event(
+                    self.pod,
+                    "Warning",
+                    "FailedMount",
+                    f"MountVolume.SetUp failed: {exc}",
+                    once=True,
+                )
+            except (UnsupportedVolumeError, ConfigError) as exc:
+                for container, init in self._all_containers():
+                    self._waiting(container, init, "CreateContainerError", str(exc))
+                self._publish()
+                self.stop.wait()
+                return None
+            if self._wait(_RETRY):
+                return None
+        return None
+
+    def _lookup(self, kind: str, name: str) -> Obj | None:
+        return self.api.store.get(kind, self.namespace, name)
+
+    # containers ------------------------------------------------------------------------------
+
+    def _prepare(
+        self, container: Obj, init: bool, volumes: Mapping[str, Path]
+    ) -> tuple[list[str], dict[str, str], str | None, MountPlan | None] | None:
+        """Wait until the container can start; None when the pod stopped first."""
+        image = str(container.get("image", ""))
+        name = container["name"]
+        announced = False
+        while not self.stop.is_set():
+            if not images.is_valid_reference(image):
+                self._waiting(
+                    container,
+                    init,
+                    "InvalidImageName",
+                    f'Failed to apply default image tag "{image}": couldn\'t parse image '
+                    f'name "{image}": invalid reference format',
+                )
+            elif images.is_pull_error(image):
+                self._waiting(
+                    container,
+                    init,
+                    "ErrImagePull",
+                    f'failed to pull and unpack image "{image}": failed to resolve '
+                    f'reference "{image}": {image}: not found',
+                )
+                self._publish()
+                self.runtime.event(
+                    self.pod,
+                    "Warning",
+                    "Failed",
+                    f'Failed to pull image "{image}": not found',
+                    once=True,
+                )
+                if self._wait(0.3):
+                    return None
+                self._waiting(
+                    container, init, "ImagePullBackOff", f'Back-off pulling image "{image}"'
+                )
+            elif images.is_create_error(image):
+                self._waiting(
+                    container,
+                    init,
+                    "CreateContainerError",
+                    "sandbox: scripted create error for image " + image,
+                )
+            else:
+                try:
+                    base = dict(self.runtime.base_env)
+                    base["HOSTNAME"] = self.name
+                    env = resolve_env(self.pod, container, self._lookup, base)
+                    command = argv(container, env)
+                    if not command:
+                        raise MountError(
+                            f'container "{name}" has no command or args; the sandbox ignores '
+                            "images, so give the container a command"
+                        )
+                    mounts = []
+                    for vm in container.get("volumeMounts") or []:
+                        source = volumes.get(vm.get("name", ""))
+                        if source is None:
+                            raise MountError(
+                                f'volumeMount "{vm.get("name")}" names no volume of the pod'
+                            )
+                        if vm.get("subPath"):
+                            source = source / vm["subPath"]
+                        mounts.append(
+                            Mount(source, vm.get("mountPath", ""), bool(vm.get("readOnly")))
+                        )
+                    working_dir = container.get("workingDir")
+                    mount_plan = None
+                    own_dir = self.dir / "containers" / name
+                    own_dir.mkdir(parents=True, exist_ok=True)
+                    cwd: str | None = str(own_dir)
+                    if mounts or (working_dir and not os.path.isdir(working_dir)):
+                        scratch = self.dir / "scratch" / f"{name}-{uuid.uuid4().hex[:6]}"
+                        scratch.mkdir(parents=True)
+                        mount_plan = plan(
+                            mounts,
+                            working_dir=working_dir,
+                            scratch=scratch,
+                            workdir=self.runtime.workdir,
+                            host_dirs=self.runtime.host_dirs,
+                            error_file=scratch.with_suffix(".err"),
+                        )
+                        self.host_dirs.extend(mount_plan.host_dirs)
+                        cwd = None
+                    elif working_dir:
+                        cwd = working_dir
+                    if not announced:
+                        self.runtime.event(
+                            self.pod,
+                            "Normal",
+                            "Pulled",
+                            f'Container image "{image}" already present on machine',
+                        )
+                    return command, env, cwd, mount_plan
+                except ConfigError as exc:
+                    self._waiting(container, init, "CreateContainerConfigError", str(exc))
+                    self.runtime.event(self.pod, "Warning", "Failed", f"Error: {exc}", once=True)
+                except MountError as exc:
+                    self._waiting(container, init, "CreateContainerError", str(exc))
+                    self.runtime.event(self.pod, "Warning", "Failed", f"Error: {exc}", once=True)
+                    self._publish()
+                    self.stop.wait()
+                    return None
+            self._publish()
+            announced = True
+            if self._wait(_RETRY):
+                return None
+        return None
+
+    def _container_loop(
+        self, container: Obj, init: bool, volumes: Mapping[str, Path]
+    ) -> int | None:
+        """Run (and restart per restartPolicy) a container; its final exit code, None if stopped."""
+        policy = self.spec.get("restartPolicy", "Always")
+        if init and policy == "Always":
+            policy = "OnFailure"
+        backoff = 0.2
+        while True:
+            prepared = self._prepare(container, init, volumes)
+            if prepared is None:
+                return None
+            code = self._execute(container, init, *prepared)
+            if self.stop.is_set() or code is None:
+                return None if code is None else code
+            if not (policy == "Always" or (policy == "OnFailure" and code != 0)):
+                return code
+            status = self._status_for(container, init)
+            status["lastState"] = {"terminated": status["state"]["terminated"]}
+            status["restartCount"] += 1
+            self._waiting(
+                container,
+                init,
+                "CrashLoopBackOff",
+                f"back-off {backoff:g}s restarting failed container={container['name']} "
+                f"pod={self.name}_{self.namespace}({self.uid})",
+            )
+            self._publish()
+            if self._wait(backoff):
+                return None
+            backoff = min(backoff * 2, 5.0)
+
+    def _execute(  # noqa: PLR0917 - the prepared tuple, unpacked
+        self,
+        container: Obj,
+        init: bool,
+        command: list[str],
+        env: dict[str, str],
+        cwd: str | None,
+        mount_plan: MountPlan | None,
+    ) -> int | None:
+        name = container["name"]
+        run = ContainerRun()
+        status = self._status_for(container, init)
+        path = env.get("PATH", os.defpath)
+        if "/" not in command[0] and shutil.which(command[0], path=path) is None:
+            self.runs.setdefault(name, []).append(run)
+            run.log.close()
+            now = rfc3339()
+            status["state"] = {
+                "terminated": {
+                    "exitCode": 128,
+                    "reason": "StartError",
+                    "message": f"failed to create containerd task: failed to create shim task: OCI "
+                    f"runtime create failed: runc create failed: unable to start container "
+                    f'process: exec: "{command[0]}": executable file not found in $PATH: '
+                    "unknown",
+                    "startedAt": "1970-01-01T00:00:00Z",
+                    "finishedAt": now,
+                    "containerID": f"containerd://{uuid.uuid4().hex}",
+                }
+            }
+            self._publish()
+            return 128
+        full = wrap(command, mount_plan) if mount_plan else command
+        with self.lock:
+            if self.stop.is_set():
+                return None
+            process = subprocess.Popen(
+                full,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+            run.process = process
+            self.runs.setdefault(name, []).append(run)
+        started = rfc3339()
+        container_id = f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}"
+        status.update(
+            {
+                "state": {"running": {"startedAt": started}},
+                "ready": not init,
+                "started": True,
+                "containerID": container_id,
+                "imageID": f"{container.get('image', '')}@sha256:{'0' * 64}",
+            }
+        )
+        if not init and all(
+            "running" in self._status_for(c, False)["state"]
+            for c in self.spec.get("containers") or []
+        ):
+            self.phase = "Running"
+            self._condition("Ready", True)
+            self._condition("ContainersReady", True)
+        elif not init:
+            self.phase = "Running"
+        self._publish()
+        self.runtime.event(self.pod, "Normal", "Started", f"Started container {name}")
+        reader = threading.Thread(
+            target=self._read, args=(process, run.log), daemon=True, name=f"log-{self.name}-{name}"
+        )
+        reader.start()
+        code = process.wait()
+        # A container ends with its main process: whatever it left behind goes with it.
+        self.runtime.kill_group(process.pid, signal.SIGKILL)
+        reader.join(2.0)
+        if process.stdout is not None:
+            process.stdout.close()
+        run.log.close()
+        if code < 0:
+            code = 128 - code
+        reason = "Completed" if code == 0 else "Error"
+        message = None
+        if mount_plan is not None:
+            err = Path(str(self._scratch_err(mount_plan)))
+            if code == 128 and err.exists():
+                reason = "StartError"
+                message = err.read_text(errors="replace").strip()
+        if code == 137 and self.stop_reason is None and not self.stop.is_set():
+            reason = "OOMKilled"
+        terminated: Obj = {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": started,
+            "finishedAt": rfc3339(),
+            "containerID": container_id,
+        }
+        if message:
+            terminated["message"] = message
+        status["state"] = {"terminated": terminated}
+        status["ready"] = False
+        status["started"] = False
+        if not init:
+            self._condition("Ready", False, "ContainersNotReady", self._not_ready_message())
+            self._condition(
+                "ContainersReady", False, "ContainersNotReady", self._not_ready_message()
+            )
+        self._publish()
+        return code
+
+    @staticmethod
+    def _scratch_err(mount_plan: MountPlan) -> str:
+        # The plan's first line opens the error file: exec {ERR}>>'<path>'.
+        first = mount_plan.script.split("\n", 1)[0]
+        return first.split(">>", 1)[1].strip().strip("'")
+
+    @staticmethod
+    def _read(process: subprocess.Popen[bytes], buffer: LogBuffer) -> None:
+        assert process.stdout is not None
+        try:
+            for line in iter(process.stdout.readline, b""):
+                buffer.append(line)
+        except (OSError, ValueError):
+            pass
+
+    # control ---------------------------------------------------------------------------------
+
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        with self.lock:
+            return [
+                run.process
+                for runs in self.runs.values()
+                for run in runs
+                if run.process is not None and run.process.poll() is None
+            ]
+
+    def terminate(self, *, reason: str | None, grace: float) -> None:
+        """Stop the pod: SIGTERM now, SIGKILL after ``grace`` seconds (at once when 0)."""
+        with self.lock:
+            if reason and self.stop_reason is None and not self.stop.is_set():
+                self.stop_reason = reason
+            self.stop.set()
+            procs = [
+                run.process
+                for runs in self.runs.values()
+                for run in runs
+                if run.process is not None and run.process.poll() is None
+            ]
+        sig = signal.SIGKILL if grace <= 0 else signal.SIGTERM
+        for proc in procs:
+            self.runtime.kill_group(proc.pid, sig)
+        if grace > 0 and procs:
+            timer = threading.Timer(grace, self._kill_all)
+            timer.daemon = True
+            timer.start()
+
+    def _kill_all(self) -> None:
+        for proc in self.processes():
+            self.runtime.kill_group(proc.pid, signal.SIGKILL)
+
+    def log_runs(self, container: str) -> list[ContainerRun]:
+        with self.lock:
+            return list(self.runs.get(container, []))
+
+
+class PodRuntime:
+    """Starts a worker per pod; owns every process group it started."""
+
+    def __init__(
+        self,
+        api: Api,
+        *,
+        workdir: Path,
+        base_env: Mapping[str, str],
+        issue_token: Callable[[str], str],
+    ) -> None:
+        self.api = api
+        self.workdir = workdir
+        self.base_env = dict(base_env)
+        self.issue_token = issue_token
+        self.host_dirs = HostDirs()
+        pods = api.registry.lookup("", "v1", "pods")
+        events = api.registry.lookup("", "v1", "events")
+        assert pods is not None
+        assert events is not None
+        self.pods = pods
+        self.events = events
+        self._lock = threading.Lock()
+        self._workers: dict[str, PodWorker] = {}
+        self._finished: dict[str, PodWorker] = {}  # kept for their logs
+        self._seen_events: set[tuple[str, str, str]] = set()
+        self._closing = False
+        self.record_events = True
+
+    def pod_created(self, pod: Obj) -> None:
+        worker = PodWorker(self, pod)
+        with self._lock:
+            if self._closing:
+                return
+            self._workers[worker.uid] = worker
+        worker.thread.start()
+
+    def pod_deleting(self, pod: Obj, grace_seconds: int) -> bool:
+        with self._lock:
+            worker = self._workers.get(pod["metadata"]["uid"])
+        if worker is None:
+            return False
+        with worker.lock:
+            if worker.done:
+                return False
+            worker.deleting = True
+        worker.terminate(reason=None, grace=grace_seconds)
+        self.event(pod, "Normal", "Killing", "Stopping container(s)")
+        return True
+
+    def forget(self, worker: PodWorker) -> None:
+        with self._lock:
+            self._workers.pop(worker.uid, None)
+            self._finished[worker.uid] = worker
+            while len(self._finished) > 5000:
+                self._finished.pop(next(iter(self._finished)))
+
+    def worker(self, uid: str) -> PodWorker | None:
+        with self._lock:
+            return self._workers.get(uid) or self._finished.get(uid)
+
+    def kill(self, uid: str, reason: str) -> bool:
+        with self._lock:
+            worker = self._workers.get(uid)
+        if worker is None:
+            return False
+        worker.terminate(reason=reason, grace=0)
+        return True
+
+    @staticmethod
+    def kill_group(pid: int, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+
+    def event(self, pod: Obj, etype: str, reason: str, message: str, *, once: bool = False) -> None:
+        """Record a core/v1 Event about the pod, as the kubelet and scheduler do."""
+        if not self.record_events:
+            return
+        meta = pod["metadata"]
+        if once:
+            key = (meta["uid"], reason, message)
+            if key in self._seen_events:
+                return
+            self._seen_events.add(key)
+        now = rfc3339()
+        body = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "kind": "Pod",
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "apiVersion": "v1",
+            },
+            "reason": reason,
+            "message": message,
+            "type": etype,
+            "count": 1,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "source": {"component": "kubelet", "host": NODE_NAME},
+            "reportingComponent": "kubelet",
+            "reportingInstance": NODE_NAME,
+        }
+        with contextlib.suppress(ApiError):
+            self.api.create(self.events, meta["namespace"], body)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Kill every process group and wait for the workers to end."""
+        with self._lock:
+            self._closing = True
+            workers = list(self._workers.values())
+        for worker in workers:
+            worker.terminate(reason="Killed", grace=0)
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            worker.thread.join(max(0.0, deadline - time.monotonic()))
+        for worker in workers:
+            for proc in worker.processes():
+                self.kill_group(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(1.0)
+        self.host_dirs.release_all()
