@@ -1,0 +1,67 @@
+"""``tenantctl demo``: the guided tour behind ``make demo`` (see :mod:`orchestrator.demo`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bridge.errors import UsageError
+from orchestrator.cli.commands.run import OneLineCommand
+
+
+@click.command("demo", cls=OneLineCommand)
+@click.option(
+    "--jobs",
+    "jobs_dir",
+    default="lifecycle-jobs",
+    show_default=True,
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="the example teams' Jobs to apply",
+)
+@click.option("--tenant-env-id", default="acme-prod-7f3a", show_default=True, metavar="ID")
+@click.option(
+    "--logs",
+    type=click.Choice(["all", "failed", "none"]),
+    default="all",
+    show_default=True,
+    help="which jobs' logs the story shows",
+)
+@click.option(
+    "--no-storage",
+    is_flag=True,
+    help="skip the migration step (it starts SeaweedFS when `weed` is installed)",
+)
+def demo(*, jobs_dir: str, tenant_env_id: str, logs: str, no_storage: bool) -> None:
+    """The whole product on this machine, with real work, in under a minute.
+
+    Starts a local Kubernetes API (the sandbox: pods run as local processes), applies the
+    example teams' Jobs, then runs with the local engine: lifecycle.upsert across three teams
+    in waves -1, 0 and 1 (one job fails once and succeeds on its retry), the team admin
+    operation catalog.reindex, lifecycle.migrate-out and migrate-in through SeaweedFS (when its
+    `weed` binary is installed), and lifecycle.decommission. It says what happened after each
+    step and stops everything it started. Exit status: 0 when every step did what it should,
+    1 when one did not, 130 when interrupted.
+
+    \b
+    Examples:
+      tenantctl demo
+      make demo
+      tenantctl demo --logs failed --no-storage
+    """
+    from orchestrator.demo import DemoSettings, run_demo  # noqa: PLC0415 - heavy
+
+    path = Path(jobs_dir)
+    if not path.is_dir():
+        raise UsageError(
+            f"--jobs {jobs_dir}: no such directory",
+            hint="run from the repository root, or pass --jobs path/to/lifecycle-jobs",
+        )
+    settings = DemoSettings(
+        jobs_dir=path, tenant_env_id=tenant_env_id, logs=logs, storage=not no_storage
+    )
+    raise SystemExit(run_demo(settings))
+
+
+commands: list[click.Command] = [demo]
