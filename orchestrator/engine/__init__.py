@@ -16,7 +16,12 @@ Public API::
 
 from __future__ import annotations
 
-from .bridges import BridgeSettings, SubprocessBridgeLauncher, SubprocessDiscovery
+from .bridges import (
+    BridgeSettings,
+    LibraryDiscovery,
+    SubprocessBridgeLauncher,
+    SubprocessDiscovery,
+)
 from .engine import (
     EngineSettings,
     LocalEngine,
@@ -37,11 +42,17 @@ def local_engine(
     *,
     settings: EngineSettings | None = None,
     locks: TenantLocks | None = None,
+    discovery_in_process: bool = True,
 ) -> LocalEngine:
-    """The engine that runs ``python -m bridge discover`` / ``run`` as subprocesses."""
+    """The usual engine: discovery in-process (``bridge.discovery``, the function
+    ``python -m bridge discover`` runs; ``discovery_in_process=False`` runs that command
+    instead), every bridge as a ``python -m bridge run`` subprocess."""
     bridge = bridge or BridgeSettings()
+    plan_source: PlanSource = (
+        LibraryDiscovery(bridge) if discovery_in_process else SubprocessDiscovery(bridge)
+    )
     return LocalEngine(
-        plan_source=SubprocessDiscovery(bridge),
+        plan_source=plan_source,
         launcher=SubprocessBridgeLauncher(bridge),
         settings=settings,
         locks=locks,
@@ -56,6 +67,7 @@ __all__ = [
     "EnginePlan",
     "EngineSettings",
     "JobResult",
+    "LibraryDiscovery",
     "LocalEngine",
     "LocalSubmission",
     "LocalSubmitter",

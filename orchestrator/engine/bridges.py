@@ -146,6 +146,37 @@ class SubprocessDiscovery:
         return EnginePlan.from_json(data)
 
 
+class LibraryDiscovery:
+    """:class:`PlanSource` calling the function ``python -m bridge discover`` runs, in-process.
+
+    The same code, settings and plan JSON as the subprocess (the plan goes through
+    :meth:`Plan.to_json` exactly as Argo receives it), without a Python start-up per operation.
+    """
+
+    def __init__(self, settings: BridgeSettings) -> None:
+        self.settings = settings
+
+    def discover(
+        self, *, operation: str, tenant_env_id: str, environment: Mapping[str, Any]
+    ) -> EnginePlan:
+        from bridge.contract import DEFAULT_PREFIX, ContractSettings  # noqa: PLC0415
+        from bridge.discovery import discover  # noqa: PLC0415 - kubernetes is heavy
+        from bridge.kube import Kube, KubeSettings  # noqa: PLC0415
+
+        s = self.settings
+        contract = ContractSettings(prefix=s.prefix or DEFAULT_PREFIX, legacy_key=s.legacy_key)
+        with Kube(settings=KubeSettings(kubeconfig=s.kubeconfig, context=s.context)) as kube:
+            found = discover(
+                kube,
+                operation=operation,
+                settings=contract,
+                environment=environment,
+                tenant_env_id=tenant_env_id,
+                skip_invalid=s.skip_invalid,
+            )
+        return EnginePlan.from_json(found.plan.to_json())
+
+
 def _discovery_error(operation: str, code: int, stderr: str) -> LifecycleError:
     """One error from discovery's stderr: its ``error:`` lines, its ``hint:`` line if any."""
     lines = [line.rstrip() for line in stderr.splitlines() if line.strip()]
