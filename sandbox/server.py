@@ -9,6 +9,7 @@ terminating chunk, which is what a dropped connection looks like to a client.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import socket
@@ -20,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from . import discovery, tables
+from . import discovery, protobuf, tables
 from .clock import parse_rfc3339_ns, rfc3339
 from .faults import ADMIN_PREFIX, StreamState
 from .logs import LogOptions
@@ -371,7 +372,12 @@ class Router:
         if not raw:
             return {}
         ctype = self.h.headers.get("Content-Type", "")
-        if "protobuf" in ctype or "cbor" in ctype:
+        if "protobuf" in ctype:
+            try:
+                return protobuf.decode(raw)
+            except protobuf.ProtobufError as exc:
+                raise ApiError(415, str(exc), reason="UnsupportedMediaType") from exc
+        if "cbor" in ctype:
             raise ApiError(
                 415,
                 "the body of the request was in an unknown format - accepted media types "
@@ -535,9 +541,8 @@ class Router:
         state = StreamState("watch")
         first = next(events, None)  # errors such as a bad resourceVersion still answer plainly
         self.h.start_stream("application/json")
-        pending = [first] if first is not None else []
         try:
-            for event in [*pending, *events] if pending else events:
+            for event in itertools.chain([first], events):
                 if self.sb.stopping.is_set() or self.sb.faults.should_cut(state):
                     raise _AbortStreamError
                 if event is None:
