@@ -113,9 +113,11 @@ def find_files(paths: Iterable[str | Path]) -> list[Path | str]:
     return found
 
 
-def _yaml_problem(source: str, exc: yaml.YAMLError) -> Problem:
+def _yaml_problem(source: str, exc: yaml.YAMLError, text: str = "") -> Problem:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = f"{source}:{mark.line + 1}" if mark is not None else source
+    if isinstance(exc, yaml.reader.ReaderError):  # a bad character: it has a position only
+        where = f"{source}:{text[: exc.position].count(chr(10)) + 1}"
     what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
     column = f" (column {mark.column + 1})" if mark is not None else ""
@@ -132,7 +134,12 @@ def _yaml_problem(source: str, exc: yaml.YAMLError) -> Problem:
 
 def _documents(text: str, source: str) -> Iterator[tuple[int, Any] | Problem]:
     """(first line, document) for each YAML document; a Problem and stop at invalid YAML."""
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader rejects control characters in the constructor already: keep it inside.
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        yield _yaml_problem(source, exc, text)
+        return
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -141,7 +148,7 @@ def _documents(text: str, source: str) -> Iterator[tuple[int, Any] | Problem]:
             line = node.start_mark.line + 1
             yield line, loader.construct_document(node)
     except yaml.YAMLError as exc:
-        yield _yaml_problem(source, exc)
+        yield _yaml_problem(source, exc, text)
     finally:
         loader.dispose()
 

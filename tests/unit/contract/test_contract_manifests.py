@@ -188,3 +188,10 @@ def test_load_objects_puts_namespaces_first(tmp_path: Path) -> None:
     write(tmp_path / "c.yaml", "kind: [")
     with pytest.raises(UsageError, match="invalid YAML"):
         load_objects([tmp_path])
+
+
+def test_control_character_is_a_yaml_problem_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "ctl.yaml", "a: 1\nb: \x1f\n")
+    (problem,) = load_manifests([path]).problems
+    assert problem.source == f"{path}:2"
+    assert "unacceptable character" in problem.message

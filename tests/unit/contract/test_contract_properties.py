@@ -75,3 +75,45 @@ def test_plans_are_deterministic_and_ordered(jobs: list[Participant], seed: Any)
         assert order == sorted(order)
         assert all(j.wave == wave.wave for j in wave.jobs)
     assert plan.job_count == len(jobs)
+
+
+yaml_ish = st.lists(
+    st.sampled_from(
+        [
+            "apiVersion: batch/v1\n",
+            "kind: Job\n",
+            "kind: List\nitems:\n",
+            "- kind: Job\n",
+            "metadata:\n",
+            "  name: x\n",
+            "  labels: {tenant-lifecycle.dev/enabled: 'true'}\n",
+            "  annotations: {tenant-lifecycle.dev/operations: a.b}\n",
+            "spec: {suspend: true}\n",
+            "spec: [1, 2\n",
+            "---\n",
+            "  - &a [*a]\n",
+            ": :\n",
+            "\t\n",
+            "'unterminated\n",
+        ]
+    )
+    | st.text(max_size=12),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=20, deadline=None)
+@given(text=yaml_ish)
+def test_loading_any_text_never_raises(text: str) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from bridge.manifests import check_manifests
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "any.yaml"
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        report = check_manifests([path], settings=S)
+    for problem in report.problems:
+        assert problem.message
+        assert problem.source.startswith(str(path))
