@@ -20,7 +20,7 @@ texts = st.text(alphabet=st.sampled_from("abcXYZ019.,- \t_/é"), max_size=30) | 
 values = texts | st.integers() | st.booleans() | st.none() | st.lists(st.integers(), max_size=3)
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     annotations=st.dictionaries(
         st.sampled_from(KEYS).map(lambda k: f"{DEFAULT_PREFIX}/{k}"), values, max_size=5
@@ -59,7 +59,7 @@ jobs_strategy = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(jobs=jobs_strategy, seed=st.randoms(use_true_random=False))
 def test_plans_are_deterministic_and_ordered(jobs: list[Participant], seed: Any) -> None:
     plan = build_plan(jobs, operation="lifecycle.upsert")
