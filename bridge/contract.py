@@ -8,6 +8,11 @@ so that a team fixes its manifest in one round trip, not one error at a time.
 
 This module is pure: no I/O, no Kubernetes client. Discovery, the bridge (which re-checks every
 Job it is told to run), ``tenantctl validate`` and ``tenantctl plan`` all call :func:`check_job`.
+
+Layout: the vocabulary (settings, :class:`Participant`, :class:`Problem`, operation names) is in
+:mod:`bridge.contract_model`, the Job-spec rules in :mod:`bridge.contract_jobspec`; this module
+holds the label and annotation rules and :func:`check_job`, and re-exports the public names, so
+``from bridge.contract import ...`` is the one import callers need.
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ def _string_map(obj: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
 def is_namespace_opted_in(namespace: Mapping[str, Any], *, settings: ContractSettings) -> bool:
     """Whether a Namespace carries ``<prefix>/enabled: "true"`` (the managed-namespace pattern)."""
     labels = _string_map(namespace, "labels") if isinstance(namespace, Mapping) else None
-    return bool(labels) and labels is not None and labels.get(settings.enabled_label) == "true"
+    return labels is not None and labels.get(settings.enabled_label) == ENABLED_VALUE
 
 
 def is_participant_candidate(job: Mapping[str, Any], *, settings: ContractSettings) -> bool:
