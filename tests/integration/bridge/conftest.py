@@ -1,0 +1,234 @@
+"""Fixtures of the bridge's integration tests: one sandbox for the package, a fresh namespace per
+test, helpers to declare lifecycle Jobs and to run the bridge in-process or as `python -m bridge`.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.contract import ContractSettings
+from bridge.kube import PODS, SECRETS, Kube, KubeSettings
+from bridge.result import RunResult
+from bridge.runner import RunHooks, Runner, RunRequest
+from bridge.settings import BridgeSettings
+from sandbox import Sandbox
+
+PREFIX = "tenant-lifecycle.dev"
+FAST_KUBE = KubeSettings(max_retries=5, backoff_base=0.05, backoff_max=0.2, request_timeout=10)
+FAST = BridgeSettings(
+    contract=ContractSettings(),
+    kube=FAST_KUBE,
+    stuck_grace_seconds=1.0,
+    delete_grace_seconds=2,
+    log_drain_timeout=5.0,
+    log_reconnect_delay=0.05,
+    watch_timeout_seconds=5,
+)
+# For `python -m bridge` subprocesses: the same fast settings through the environment.
+FAST_ENV = {
+    "BRIDGE_BACKOFF_BASE": "0.05",
+    "BRIDGE_BACKOFF_MAX": "0.2",
+    "BRIDGE_STUCK_GRACE": "1",
+    "BRIDGE_DELETE_GRACE": "2",
+    "BRIDGE_LOG_RECONNECT_DELAY": "0.05",
+}
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="package")
+def bridge_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One sandbox API server for all bridge integration tests (each test has its namespaces)."""
+    with Sandbox(rbac=False, workdir=tmp_path_factory.mktemp("bridge-sandbox")) as sb:
+        yield sb
+
+
+@dataclass
+class BridgeEnv:
+    """A test's view of the sandbox: admin client, a fresh opted-in namespace, helpers."""
+
+    sb: Sandbox
+    kube: Kube
+    namespace: str
+    tmp: Path
+    kubeconfig: Path
+    created: list[str] = field(default_factory=list)
+
+    def add_namespace(self, name: str, *, opted_in: bool = True) -> str:
+        labels = {f"{PREFIX}/enabled": "true"} if opted_in else {}
+        self.sb.apply(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": name, "labels": labels},
+                }
+            ]
+        )
+        return name
+
+    def add_job(
+        self,
+        name: str,
+        script: str = "echo hello",
+        *,
+        namespace: str | None = None,
+        operations: str | None = "lifecycle.upsert",
+        label: bool = True,
+        suspend: Any = True,
+        backoff_limit: int | None = 0,
+        deadline: int | None = None,
+        pod_failure_policy: Mapping[str, Any] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        image: str = "busybox:1.36",
+        pod_spec: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        meta_annotations = dict(annotations or {})
+        if operations is not None:
+            meta_annotations[f"{PREFIX}/operations"] = operations
+        spec: dict[str, Any] = {
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": dict(pod_spec)
+                if pod_spec is not None
+                else {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": "main", "image": image, "command": ["sh", "-c", script]}
+                    ],
+                },
+            },
+        }
+        if suspend is not None:
+            spec["suspend"] = suspend
+        if backoff_limit is not None:
+            spec["backoffLimit"] = backoff_limit
+        if deadline is not None:
+            spec["activeDeadlineSeconds"] = deadline
+        if pod_failure_policy is not None:
+            spec["podFailurePolicy"] = pod_failure_policy
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": name,
+                "namespace": namespace or self.namespace,
+                "labels": {f"{PREFIX}/enabled": "true"} if label else {},
+                "annotations": meta_annotations,
+            },
+            "spec": spec,
+        }
+        self.sb.apply([job])
+        return job
+
+    def request(self, job: str, **kwargs: Any) -> RunRequest:
+        values: dict[str, Any] = {
+            "namespace": self.namespace,
+            "job": job,
+            "operation": "lifecycle.upsert",
+            "tenant_env_id": "t-799a",
+            "batch_operation_id": f"batch-{self.namespace}-{job}",
+        }
+        values.update(kwargs)
+        return RunRequest(**values)
+
+    def run(
+        self,
+        job: str,
+        *,
+        settings: BridgeSettings = FAST,
+        hooks: RunHooks | None = None,
+        **kwargs: Any,
+    ) -> tuple[RunResult, list[str]]:
+        """The bridge in-process: (result, stdout lines)."""
+        out = io.StringIO()
+        runner = Runner(
+            self.kube, self.request(job, **kwargs), settings=settings, hooks=hooks, out=out
+        )
+        result = runner.run()
+        return result, out.getvalue().splitlines()
+
+    def cli_args(self, command: str, *args: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "bridge",
+            command,
+            "--kubeconfig",
+            str(self.kubeconfig),
+            *args,
+        ]
+
+    def run_args(self, job: str, *extra: str, batch: str | None = None) -> list[str]:
+        return self.cli_args(
+            "run",
+            "--namespace",
+            self.namespace,
+            "--job",
+            job,
+            "--operation",
+            "lifecycle.upsert",
+            "--tenant-env-id",
+            "t-799a",
+            "--batch-operation-id",
+            batch or f"batch-{self.namespace}-{job}",
+            *extra,
+        )
+
+    def cli(self, argv: Sequence[str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, env=cli_env(), check=False
+        )
+
+    def pods(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return list(
+            self.kube.list(
+                PODS,
+                namespace=namespace or self.namespace,
+                label_selector=f"{PREFIX}/managed-by=bridge",
+            )
+        )
+
+    def secrets(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return list(
+            self.kube.list(
+                SECRETS,
+                namespace=namespace or self.namespace,
+                label_selector=f"{PREFIX}/managed-by=bridge",
+            )
+        )
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(FAST_ENV)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def bridge_env(bridge_sandbox: Sandbox, tmp_path: Path) -> Iterator[BridgeEnv]:
+    namespace = f"team-{next(_counter)}"
+    kube = Kube(settings=FAST_KUBE, host=bridge_sandbox.url, token=bridge_sandbox.admin_token)
+    env = BridgeEnv(
+        sb=bridge_sandbox,
+        kube=kube,
+        namespace=namespace,
+        tmp=tmp_path,
+        kubeconfig=bridge_sandbox.kubeconfig_path(),
+    )
+    env.add_namespace(namespace)
+    try:
+        yield env
+    finally:
+        bridge_sandbox.faults.clear()
+        kube.close()

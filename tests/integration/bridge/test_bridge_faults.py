@@ -1,0 +1,175 @@
+"""The bridge under faults: cut log streams, API bursts, 403, SIGKILL + restart, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bridge.errors import NotFoundError
+from bridge.kube import PODS
+from bridge.result import Status
+from tests.integration.bridge.conftest import PREFIX, BridgeEnv, cli_env
+
+TEN_THOUSAND = (
+    'i=0; while [ $i -lt 10000 ]; do i=$((i+1)); echo "line $i"; '
+    "if [ $((i % 2000)) -eq 0 ]; then sleep 0.1; fi; done"
+)
+
+
+def test_cut_log_streams_lose_and_duplicate_nothing(bridge_env: BridgeEnv) -> None:
+    bridge_env.add_job("chatty", TEN_THOUSAND)
+    # Every log stream (follow or not) is cut after ~1,000 lines' worth of bytes.
+    bridge_env.sb.faults.cut_streams(after_bytes=40_000, kind="log")
+    streams: list[str | None] = []
+    stream_log = bridge_env.kube.stream_log
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        streams.append(kwargs.get("since_time"))
+        return stream_log(*args, **kwargs)
+
+    bridge_env.kube.stream_log = counting  # type: ignore[method-assign]
+    result, out = bridge_env.run("chatty")
+    assert result.status is Status.SUCCEEDED, result.message
+    assert len(streams) > 3  # the cuts happened and were resumed from a timestamp
+    assert all(since for since in streams[1:])
+    assert out == [f"line {i}" for i in range(1, 10001)]
+
+
+def test_bursts_of_429_and_500_are_survived(bridge_env: BridgeEnv) -> None:
+    bridge_env.add_job("steady", "echo steady")
+    faults = bridge_env.sb.faults
+    faults.fail_next(3, status=429, retry_after=0, method="POST", path=r"/pods$")
+    faults.fail_next(2, status=500, retry_after=None, method="POST", path=r"/secrets$")
+    faults.fail_next(3, status=500, retry_after=None, method="GET", path=r"/jobs/steady$")
+    faults.fail_next(2, status=429, retry_after=0, method="GET", path=r"/namespaces/[^/]+$")
+    result, out = bridge_env.run("steady")
+    assert result.status is Status.SUCCEEDED, result.message
+    assert out == ["steady"]
+    assert len(result.attempts) == 1  # a retried create never makes a second pod
+    assert bridge_env.pods() == []
+
+
+def test_forbidden_ends_with_a_clear_message_after_at_most_one_retry(bridge_env: BridgeEnv) -> None:
+    bridge_env.add_job("guarded", "echo ok")
+    faults = bridge_env.sb.faults
+    # One 403 is retried once (a rotated token) and the run succeeds ...
+    faults.fail_next(1, status=403, method="GET", path=r"/jobs/guarded$")
+    ok, _ = bridge_env.run("guarded", batch_operation_id="b-403-once")
+    assert ok.status is Status.SUCCEEDED, ok.message
+    # ... two in a row end the run: no storm of retries.
+    faults.fail_next(2, status=403, method="GET", path=r"/jobs/guarded$")
+    done = bridge_env.cli(bridge_env.run_args("guarded", batch="b-403-twice"))
+    assert done.returncode == 1, done.stderr
+    assert "forbidden" in done.stderr.lower() or "403" in done.stderr
+    assert "rbac" in done.stderr.lower()
+    assert "Traceback" not in done.stderr
+    assert bridge_env.pods() == []
+
+
+def test_forbidden_by_rbac_is_one_clear_line(bridge_env: BridgeEnv, sandbox_rbac: object) -> None:
+    from sandbox import Sandbox
+
+    assert isinstance(sandbox_rbac, Sandbox)
+    token = sandbox_rbac.issue_token(user="system:serviceaccount:argo:nobody")
+    config = sandbox_rbac.kubeconfig_path(token=token)
+    argv = [
+        *bridge_env.cli_args("run")[:4],
+        "--kubeconfig",
+        str(config),
+        "--namespace",
+        "team-x",
+        "--job",
+        "anything",
+        "--operation",
+        "lifecycle.upsert",
+        "--tenant-env-id",
+        "t",
+        "--batch-operation-id",
+        "b",
+    ]
+    done = bridge_env.cli(argv)
+    assert done.returncode == 1, done.stderr
+    assert "403" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _start(env: BridgeEnv, argv: list[str]) -> tuple[subprocess.Popen[str], list[str]]:
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env()
+    )
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+
+    threading.Thread(target=pump, daemon=True).start()
+    return process, lines
+
+
+def _wait_for(predicate: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_sigkill_then_restart_attaches_to_the_same_pod(
+    bridge_env: BridgeEnv, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    bridge_env.add_job("once", f"echo run >> {runs}; echo started; sleep 1.5; echo finished")
+    argv = bridge_env.run_args("once", "--result", str(tmp_path / "result.json"))
+    first, _ = _start(bridge_env, argv)
+    try:
+        _wait_for(lambda: runs.exists() and runs.read_text())
+        first.kill()
+        first.communicate(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate(timeout=10)
+    assert len(bridge_env.pods()) == 1
+    second = bridge_env.cli(argv)
+    assert second.returncode == 0, second.stderr
+    assert "attaching to existing pod" in second.stderr
+    assert "finished" in second.stdout.splitlines()
+    assert runs.read_text() == "run\n"  # the job ran once
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert [a["attempt"] for a in result["attempts"]] == [1]
+    assert bridge_env.pods() == []
+
+
+def test_sigterm_deletes_the_pod_and_exits_143(bridge_env: BridgeEnv, tmp_path: Path) -> None:
+    bridge_env.add_job("long", "echo started; sleep 60")
+    result_path = tmp_path / "result.json"
+    process, lines = _start(bridge_env, bridge_env.run_args("long", "--result", str(result_path)))
+    try:
+        _wait_for(lambda: "started" in lines)
+        pod = bridge_env.pods()[0]["metadata"]["name"]
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+    assert process.returncode == 143, stderr
+    try:
+        gone = bridge_env.kube.get(PODS, pod, namespace=bridge_env.namespace)
+    except NotFoundError:
+        gone = None
+    assert gone is None
+    assert bridge_env.secrets() == []
+    result = json.loads(result_path.read_text())
+    assert result["status"] == "cancelled"
+    assert result["attempts"][0]["pod"] == pod
+    assert pod.startswith("lc-long-")
+    assert PREFIX  # labels are checked in test_bridge_run
