@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,6 +223,7 @@ class Emulator:
         runner: Runner,
         workflow_name: str = "lc-emulated",
         workflow_uid: str = "00000000-0000-0000-0000-000000000000",
+        max_workers: int = 1,
     ) -> None:
         self._spec = manifest["spec"]
         self._templates = {t["name"]: t for t in self._spec["templates"]}
@@ -241,6 +243,7 @@ class Emulator:
         self._parameters: dict[str, str] = {k: str(v) for k, v in merged.items()}
         self._globals: dict[str, str] = {}
         self._runner = runner
+        self._max_workers = max(1, max_workers)
         self._nodes: list[Node] = []
 
     def _scope(self, inputs: Mapping[str, str] | None = None, item: Any = None) -> Scope:
@@ -248,11 +251,11 @@ class Emulator:
 
     def run(self) -> EmulatedRun:
         name = self._workflow["name"]
-        ok = self._run_template(self._spec["entrypoint"], {}, name)
+        ok = self._run_template(self._spec["entrypoint"], {}, name, self._nodes)
         phase = "Succeeded" if ok else "Failed"
         self._workflow = {**self._workflow, "status": phase}
         if "onExit" in self._spec:
-            self._run_template(self._spec["onExit"], {}, f"{name}.onExit")
+            self._run_template(self._spec["onExit"], {}, f"{name}.onExit", self._nodes)
         scope = self._scope()
         labels = {
             key: str(evaluate(value["expression"], scope))
@@ -277,22 +280,27 @@ class Emulator:
             raise EmulationError(f"template {template['name']}: undeclared inputs {sorted(extra)}")
         return values
 
-    def _run_template(self, name: str, arguments: Mapping[str, str], node_name: str) -> bool:
+    def _run_template(
+        self, name: str, arguments: Mapping[str, str], node_name: str, sink: list[Node]
+    ) -> bool:
         template = self._templates.get(name)
         if template is None:
             raise EmulationError(f"no template named {name!r}")
         inputs = self._inputs(template, arguments)
         if "steps" in template:
-            return self._run_steps(template, inputs, node_name)
+            return self._run_steps(template, inputs, node_name, sink)
         if "container" in template:
-            return self._run_container(template, inputs, node_name)
+            return self._run_container(template, inputs, node_name, sink)
         raise EmulationError(f"template {name}: only steps and container templates are emulated")
 
-    def _run_steps(self, template: Mapping[str, Any], inputs: dict[str, str], node: str) -> bool:
-        self._nodes.append(Node(node, template["name"], "Running", inputs=inputs))
-        record = self._nodes[-1]
+    def _run_steps(
+        self, template: Mapping[str, Any], inputs: dict[str, str], node: str, sink: list[Node]
+    ) -> bool:
+        record = Node(node, template["name"], "Running", inputs=inputs)
+        sink.append(record)
         for group in template["steps"]:
-            group_ok = True
+            # (template, arguments, node name, continueOn) of every child of the group
+            tasks: list[tuple[str, dict[str, str], str, Mapping[str, Any]]] = []
             for step in group:
                 scope = self._scope(inputs)
                 if "when" in step:
@@ -300,36 +308,65 @@ class Emulator:
                     if decision not in ("true", "false"):
                         raise EmulationError(f"step {step['name']}: when gave {decision!r}")
                     if decision == "false":
-                        self._nodes.append(
-                            Node(f"{node}.{step['name']}", step["template"], "Skipped")
-                        )
+                        sink.append(Node(f"{node}.{step['name']}", step["template"], "Skipped"))
                         continue
                 items: list[tuple[str, Any]] = [(step["name"], None)]
                 if "withParam" in step:
                     values = json.loads(substitute(step["withParam"], scope))
                     items = [(f"{step['name']}({i}:{_render(v)})", v) for i, v in enumerate(values)]
                     if not values:
-                        self._nodes.append(
-                            Node(f"{node}.{step['name']}", step["template"], "Skipped")
-                        )
-                continue_on = step.get("continueOn", {})
+                        sink.append(Node(f"{node}.{step['name']}", step["template"], "Skipped"))
                 for child_name, item in items:
                     item_scope = self._scope(inputs, item)
                     args = {
                         p["name"]: substitute(str(p["value"]), item_scope)
                         for p in step.get("arguments", {}).get("parameters", [])
                     }
-                    ok = self._run_template(step["template"], args, f"{node}.{child_name}")
-                    if not ok and not continue_on.get("failed"):
-                        group_ok = False
-            if not group_ok:
+                    tasks.append(
+                        (step["template"], args, f"{node}.{child_name}", step.get("continueOn", {}))
+                    )
+            outcomes = self._execute(tasks, parallelism=template.get("parallelism"), sink=sink)
+            if any(
+                not ok and not task[3].get("failed")
+                for ok, task in zip(outcomes, tasks, strict=True)
+            ):
                 record.phase = "Failed"
                 return False
         record.phase = "Succeeded"
         return True
 
+    def _execute(
+        self,
+        tasks: Sequence[tuple[str, dict[str, str], str, Mapping[str, Any]]],
+        *,
+        parallelism: int | None,
+        sink: list[Node],
+    ) -> list[bool]:
+        """Run a step group's children, concurrently up to ``parallelism`` when allowed.
+
+        Each child records its nodes in its own list, appended in child order afterwards, so
+        the node list is the same whether the children ran one by one or together.
+        """
+        sinks: list[list[Node]] = [[] for _ in tasks]
+        workers = min(self._max_workers, parallelism or len(tasks), len(tasks))
+        if workers <= 1:
+            outcomes = [
+                self._run_template(t, args, name, child)
+                for (t, args, name, _), child in zip(tasks, sinks, strict=True)
+            ]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = [
+                    pool.submit(self._run_template, t, args, name, child)
+                    for (t, args, name, _), child in zip(tasks, sinks, strict=True)
+                ]
+                outcomes = [future.result() for future in futures]
+        for child in sinks:
+            sink.extend(child)
+        return outcomes
+
     def _run_container(
-        self, template: Mapping[str, Any], inputs: dict[str, str], node: str
+        self, template: Mapping[str, Any], inputs: dict[str, str], node: str, sink: list[Node]
     ) -> bool:
         scope = self._scope(inputs)
         container = template["container"]
@@ -375,7 +412,5 @@ class Emulator:
             if "globalName" in param:
                 self._globals[param["globalName"]] = values[param["name"]]
         phase = "Succeeded" if result.exit_code == 0 else "Failed"
-        self._nodes.append(
-            Node(node, template["name"], phase, inputs, values, result.exit_code, attempt)
-        )
+        sink.append(Node(node, template["name"], phase, inputs, values, result.exit_code, attempt))
         return result.exit_code == 0

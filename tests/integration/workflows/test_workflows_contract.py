@@ -134,7 +134,8 @@ class SubprocessRunner:
         if call.argv[:2] == ("tenantctl", "publish-result"):
             self.exit_handler_argv = list(call.argv)
             return ContainerResult(0)
-        node_dir = self.workdir / f"node-{len(self.calls)}"
+        # Unique per node and attempt; nodes of one wave run concurrently.
+        node_dir = self.workdir / f"node-{abs(hash(call.node)):x}-{call.attempt}"
         node_dir.mkdir(parents=True)
         for path, content in call.input_files.items():
             Path(self._host(node_dir, path)).write_text(content)
@@ -254,13 +255,12 @@ def test_template_commands_run_the_lifecycle_against_the_sandbox(
 def test_failed_abort_job_stops_later_waves_in_the_sandbox(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    run, _ = _run(sandbox, tmp_path, _example_objects(failing="seed"))
+    # The first wave's only job fails: no later wave starts (the unit tests show that the rest
+    # of a failing job's own wave still runs).
+    run, _ = _run(sandbox, tmp_path, _example_objects(failing="schema"))
     results = _results(run)
     assert run.phase == "Failed"
-    assert {k: r["status"] for k, r in results.items()} == {
-        "team-a/schema": "succeeded",
-        "team-a/seed": "failed",
-        "team-b/cache": "succeeded",
+    assert {k: (r["status"], r["exitCode"]) for k, r in results.items()} == {
+        "team-a/schema": ("failed", 3)
     }
-    # Wave 1's job never got a pod.
-    assert _bridged_pods(sandbox) == {"team-a/schema", "team-a/seed", "team-b/cache"}
+    assert _bridged_pods(sandbox) == {"team-a/schema"}

@@ -325,3 +325,15 @@ def test_two_thousand_job_plan_fits_argo_output_limit_and_fans_out() -> None:
     waves = [n for n in run.nodes if n.template == "wave"]
     assert len(waves) == 4
     assert max(len(n.inputs["abort-jobs"]) for n in waves) < MAX_PLAN_BYTES
+
+
+def test_concurrent_emulation_gives_the_same_nodes_and_outcome() -> None:
+    exits = {"team-b/cache": [1]}
+    sequential = _run(FakeRunner(EXAMPLE_PLAN, exits))
+    concurrent = Emulator(
+        TEMPLATE, parameters=PARAMS, runner=FakeRunner(EXAMPLE_PLAN, exits), max_workers=4
+    ).run()
+    assert [(n.name, n.phase) for n in concurrent.nodes] == [
+        (n.name, n.phase) for n in sequential.nodes
+    ]
+    assert concurrent.phase == sequential.phase == "Succeeded"
