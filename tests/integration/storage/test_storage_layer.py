@@ -61,12 +61,11 @@ def _write_objects(store: ObjectStore, location: Location, count: int) -> dict[s
     return written
 
 
-def test_round_trip_of_100_objects_with_a_20mb_one_verifies_every_checksum(
-    store: ObjectStore,
-) -> None:
+def test_round_trip_of_100_objects_verifies_every_checksum(store: ObjectStore) -> None:
+    # The 20 MB object goes through the example team's job in test_storage_bridge_run.py.
     location = _location(store)
     expected = _write_objects(store, location, 99)
-    big = os.urandom(BIG)
+    big = os.urandom(3 * 1024 * 1024)
     store.put_object(location.bucket, location.key("data/big.bin"), big)
     expected["data/big.bin"] = hashlib.sha256(big).hexdigest()
     del big
@@ -81,7 +80,7 @@ def test_round_trip_of_100_objects_with_a_20mb_one_verifies_every_checksum(
     assert document["manifestVersion"] == 1
     assert document["objectCount"] == 100
     assert document["location"] == location.url
-    assert any(o["size"] == BIG for o in document["objects"])
+    assert any(o["size"] == 3 * 1024 * 1024 for o in document["objects"])
     assert store.get_object_tags(location.bucket, location.key("data/big.bin")) == {
         RETENTION_TAG: "export"
     }
