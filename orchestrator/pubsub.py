@@ -45,6 +45,11 @@ class PubSubSettings:
     publish_timeout: float = 30.0
     # Threads running handlers concurrently (each blocks on one Kubernetes create).
     max_workers: int = 8
+    # Longest lease the client asks for at a time (10..600 s). It is also how long messages
+    # delivered to a consumer that vanished (crash, SIGKILL, a stream the server has not seen
+    # closed -- the emulator keeps a cancelled stream for this long) stay invisible before
+    # Pub/Sub redelivers them. Short: quick recovery, a few more lease extensions.
+    lease_seconds: int = 10
 
 
 def topic_path(project: str, topic: str) -> str:
@@ -72,7 +77,9 @@ def _bus_error(what: str, exc: BaseException) -> BusError:
         hint = "create the topic/subscription first (tenantctl listen --create-topology for dev)"
     elif isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
         hint = "grant the service account pubsub.publisher/subscriber on it"
-    elif os.environ.get("PUBSUB_EMULATOR_HOST"):
+    elif isinstance(
+        exc, gexc.ServiceUnavailable | gexc.DeadlineExceeded | gexc.RetryError | TimeoutError
+    ) and os.environ.get("PUBSUB_EMULATOR_HOST"):
         hint = f"is the emulator at {os.environ['PUBSUB_EMULATOR_HOST']} running?"
     return BusError(f"Pub/Sub {what} failed: {exc}", hint=hint)
 
@@ -142,7 +149,9 @@ class PubSubBus:
                 received.nack()
 
         flow = pubsub_v1.types.FlowControl(
-            max_messages=self.settings.max_messages, max_bytes=self.settings.max_bytes
+            max_messages=self.settings.max_messages,
+            max_bytes=self.settings.max_bytes,
+            max_duration_per_lease_extension=self.settings.lease_seconds,
         )
         scheduler = pubsub_v1.subscriber.scheduler.ThreadScheduler(
             executor=futures.ThreadPoolExecutor(

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 # Attributes we put on a dead-lettered message (the original message's attributes are kept).
 REASON_ATTRIBUTE = "reason"
 REASON_CODE_ATTRIBUTE = "reasonCode"
+MAX_RETRY_AFTER = 5.0
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class Consumer:
                 request.batch_operation_id,
                 exc,
             )
-            return self._retry()
+            return self._retry(getattr(exc, "retry_after", None))
         if outcome.duplicate:
             self.metrics.duplicates.inc()
             self.metrics.events_received.labels("duplicate").inc()
@@ -106,9 +107,12 @@ class Consumer:
             log.info("request %s: submitted %s", request.batch_operation_id, outcome.name)
         return Disposition.ACK
 
-    def _retry(self) -> Disposition:
+    def _retry(self, retry_after: float | None = None) -> Disposition:
         self.metrics.events_received.labels("retried").inc()
-        self._sleep(self.settings.retry_delay)
+        # Honour the server's Retry-After (bounded): holding the handler thread is the
+        # backpressure that keeps a struggling API server from a redelivery storm.
+        delay = max(self.settings.retry_delay, min(retry_after or 0.0, MAX_RETRY_AFTER))
+        self._sleep(delay)
         return Disposition.NACK
 
     def _dead_letter(self, message: Message, code: str, reason: str, *, field: str) -> Disposition:
@@ -191,6 +195,7 @@ class Service:
                     max_messages=settings.max_messages,
                     max_bytes=settings.max_bytes,
                     max_workers=settings.handler_threads,
+                    lease_seconds=settings.lease_seconds,
                 )
             )
         self.bus: Bus = bus

@@ -47,6 +47,9 @@ class ListenSettings:
     max_bytes: int = 10 * 1024 * 1024
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     handler_threads: int = 8
+    # Pub/Sub lease per extension (10..600 s): also how soon a vanished consumer's messages
+    # come back (see orchestrator/pubsub.py).
+    lease_seconds: int = 10
     # Local engine: operations running at once.
     max_concurrent: int = 4
     metrics_host: str = "127.0.0.1"

@@ -172,6 +172,14 @@ def configure_logging(level: str) -> None:
     help="requests handled concurrently",
 )
 @click.option(
+    "--lease-seconds",
+    envvar=_env("LEASE_SECONDS"),
+    type=click.IntRange(min=10, max=600),
+    default=10,
+    show_default=True,
+    help="Pub/Sub lease per extension; also how soon a crashed consumer's messages come back",
+)
+@click.option(
     "--max-concurrent",
     envvar=_env("MAX_CONCURRENT"),
     type=click.IntRange(min=1),

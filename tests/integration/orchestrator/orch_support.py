@@ -49,3 +49,89 @@ def quiet_for(project: str, subscription: str, seconds: float) -> list[Message]:
 
 def events(messages: list[Message]) -> list[dict[str, Any]]:
     return [json.loads(m.data) for m in messages]
+
+
+# --------------------------------------------------------------------------------------------
+# the service against a sandbox
+# --------------------------------------------------------------------------------------------
+
+WORKFLOW_NAMESPACE = "argo"
+
+
+def fast_kube_settings() -> Any:
+    from bridge.kube import KubeSettings
+
+    # Few, short retries: a test of an unavailable API wants the nack path quickly.
+    return KubeSettings(max_retries=1, backoff_base=0.05, backoff_max=0.2, request_timeout=5.0)
+
+
+def sandbox_kube(sb: Any, settings: Any = None) -> Any:
+    from bridge.kube import Kube
+
+    return Kube(settings=settings or fast_kube_settings(), host=sb.url, token=sb.admin_token)
+
+
+def prepare_sandbox(sb: Any) -> None:
+    sb.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": WORKFLOW_NAMESPACE}}])
+
+
+def listen_settings(topology: Any, **overrides: Any) -> Any:
+    from orchestrator.settings import ListenSettings
+
+    values: dict[str, Any] = {
+        "project": topology.project,
+        "subscription": topology.subscription,
+        "request_topic": topology.request_topic,
+        "results_topic": topology.results_topic,
+        "dead_letter_topic": topology.dead_letter_topic,
+        "workflow_namespace": WORKFLOW_NAMESPACE,
+        "metrics_port": 0,
+        "watch_timeout": 2,
+        "shutdown_timeout": 10.0,
+        "kube": fast_kube_settings(),
+    }
+    values.update(overrides)
+    return ListenSettings(**values)
+
+
+def start_service(sb: Any, topology: Any, **overrides: Any) -> Any:
+    """A started in-process ``tenantctl listen`` (caller closes it)."""
+    from orchestrator.service import Service
+
+    settings = listen_settings(topology, **overrides)
+    service = Service(settings, kube=sandbox_kube(sb, settings.kube), retry_delay=0.2)
+    service._own_kube = True  # close the client we made along with the service
+    service.start()
+    return service
+
+
+def workflows(kube: Any) -> list[dict[str, Any]]:
+    from bridge.kube import WORKFLOWS
+
+    return list(kube.list(WORKFLOWS, namespace=WORKFLOW_NAMESPACE))
+
+
+def publish_requests(topology: Any, payloads: list[bytes]) -> None:
+    """Publish each payload (with an attribute: Pub/Sub refuses a message with neither data nor
+    attributes, and one bad message is an empty body)."""
+    from orchestrator.pubsub import PubSubBus, PubSubSettings
+
+    bus = PubSubBus(PubSubSettings(project=topology.project))
+    try:
+        bus.publish_many(topology.request_topic, [(p, {"origin": "test"}) for p in payloads])
+    finally:
+        bus.close()
+
+
+def scrape(url: str) -> dict[str, float]:
+    """``/metrics`` as {"name{labels}": value} (label order as exposed)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples
