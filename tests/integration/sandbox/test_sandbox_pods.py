@@ -239,6 +239,14 @@ def test_delete_sends_sigterm_then_sigkill_after_grace(
     )
 
 
+def _previous_log(core: client.CoreV1Api, ns: str, name: str) -> str | int:
+    """The previous run's log, or the HTTP status when there is none yet."""
+    try:
+        return str(core.read_namespaced_pod_log(name, ns, previous=True))
+    except ApiException as exc:
+        return int(exc.status)
+
+
 def _raw_log(sb: Sandbox, ns: str, name: str, query: str) -> str:
     # The generated client has no sinceTime parameter; the bridge calls the path directly too.
     request = urllib.request.Request(
@@ -276,14 +284,11 @@ def test_logs_timestamps_since_time_tail_and_previous(
     restarting = pod("r", "echo run; exit 1", restartPolicy="OnFailure")
     core.create_namespaced_pod(ns, restarting)
     # Once the container has restarted, the previous run's log is served.
-    previous = ""
+    previous: str | int = 400
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not previous:
-        try:
-            previous = core.read_namespaced_pod_log("r", ns, previous=True)
-        except ApiException as exc:
-            assert exc.status == 400
-            time.sleep(0.05)
+    while time.monotonic() < deadline and previous == 400:
+        previous = _previous_log(core, ns, "r")
+        time.sleep(0.05)
     assert previous == "run\n"
     with pytest.raises(ApiException) as err:
         core.read_namespaced_pod_log("p", ns, previous=True)
