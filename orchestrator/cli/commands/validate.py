@@ -23,20 +23,27 @@ PATHS_ARGUMENT = click.argument(
 
 
 def contract_options(function: F) -> F:
-    """``--prefix`` and ``--legacy-key``: which annotation keys the contract reads."""
+    """``--prefix`` and ``--legacy-key``: which annotation keys the contract reads.
+
+    An organisation sets them once for every command with ``TENANTCTL_PREFIX`` and
+    ``TENANTCTL_LEGACY_KEY``; the per-command ``TENANTCTL_<COMMAND>_PREFIX`` form works too.
+    """
+    command = function.__name__.upper()
     function = click.option(
         "--legacy-key",
         metavar="KEY",
         default=None,
+        envvar=[f"TENANTCTL_{command}_LEGACY_KEY", "TENANTCTL_LEGACY_KEY"],
         help="also honour a single legacy annotation listing the operations, "
-        "e.g. collibra.com/tenant.lifecycle",
+        "e.g. collibra.com/tenant.lifecycle [env TENANTCTL_LEGACY_KEY]",
     )(function)
     return click.option(
         "--prefix",
         metavar="PREFIX",
         default=DEFAULT_PREFIX,
         show_default=True,
-        help="DNS prefix of the contract's label and annotation keys",
+        envvar=[f"TENANTCTL_{command}_PREFIX", "TENANTCTL_PREFIX"],
+        help="DNS prefix of the contract's label and annotation keys [env TENANTCTL_PREFIX]",
     )(function)
 
 

@@ -257,6 +257,14 @@ def test_env_var_sets_the_option(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["valid"] is True
 
 
+@pytest.mark.parametrize("variable", ["TENANTCTL_PREFIX", "TENANTCTL_VALIDATE_PREFIX"])
+def test_prefix_from_the_environment(tmp_path: Path, variable: str) -> None:
+    path = write(tmp_path, job_yaml().replace(P, "acme.io"))
+    result = CliRunner().invoke(main, ["validate", str(path)], env={variable: "acme.io"})
+    assert result.exit_code == 0, result.output
+    assert "1 valid" in result.output
+
+
 def test_stdin(tmp_path: Path) -> None:
     result = run("validate", "-", stdin=job_yaml(suspend="false"))
     assert result.exit_code == 1
