@@ -33,6 +33,66 @@ from .errors import ContractError
 MAX_PLAN_BYTES = 256 * 1024
 
 
+_NAME = {"type": "string", "minLength": 1}
+# JSON Schema (draft 2020-12) of Plan.to_json(): the fixed keys other tools rely on. Extra keys
+# may be added later (consumers must ignore unknown keys); these ones never change meaning.
+PLAN_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "tenant-lifecycle plan",
+    "type": "object",
+    "required": ["operation", "waves", "rejected"],
+    "properties": {
+        "operation": _NAME,
+        "tenantEnvId": {"type": ["string", "null"]},
+        "waves": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["wave", "jobs"],
+                "properties": {
+                    "wave": {"type": "integer"},
+                    "jobs": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["namespace", "name", "wave", "onFailure", "deletePolicy"],
+                            "properties": {
+                                "namespace": _NAME,
+                                "name": _NAME,
+                                "wave": {"type": "integer"},
+                                "onFailure": {"enum": [m.value for m in OnFailure]},
+                                "deletePolicy": {"enum": [m.value for m in DeletePolicy]},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "rejected": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["namespace", "name", "errors"],
+                "properties": {
+                    "namespace": _NAME,
+                    "name": _NAME,
+                    "errors": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+        "skipped": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["namespace", "name", "reason"],
+                "properties": {"namespace": _NAME, "name": _NAME, "reason": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
 @dataclass(frozen=True)
 class Rejected:
     """A Job that meant to take part but does not satisfy the contract."""
@@ -269,6 +329,7 @@ def summarize(plan: Plan) -> str:
 
 __all__: Sequence[str] = (
     "MAX_PLAN_BYTES",
+    "PLAN_SCHEMA",
     "Plan",
     "Rejected",
     "Skipped",

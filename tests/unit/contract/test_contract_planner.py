@@ -9,7 +9,15 @@ import pytest
 
 from bridge.contract import ContractSettings, OnFailure, Participant, check_job
 from bridge.errors import ContractError
-from bridge.planner import MAX_PLAN_BYTES, Plan, Rejected, build_plan, plan_size, summarize
+from bridge.planner import (
+    MAX_PLAN_BYTES,
+    PLAN_SCHEMA,
+    Plan,
+    Rejected,
+    build_plan,
+    plan_size,
+    summarize,
+)
 
 from .helpers import make_job
 
@@ -214,3 +222,20 @@ def test_contract_to_plan_with_legacy_key_and_custom_prefix() -> None:
     plan = build_plan(participants, operation="lifecycle.migrate-in")
     assert keys(plan) == [["team-a/old"], ["team-a/new"]]
     assert keys(build_plan(participants, operation="lifecycle.upsert")) == [["team-a/old"]]
+
+
+def test_plan_json_matches_its_schema() -> None:
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(PLAN_SCHEMA)
+    plan = build_plan(
+        [p("a/x", wave=-1), p("a/y", apps="search"), p("b/z", wave=3)],
+        operation="lifecycle.upsert",
+        environment={"applications": []},
+        rejected=[Rejected("c", "d", ("bad",))],
+    )
+    jsonschema.validate(json.loads(plan.to_compact_json()), PLAN_SCHEMA)
+    broken = plan.to_json()
+    broken["waves"][0]["jobs"][0]["onFailure"] = "explode"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, PLAN_SCHEMA)
