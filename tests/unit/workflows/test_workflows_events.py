@@ -1,0 +1,164 @@
+"""The Argo Events path: a request CloudEvent through the Sensor's trigger into a Workflow.
+
+Argo Events applies each trigger parameter by reading ``src.dataKey`` (a gjson path) from the
+event data and writing it at ``dest`` (an sjson path) in the resource, with ``operation``
+``append``/``prepend``/``overwrite``; a missing key falls back to ``src.value``. That is
+emulated here for the paths the Sensor uses, so the test shows which Workflow a given request
+becomes, and that the Workflow then runs the template with those parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.fixtures.argo_schemas import ArgoSchemas
+from workflows.emulator import ContainerCall, ContainerResult, Emulator
+from workflows.events import WORKFLOW_NAME_PREFIX
+from workflows.settings import WorkflowSettings
+from workflows.template import PLAN_PATH, workflow_template_manifest
+
+REPO = Path(__file__).resolve().parents[3]
+
+SENSOR: dict[str, Any] = yaml.safe_load(
+    (REPO / "workflows/rendered/events/sensor.yaml").read_text()
+)
+SOURCE: dict[str, Any] = yaml.safe_load(
+    (REPO / "workflows/rendered/events/eventsource.yaml").read_text()
+)
+TRIGGER = SENSOR["spec"]["triggers"][0]
+
+REQUEST = {
+    "specversion": "1.0",
+    "type": "dev.tenant-lifecycle.operation.requested",
+    "source": "tenant-manager",
+    "id": "b-20261122-0001",
+    "subject": "799a0c4e",
+    "time": "2026-11-22T10:00:00Z",
+    "datacontenttype": "application/json",
+    "data": {
+        "operation": "lifecycle.upsert",
+        "region": "eu-west-1",
+        "tenantEnvironment": {"applications": ["catalog", "search"]},
+        "changeset": {},
+    },
+}
+
+
+def _get(data: Any, path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _as_text(value: Any) -> str:
+    # gjson's String() of an object or array is its JSON text.
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def _set(resource: dict[str, Any], path: str, value: str, operation: str) -> None:
+    keys = path.split(".")
+    node: Any = resource
+    for key in keys[:-1]:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    last: Any = int(keys[-1]) if isinstance(node, list) else keys[-1]
+    current = node[last] if (isinstance(node, list) or last in node) else ""
+    node[last] = {"append": current + value, "prepend": value + current}.get(operation, value)
+
+
+def submitted_workflow(event: dict[str, Any]) -> dict[str, Any]:
+    """The Workflow the Sensor's trigger creates for a Pub/Sub message carrying ``event``."""
+    data = {"id": "pubsub-message-1", "body": event}  # the EventSource's event data (jsonBody)
+    resource = copy.deepcopy(TRIGGER["template"]["argoWorkflow"]["source"]["resource"])
+    for param in TRIGGER["template"]["argoWorkflow"]["parameters"]:
+        value = _get(data, param["src"]["dataKey"])
+        if value is None:
+            if "value" not in param["src"]:
+                raise LookupError(f"event has no {param['src']['dataKey']} and no default")
+            value = param["src"]["value"]
+        _set(resource, param["dest"], _as_text(value), param.get("operation", "overwrite"))
+    return resource
+
+
+def _parameters(workflow: dict[str, Any]) -> dict[str, str]:
+    return {p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]}
+
+
+def test_request_becomes_a_workflow_referencing_the_template(argo_schemas: ArgoSchemas) -> None:
+    workflow = submitted_workflow(REQUEST)
+    assert workflow["metadata"]["name"] == WORKFLOW_NAME_PREFIX + "b-20261122-0001"
+    assert workflow["spec"] == {
+        "workflowTemplateRef": {"name": "tenant-lifecycle"},
+        "arguments": workflow["spec"]["arguments"],
+    }
+    assert _parameters(workflow) == {
+        "operation": "lifecycle.upsert",
+        "tenant-env-id": "799a0c4e",
+        "batch-operation-id": "b-20261122-0001",
+        "environment": '{"applications":["catalog","search"]}',
+        "changeset": "{}",
+        "source-batch-operation-id": "",
+    }
+    assert argo_schemas.errors("Workflow", workflow) == []
+
+
+def test_absent_optional_fields_take_their_defaults() -> None:
+    event = copy.deepcopy(REQUEST)
+    del event["data"]["tenantEnvironment"], event["data"]["changeset"]
+    event["data"]["sourceBatchOperationId"] = "b-export-7"
+    params = _parameters(submitted_workflow(event))
+    assert (params["environment"], params["changeset"]) == ("{}", "{}")
+    assert params["source-batch-operation-id"] == "b-export-7"
+
+
+def test_submitted_parameters_run_the_template() -> None:
+    params = _parameters(submitted_workflow(REQUEST))
+    seen: list[ContainerCall] = []
+
+    def runner(call: ContainerCall) -> ContainerResult:
+        seen.append(call)
+        plan = {"operation": params["operation"], "waves": [], "rejected": []}
+        return ContainerResult(0, {PLAN_PATH: json.dumps(plan)})
+
+    template = workflow_template_manifest(WorkflowSettings())
+    run = Emulator(
+        template, parameters=params, runner=runner, workflow_name="lc-b-20261122-0001"
+    ).run()
+    assert run.phase == "Succeeded"
+    discover = seen[0]
+    # The environment reaches discovery as the file the applications filter reads.
+    assert yaml.safe_load(discover.input_files["/tmp/environment.yaml"]) == {
+        "applications": ["catalog", "search"]
+    }
+    assert run.labels["tenant-lifecycle.dev/batch"] == "b-20261122-0001"
+
+
+def test_sensor_only_accepts_lifecycle_requests() -> None:
+    dependency = SENSOR["spec"]["dependencies"][0]
+    assert (dependency["eventSourceName"], dependency["eventName"]) == (
+        SOURCE["metadata"]["name"],
+        next(iter(SOURCE["spec"]["pubSub"])),
+    )
+    data_filters = {f["path"]: f["value"] for f in dependency["filters"]["data"]}
+    assert data_filters == {
+        "body.type": ["dev.tenant-lifecycle.operation.requested"],
+        "body.specversion": ["1.0"],
+    }
+    assert SOURCE["spec"]["pubSub"]["requests"]["jsonBody"] is True
+    assert TRIGGER["atLeastOnce"] is True
+    assert TRIGGER["retryStrategy"]["steps"] >= 3
+
+
+@pytest.mark.parametrize("field", ["id", "subject"])
+def test_missing_identifying_field_cannot_make_a_workflow(field: str) -> None:
+    event = copy.deepcopy(REQUEST)
+    del event[field]
+    with pytest.raises(LookupError):
+        submitted_workflow(event)
