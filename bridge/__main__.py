@@ -227,6 +227,12 @@ def discover(**params: Any) -> None:
 @click.option("--source-batch-operation-id", help="For migrate-in/restore: where data comes from.")
 @click.option("--result", "result_path", type=click.Path(dir_okay=False), help="Result JSON.")
 @click.option(
+    "--storage-config",
+    envvar="BRIDGE_STORAGE_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="Object-storage settings YAML for storage operations (docs/storage.md).",
+)
+@click.option(
     "--stuck-grace",
     envvar="BRIDGE_STUCK_GRACE",
     type=float,
@@ -282,7 +288,7 @@ def run(**params: Any) -> None:
             workflow_namespace=params.get("workflow_namespace") or _own_namespace(),
             source_batch_operation_id=params.get("source_batch_operation_id"),
         )
-        hooks = load_hooks(request.operation)
+        hooks = load_hooks(request.operation, storage_config=params.get("storage_config"))
         with Kube(settings=settings.kube) as kube:
             runner = Runner(kube, request, settings=settings, hooks=hooks)
 

@@ -26,6 +26,7 @@ import base64
 import contextlib
 import importlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -115,9 +116,10 @@ class NoHooks:
         return None
 
 
-def load_hooks(operation: str) -> RunHooks:
-    """The hooks for ``operation``: storage operations get ``bridge.storage_hooks``'
-    ``hooks_from_env()`` (object-store location and credentials); everything else none."""
+def load_hooks(operation: str, *, storage_config: str | None = None) -> RunHooks:
+    """The hooks for ``operation``: storage operations get :mod:`bridge.storage_hooks`
+    (object-store location and credentials, export sealing, import verification), from
+    ``storage_config`` (a YAML file) and ``BRIDGE_STORAGE_*``; everything else none."""
     if operation not in STORAGE_OPERATIONS:
         return NoHooks()
     try:
@@ -127,8 +129,11 @@ def load_hooks(operation: str) -> RunHooks:
             raise
         log.warning("%s needs object storage, but bridge.storage_hooks is missing", operation)
         return NoHooks()
-    factory = module.hooks_from_env
-    hooks: RunHooks = factory()
+    hooks: RunHooks
+    if storage_config:
+        hooks = module.storage_hooks_from(storage_config, env=os.environ)
+    else:
+        hooks = module.hooks_from_env()
     return hooks
 
 

@@ -147,12 +147,13 @@ class BridgeEnv:
         *,
         settings: BridgeSettings = FAST,
         hooks: RunHooks | None = None,
+        kube: Kube | None = None,
         **kwargs: Any,
     ) -> tuple[RunResult, list[str]]:
         """The bridge in-process: (result, stdout lines)."""
         out = io.StringIO()
         runner = Runner(
-            self.kube, self.request(job, **kwargs), settings=settings, hooks=hooks, out=out
+            kube or self.kube, self.request(job, **kwargs), settings=settings, hooks=hooks, out=out
         )
         result = runner.run()
         return result, out.getvalue().splitlines()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -10,10 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bridge import podspec
 from bridge.errors import NotFoundError
-from bridge.kube import PODS
+from bridge.kube import PODS, Kube
 from bridge.result import Status
-from tests.integration.bridge.conftest import PREFIX, BridgeEnv, cli_env
+from tests.integration.bridge.conftest import FAST, PREFIX, BridgeEnv, cli_env
 
 TEN_THOUSAND = (
     'i=0; while [ $i -lt 10000 ]; do i=$((i+1)); echo "line $i"; '
@@ -173,3 +175,48 @@ def test_sigterm_deletes_the_pod_and_exits_143(bridge_env: BridgeEnv, tmp_path: 
     assert result["attempts"][0]["pod"] == pod
     assert pod.startswith("lc-long-")
     assert PREFIX  # labels are checked in test_bridge_run
+
+
+def _in_thread(env: BridgeEnv, job: str, **kwargs: Any) -> tuple[threading.Thread, list[Any]]:
+    box: list[Any] = []
+    thread = threading.Thread(target=lambda: box.append(env.run(job, **kwargs)), daemon=True)
+    thread.start()
+    return thread, box
+
+
+def test_evicted_pod_counts_as_a_failure_and_is_retried(bridge_env: BridgeEnv) -> None:
+    bridge_env.add_job("evictee", "echo attempt $LIFECYCLE_ATTEMPT; sleep 1", backoff_limit=1)
+    batch = "b-evict"
+    thread, box = _in_thread(bridge_env, "evictee", batch_operation_id=batch)
+    first = podspec.pod_name(
+        batch_operation_id=batch, namespace=bridge_env.namespace, job="evictee", attempt=1
+    )
+    bridge_env.sb.wait_for_pod(bridge_env.namespace, first, phases=("Running",))
+    bridge_env.sb.faults.evict_pod(bridge_env.namespace, first)
+    thread.join(60)
+    result, out = box[0]
+    assert result.status is Status.SUCCEEDED, result.message
+    assert [(a.attempt, a.counted) for a in result.attempts] == [(1, True), (2, False)]
+    assert result.attempts[0].reason != "Completed"
+    assert out[-1] == "attempt 2"
+
+
+def test_cut_watch_streams_are_resumed(bridge_env: BridgeEnv) -> None:
+    bridge_env.add_job("watched", "sleep 1.5; echo done")
+    bridge_env.sb.faults.cut_streams(after_seconds=0.3, kind="watch")
+    result, out = bridge_env.run("watched")
+    assert result.status is Status.SUCCEEDED, result.message
+    assert out == ["done"]
+
+
+def test_api_unavailable_after_retries_exits_75(bridge_env: BridgeEnv) -> None:
+    bridge_env.add_job("cut-off")
+    impatient = dataclasses.replace(FAST.kube, max_retries=1, retry_after_max=0.05)
+    sb = bridge_env.sb
+    sb.faults.unavailable(10)
+    with Kube(settings=impatient, host=sb.url, token=sb.admin_token) as kube:
+        result, _ = bridge_env.run("cut-off", kube=kube)
+    sb.faults.clear()
+    assert result.status is Status.ERROR
+    assert result.process_exit_code == 75
+    assert "503" in result.message
