@@ -160,7 +160,7 @@ def _validate_request(event: Mapping[str, Any]) -> LifecycleRequest:
             hint=f"this subscription only takes {REQUEST_TYPE}",
         )
     batch_id = _required_string(event, "id")
-    _check_label_value(batch_id, "id", "InvalidId", "the batch operation id")
+    _check_label_value(batch_id, "id", "InvalidId", "batch operation id")
     source = _required_string(event, "source")
     if len(source) > _MAX_SOURCE_LENGTH or any(ch.isspace() or ord(ch) < 32 for ch in source):
         raise InvalidEvent(
@@ -171,7 +171,7 @@ def _validate_request(event: Mapping[str, Any]) -> LifecycleRequest:
             hint='e.g. "tenant-manager" or "//crm.example.com/lifecycle"',
         )
     tenant = _required_string(event, "subject")
-    _check_label_value(tenant, "subject", "InvalidSubject", "the tenant environment id")
+    _check_label_value(tenant, "subject", "InvalidSubject", "tenant environment id")
     when = _check_time(event)
     _check_content_type(event)
     if "dataschema" in event and not isinstance(event["dataschema"], str):

@@ -113,7 +113,7 @@ class PubSubSubscription:
             return False
         except futures.CancelledError:
             return True
-        except gexc.GoogleAPICallError as exc:
+        except Exception as exc:  # whatever ended the stream: the service must stop, not hang
             raise _bus_error(f"streaming pull on {self.path}", exc) from exc
         return True
 
