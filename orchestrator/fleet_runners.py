@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -181,31 +180,18 @@ class ArgoTenantRunner:
 _ARGO_DONE = {"Succeeded": SUCCEEDED, "Failed": FAILED, "Error": FAILED}
 
 
-def workflow_jobs(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The bridge results of a Workflow: each bridge node's ``result`` output parameter."""
-    jobs = []
-    nodes = (workflow.get("status") or {}).get("nodes") or {}
-    for node in sorted(nodes.values(), key=lambda n: str(n.get("startedAt", ""))):
-        for parameter in (node.get("outputs") or {}).get("parameters") or ():
-            if parameter.get("name") != "result":
-                continue
-            try:
-                result = json.loads(parameter.get("value") or "")
-            except ValueError:
-                continue
-            if isinstance(result, dict) and "job" in result:
-                jobs.append(result)
-    return jobs
-
-
 def workflow_outcome(workflow: Mapping[str, Any]) -> TenantOutcome | None:
     """The outcome of a finished Workflow, or ``None`` while it runs."""
     status = workflow.get("status") or {}
     state = _ARGO_DONE.get(str(status.get("phase") or ""))
     if state is None:
         return None
+    # The tracker's reading of a Workflow's bridge results (retries, waves, killed nodes),
+    # so a fleet reports exactly what the result event says.
+    from orchestrator.tracker import collect_jobs  # noqa: PLC0415 (loads the Kubernetes client)
+
     name = str((workflow.get("metadata") or {}).get("name", ""))
-    jobs = workflow_jobs(workflow)
+    jobs = collect_jobs(workflow)
     message = outcome_message(state, jobs)
     if state != SUCCEEDED and status.get("message"):
         message = f"{status['message']}; {message}" if jobs else str(status["message"])
