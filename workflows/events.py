@@ -41,6 +41,11 @@ PARAMETER_SOURCES: tuple[tuple[str, str, str | None], ...] = (
 )
 
 
+def _exactly(text: str) -> str:
+    """An anchored regular expression matching ``text`` only (dots escaped)."""
+    return "^" + text.replace(".", "\\.") + "$"
+
+
 def _labels(component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "tenant-lifecycle", "app.kubernetes.io/component": component}
 
@@ -152,13 +157,18 @@ def sensor_manifest(settings: WorkflowSettings) -> dict[str, Any]:
                     # Only lifecycle requests with the fields the parameters need; anything
                     # else is dropped by the Sensor (`tenantctl listen` dead-letters instead).
                     "filters": {
+                        # String data filters are regular expressions: anchor them.
                         "data": [
                             {
                                 "path": "body.type",
                                 "type": "string",
-                                "value": [settings.request_event_type],
+                                "value": [_exactly(settings.request_event_type)],
                             },
-                            {"path": "body.specversion", "type": "string", "value": ["1.0"]},
+                            {
+                                "path": "body.specversion",
+                                "type": "string",
+                                "value": [_exactly("1.0")],
+                            },
                         ],
                         "exprs": [
                             {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +148,17 @@ def test_sensor_only_accepts_lifecycle_requests() -> None:
         next(iter(SOURCE["spec"]["pubSub"])),
     )
     data_filters = {f["path"]: f["value"] for f in dependency["filters"]["data"]}
-    assert data_filters == {
-        "body.type": ["dev.tenant-lifecycle.operation.requested"],
-        "body.specversion": ["1.0"],
+    # Argo Events matches string filters as regular expressions (RE2; same syntax here).
+    assert {
+        path: bool(re.fullmatch(v[0], _get(REQUEST, path[5:]))) for path, v in data_filters.items()
+    } == {
+        "body.type": True,
+        "body.specversion": True,
     }
+    assert not re.search(
+        data_filters["body.type"][0], "dev.tenant-lifecycle.operation.requested.v2"
+    )
+    assert not re.search(data_filters["body.specversion"][0], "10")
     assert SOURCE["spec"]["pubSub"]["requests"]["jsonBody"] is True
     assert TRIGGER["atLeastOnce"] is True
     assert TRIGGER["retryStrategy"]["steps"] >= 3
