@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from bridge.export_manifest import MANIFEST_KEY, seal_export
-from bridge.kube import PODS, Kube
+from bridge.kube import JOBS, PODS, Kube
 from bridge.storage import Location, ObjectStore
 from bridge.storage_settings import CredentialsSource, StorageSettings
 from sandbox import Sandbox
@@ -110,6 +110,14 @@ class StorageWorld:
         ]
         if source:
             argv += ["--source-batch-operation-id", source]
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=120, env=self.bridge_env(), check=False
+        )
+        result = json.loads(result_path.read_text()) if result_path.exists() else {}
+        return Run(done.returncode, done.stdout, done.stderr, result)
+
+    def bridge_env(self) -> dict[str, str]:
+        """The environment of a bridge (or tenantctl) process: fast retries, static S3 keys."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_STORAGE_")}
         env.update(FAST_ENV)
         env.update(
@@ -121,11 +129,7 @@ class StorageWorld:
                 "BRIDGE_STORAGE_SECRET_ACCESS_KEY": self.s3.secret_access_key,
             }
         )
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=40, env=env, check=False
-        )
-        result = json.loads(result_path.read_text()) if result_path.exists() else {}
-        return Run(done.returncode, done.stdout, done.stderr, result)
+        return env
 
     def export_location(self, tenant: str, batch: str) -> Location:
         prefix = self.settings.render_prefix(
@@ -245,22 +249,66 @@ def test_a_damaged_export_refuses_migrate_in_before_any_pod_naming_the_keys(
 def test_an_export_job_that_exits_0_without_writing_fails(world: StorageWorld) -> None:
     job = copy.deepcopy(world.sb.archive_job)  # type: ignore[attr-defined]
     job["metadata"]["name"] = "archive-forgetful"
+    job["metadata"]["annotations"]["tenant-lifecycle.dev/operations"] = "lifecycle.migrate-out"
     container = job["spec"]["template"]["spec"]["containers"][0]
     container["command"] = ["python3", "-c", "print('exported everything (not really)')"]
     world.sb.apply([job])
-
-    run = world.bridge(
-        "lifecycle.migrate-out", tenant="t-empty", batch="b-empty", job="archive-forgetful"
-    )
+    try:
+        run = world.bridge(
+            "lifecycle.migrate-out", tenant="t-empty", batch="b-empty", job="archive-forgetful"
+        )
+        [pod] = world.pods("b-empty")
+    finally:
+        with Kube(host=world.sb.url, token=world.sb.admin_token) as kube:
+            kube.delete(JOBS, "archive-forgetful", namespace=NAMESPACE)
 
     assert run.returncode != 0
     assert run.result["status"] == "failed"
     assert run.result["reason"] == "StorageVerificationFailed"
     assert "exited 0 without writing anything" in run.result["message"]
     # The pod is kept (delete-policy succeeded); the keys reached it only by secretKeyRef.
-    [pod] = world.pods("b-empty")
     assert world.s3.secret_access_key not in json.dumps(pod)
     env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
     assert "secretKeyRef" in env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]
     assert env["LIFECYCLE_OBJECT_STORE_URL"]["value"].startswith(f"s3://{world.settings.bucket}/")
     _assert_no_secret(world, run)
+
+
+def test_restore_through_the_local_engine_keeps_keys_out_of_the_result_event(
+    world: StorageWorld,
+) -> None:
+    # A sealed backup of batch bk-1, written as the archive job writes one (the job itself
+    # exported in the round trip above; here the point is the engine's result).
+    documents = {name: f"{name} of t-backup\n".encode() * 10 for name in ("a.pdf", "b.txt")}
+    location = Location(
+        world.settings.bucket,
+        world.settings.render_prefix(
+            tenant="t-backup",
+            operation="lifecycle.backup",
+            batch="bk-1",
+            namespace=NAMESPACE,
+            job="archive",
+        ),
+    )
+    with ObjectStore(world.settings) as store:
+        for name, body in documents.items():
+            store.put_object(location.bucket, location.key(f"documents/{name}"), body)
+        info = json.dumps({"documents": len(documents)}).encode()
+        store.put_object(location.bucket, location.key("archive-info.json"), info)
+        seal_export(store, location, context={}, retention="backup")
+
+    argv = [str(Path(sys.executable).parent / "tenantctl"), "run", "lifecycle.restore"]
+    argv += ["--tenant-env-id", "t-backup", "--batch-operation-id", "rs-1"]
+    argv += ["--source-batch-operation-id", "bk-1", "-o", "json"]
+    argv += ["--kubeconfig", str(world.sb.kubeconfig_path())]
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, env=world.bridge_env(), check=False
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    event_data = json.loads(done.stdout)
+    [job] = event_data["jobs"]
+    assert (job["namespace"], job["job"], job["status"]) == (NAMESPACE, "archive", "succeeded")
+    restored = world.state_dir / "tenants" / "t-backup" / "archive"
+    assert {p.name: p.read_bytes() for p in restored.iterdir()} == documents
+    assert world.s3.secret_access_key not in done.stdout + done.stderr
