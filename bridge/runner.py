@@ -47,6 +47,7 @@ from bridge.contract import (
     is_namespace_opted_in,
 )
 from bridge.errors import (
+    APIError,
     ConflictError,
     ForbiddenError,
     GoneError,
@@ -340,6 +341,14 @@ class Runner:
             result.finish(
                 Status.ERROR, reason=type(exc).__name__, message=str(exc), exit_code=EXIT_FAILED
             )
+        except Exception as exc:  # a bug: still report a result, with the traceback on stderr
+            log.exception("internal error")
+            result.finish(
+                Status.ERROR,
+                reason="InternalError",
+                message=f"internal error: {type(exc).__name__}: {exc}",
+                exit_code=EXIT_FAILED,
+            )
         if self.cancelled and result.status is not Status.CANCELLED:
             result.finish(
                 Status.CANCELLED,
@@ -571,11 +580,20 @@ class Runner:
         self._apply_delete_policy(participant, succeeded=True)
 
     def _apply_delete_policy(self, participant: Participant, *, succeeded: bool) -> None:
+        """Delete the run's pods per the Job's delete-policy annotation.
+
+        The outcome is already decided: a failed deletion is only a warning (``sweep`` deletes
+        leftovers). Turning it into exit 75 would make Argo retry -- and re-run a finished job.
+        Pods the bridge gave up on (stuck, deadline, cancelled) are deleted whatever the policy.
+        """
         policy = participant.delete_policy
         if policy is DeletePolicy.NEVER or (policy is DeletePolicy.SUCCEEDED and not succeeded):
             return
         for record in self.result.attempts:
-            self._delete_pod_and_secret(record.pod)
+            try:
+                self._delete_pod_and_secret(record.pod)
+            except APIError as exc:
+                self.emit_info(f"warning: could not delete pod {record.pod}: {exc}")
 
     def _delete_pod_and_secret(self, name: str, *, grace: int | None = None) -> None:
         ns = self.request.namespace
