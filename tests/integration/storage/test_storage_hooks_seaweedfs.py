@@ -72,7 +72,7 @@ def test_export_then_import_through_the_hooks(hooks: StorageHooks) -> None:
     assert env["LIFECYCLE_OBJECT_STORE_ACCESS"] == "read-write"
     assert "LIFECYCLE_OBJECT_STORE_SOURCE_URL" not in env
     assert set(secret_env) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-    assert hooks.settings.secret_access_key not in json.dumps(env)
+    assert str(hooks.settings.secret_access_key) not in json.dumps(env)
 
     location = Location.parse(url)
     with _pod_store(hooks, env, secret_env) as pod:
