@@ -429,6 +429,12 @@ class FleetRun:
             by_tenant.setdefault(record.tenant, []).append(record)
         return by_tenant
 
+    def plan(self) -> list[tuple[TenantRequest, bool]]:
+        """What :meth:`execute` would start, in order: (request, is canary). Tenants that
+        already succeeded (on resume) are not in it; they are in ``summary.skipped``."""
+        ordered = [p for p in self._plan if p.canary] + [p for p in self._plan if not p.canary]
+        return [(p.request, p.canary) for p in ordered]
+
     def _make_plan(self) -> list[_Planned]:
         if not self.resumed and self.store.query(parent=self.parent_batch_id, limit=1):
             raise UsageError(

@@ -31,6 +31,8 @@ from orchestrator.fleet import (
     FleetRun,
     FleetSettings,
     LineProgress,
+    TenantOutcome,
+    TenantRequest,
     TenantRunner,
     child_batch_id,
     new_parent_batch_id,
@@ -152,6 +154,49 @@ def tenant_runner(
         )
 
 
+class DryRunner:
+    """Stands in for the engine in ``--dry-run``: the plan is shown, never executed."""
+
+    def run(self, request: TenantRequest, *, cancel: threading.Event) -> TenantOutcome:
+        raise AssertionError("a dry run never starts a tenant")
+
+
+def show_plan(run: FleetRun, *, output: str) -> None:
+    planned = run.plan()
+    if output == "json":
+        echo_json(
+            {
+                "parentBatchOperationId": run.parent_batch_id,
+                "operation": run.operation,
+                "allowedFailures": run.allowed_failures,
+                "skipped": list(run.summary.skipped),
+                "planned": [
+                    {
+                        "tenant": request.tenant.id,
+                        "region": request.tenant.region,
+                        "batchOperationId": request.batch_operation_id,
+                        "attempt": request.attempt,
+                        "canary": canary,
+                    }
+                    for request, canary in planned
+                ],
+            }
+        )
+        return
+    click.echo(
+        f"fleet {run.parent_batch_id}: {run.operation} would start {len(planned)} tenant(s) "
+        f"(concurrency {run.settings.concurrency}, {run.allowed_failures} failure(s) allowed)"
+        + (f"; {len(run.summary.skipped)} already succeeded" if run.summary.skipped else "")
+    )
+    for request, canary in planned:
+        kind = "canary" if canary else "      "
+        click.echo(
+            f"  {kind} {request.tenant.id}  {request.tenant.region or '-'}  "
+            f"{request.batch_operation_id}"
+            + (f"  (attempt {request.attempt})" if request.attempt > 1 else "")
+        )
+
+
 def _is_tty(stream: Any) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
 
@@ -244,6 +289,11 @@ def _is_tty(stream: Any) -> bool:
     metavar="ID",
     help="id of this fleet run (default: a new fleet-<time>-<hex>); e.g. the CronWorkflow's name",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="show the tenants that would start (canaries first) and exit; nothing runs",
+)
 @store_option
 @output_option
 @click.option(
@@ -271,6 +321,7 @@ def fleet(
     poll_seconds: float,
     resume: str | None,
     parent_batch_id: str | None,
+    dry_run: bool,
     store: str | None,
     output: str,
     kubeconfig: str | None,
@@ -325,6 +376,24 @@ def fleet(
         click.echo("still stopping: waiting for the tenants in flight to cancel", err=True)
 
     history = open_history(store)
+    if dry_run:
+        try:
+            show_plan(
+                FleetRun(
+                    operation=operation,
+                    tenants=tenants,
+                    runner=DryRunner(),
+                    store=history,
+                    settings=settings,
+                    parent_batch_id=parent,
+                    resume=resume is not None,
+                    changeset=changes,
+                ),
+                output=output,
+            )
+        finally:
+            history.close()
+        return
     try:
         with tenant_runner(
             engine,
