@@ -110,6 +110,7 @@ class Weed:
     access_key_id: str
     secret_access_key: str = field(repr=False)
     log_path: Path
+    socket_dir: Path
 
     @classmethod
     def start(cls, binary: str, root: Path) -> Weed:
@@ -129,9 +130,15 @@ class Weed:
         config.write_text(json.dumps(identities), encoding="utf-8")
         config.chmod(0o600)
         (root / "data").mkdir(exist_ok=True)
+        # Unix socket paths are limited to 107 bytes: a deep TMPDIR would make weed exit.
+        socket_dir = Path(tempfile.mkdtemp(prefix="tl-weed-"))
+        if len(str(socket_dir)) > 80:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+            socket_dir = Path(tempfile.mkdtemp(prefix="tl-weed-", dir="/tmp"))
         master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = _free_ports(8)
         argv = [
             binary,
+            f"-logdir={root}",  # glog files, which default to TMPDIR
             "server",
             f"-dir={root / 'data'}",
             "-ip=127.0.0.1",
@@ -145,13 +152,13 @@ class Weed:
             "-volume.max=0",
             f"-filer.port={filer}",
             f"-filer.port.grpc={filer_grpc}",
-            f"-filer.localSocket={root / 'filer.sock'}",
+            f"-filer.localSocket={socket_dir / 'filer.sock'}",
             "-s3",
             f"-s3.port={s3}",
             f"-s3.port.grpc={s3_grpc}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
-            f"-s3.localSocket={root / 's3.sock'}",
+            f"-s3.localSocket={socket_dir / 's3.sock'}",
             f"-s3.config={config}",
         ]
         log_path = root / "weed.log"
@@ -159,7 +166,14 @@ class Weed:
             process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
             )
-        return cls(process, f"http://127.0.0.1:{s3}", access_key, secret_key, log_path)
+        return cls(process, f"http://127.0.0.1:{s3}", access_key, secret_key, log_path, socket_dir)
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return ""
+        return " | ".join(line.strip() for line in lines[-3:])
 
     def wait_ready(self, *, cancel: threading.Event, timeout: float = WEED_START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
@@ -167,7 +181,10 @@ class Weed:
             if cancel.is_set():
                 raise DemoInterruptedError
             if self.process.poll() is not None:
-                raise DemoError(f"SeaweedFS exited with {self.process.returncode}")
+                raise DemoError(
+                    f"SeaweedFS exited with {self.process.returncode}: {self._log_tail()}",
+                    hint="run tenantctl demo --no-storage to skip the migration step",
+                )
             try:
                 with urllib.request.urlopen(self.endpoint_url + "/", timeout=1):  # noqa: S310
                     return
@@ -176,7 +193,10 @@ class Weed:
                 return
             except (urllib.error.URLError, OSError):
                 cancel.wait(0.1)
-        raise DemoError(f"SeaweedFS did not answer within {timeout:.0f}s (log: {self.log_path})")
+        raise DemoError(
+            f"SeaweedFS did not answer within {timeout:.0f}s: {self._log_tail()}",
+            hint="run tenantctl demo --no-storage to skip the migration step",
+        )
 
     def stop(self) -> None:
         # weed can take many seconds to stop on SIGTERM: a short grace, then SIGKILL the group.
@@ -188,6 +208,7 @@ class Weed:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def bridge_env(self) -> dict[str, str]:
         """``BRIDGE_STORAGE_*`` for the bridges: static keys (SeaweedFS has no STS)."""

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -38,6 +38,9 @@ EXIT_TERMINATED = 143
 EXIT_INFRASTRUCTURE = 75
 _STDERR_TAIL = 20
 
+# Deletes the pods of a killed bridge's run: (settings, spec) -> names deleted.
+Reaper = Callable[["BridgeSettings", BridgeSpec], list[str]]
+
 
 @dataclass(frozen=True)
 class BridgeSettings:
@@ -49,8 +52,9 @@ class BridgeSettings:
     prefix: str | None = None
     legacy_key: str | None = None
     skip_invalid: bool = False
-    # Seconds a bridge has after SIGTERM to delete its pod before it is killed.
-    terminate_grace_seconds: float = 30.0
+    # Seconds a bridge has after SIGTERM to delete its pod (with the pod's own grace period,
+    # 30 s by default) before it is killed -- and the engine deletes the pod itself.
+    terminate_grace_seconds: float = 40.0
     discovery_timeout_seconds: float = 120.0
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -221,13 +225,17 @@ class SubprocessBridge:
         result_path: Path,
         settings: BridgeSettings,
         on_line: LineSink,
+        reap: Reaper,
     ) -> None:
         self.spec = spec
+        self._reap_pods = reap
         self._workdir = workdir
         self._result_path = result_path
         self._settings = settings
         self._stderr_tail: list[str] = []
         self._terminated = threading.Event()
+        self._killed = False
+        self._on_line = on_line
         self._started_at = utc_now()
         self.process = subprocess.Popen(
             list(argv),
@@ -277,6 +285,7 @@ class SubprocessBridge:
 
     def _kill(self) -> None:
         if self.process.poll() is None:
+            self._killed = True
             _signal(self.process, signal.SIGKILL)
 
     def wait(self) -> Mapping[str, Any]:
@@ -284,9 +293,31 @@ class SubprocessBridge:
             code = self.process.wait()
             for reader in self._readers:
                 reader.join()
-            return self._result(code)
+            result = self._result(code)
+            if self._killed:
+                result = self._reap(result)
+            return result
         finally:
             self._workdir.cleanup()
+
+    def _reap(self, result: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The bridge ignored SIGTERM and was killed: delete the pods it left, ourselves."""
+        grace = self._settings.terminate_grace_seconds
+        try:
+            deleted = self._reap_pods(self._settings, self.spec)
+            note = (
+                f"the bridge did not stop within {grace:g}s of SIGTERM and was killed; the "
+                f"engine deleted its pods: {', '.join(deleted) or 'none left'}"
+            )
+        except LifecycleError as exc:
+            note = (
+                f"the bridge did not stop within {grace:g}s of SIGTERM and was killed; deleting "
+                f"its pods failed: {exc} (python -m bridge sweep removes them)"
+            )
+        self._on_line(self.spec.job, f"engine: {note}", "engine")
+        out = dict(result)
+        out["message"] = f"{out.get('message') or ''}; {note}".lstrip("; ")
+        return out
 
     def _result(self, code: int) -> Mapping[str, Any]:
         try:
@@ -319,6 +350,39 @@ class SubprocessBridge:
         }
 
 
+def delete_run_pods(settings: BridgeSettings, spec: BridgeSpec) -> list[str]:
+    """Delete every pod (and its per-run Secret) of one job's run; the names deleted.
+
+    The pods are found with the bridge's own run selector (:class:`bridge.podspec.RunIdentity`:
+    managed-by, batch and job labels), so this finds exactly what ``python -m bridge run``
+    created for this batch, every attempt.
+    """
+    from bridge.contract import DEFAULT_PREFIX  # noqa: PLC0415
+    from bridge.errors import NotFoundError  # noqa: PLC0415
+    from bridge.kube import PODS, SECRETS, Kube, KubeSettings  # noqa: PLC0415 - heavy
+    from bridge.podspec import RunIdentity  # noqa: PLC0415
+
+    identity = RunIdentity(
+        prefix=settings.prefix or DEFAULT_PREFIX,
+        namespace=spec.job.namespace,
+        job=spec.job.name,
+        operation=spec.operation,
+        tenant_env_id=spec.tenant_env_id,
+        batch_operation_id=spec.batch_operation_id,
+    )
+    namespace = spec.job.namespace
+    deleted: list[str] = []
+    kube_settings = KubeSettings(kubeconfig=settings.kubeconfig, context=settings.context)
+    with Kube(settings=kube_settings) as kube:
+        for pod in list(kube.list(PODS, namespace=namespace, label_selector=identity.selector())):
+            name = str(pod["metadata"]["name"])
+            for resource in (PODS, SECRETS):
+                with contextlib.suppress(NotFoundError):
+                    kube.delete(resource, name, namespace=namespace, grace_period_seconds=0)
+            deleted.append(name)
+    return deleted
+
+
 def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         process.send_signal(signum)
@@ -327,8 +391,9 @@ def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
 class SubprocessBridgeLauncher:
     """:class:`BridgeLauncher` starting ``python -m bridge run`` for each job."""
 
-    def __init__(self, settings: BridgeSettings) -> None:
+    def __init__(self, settings: BridgeSettings, *, reap: Reaper | None = None) -> None:
         self.settings = settings
+        self.reap: Reaper = reap or delete_run_pods
 
     def command(
         self, spec: BridgeSpec, *, environment: Path, changeset: Path, result: Path
@@ -359,6 +424,7 @@ class SubprocessBridgeLauncher:
                 result_path=result,
                 settings=self.settings,
                 on_line=on_line,
+                reap=self.reap,
             )
         except BaseException:
             workdir.cleanup()

@@ -45,10 +45,10 @@ def on_term(signum, frame):
     print("bridge: deleting pod", file=sys.stderr, flush=True)
     result("cancelled", None)
     sys.exit(143)
-signal.signal(signal.SIGTERM, on_term)
+signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "deaf" else on_term)
 print("hello from the pod", flush=True)
 print("bridge: created pod p-1 (attempt 1)", file=sys.stderr, flush=True)
-if mode == "hang":
+if mode in ("hang", "deaf"):
     print("READY", flush=True)
     time.sleep(60)
 if mode == "crash":
@@ -171,3 +171,32 @@ def test_discovery_that_cannot_start_is_a_lifecycle_error(tmp_path: Path) -> Non
         SubprocessDiscovery(BridgeSettings(python=str(missing))).discover(
             operation="x.y", tenant_env_id="t", environment={}
         )
+
+
+def test_a_bridge_deaf_to_sigterm_is_killed_and_its_pods_reaped(fake_python: str) -> None:
+    settings = BridgeSettings(
+        python=fake_python, env={"FAKE_BRIDGE_MODE": "deaf"}, terminate_grace_seconds=0.3
+    )
+    reaped: list[str] = []
+
+    def reap(settings: BridgeSettings, spec: BridgeSpec) -> list[str]:
+        reaped.append(spec.job.key)
+        return ["lc-schema-1"]
+
+    ready = threading.Event()
+    lines: list[str] = []
+
+    def on_line(job: PlannedJob, line: str, stream: str) -> None:
+        lines.append(line)
+        if line == "READY":
+            ready.set()
+
+    handle = SubprocessBridgeLauncher(settings, reap=reap).launch(spec(), on_line=on_line)
+    assert ready.wait(10)
+    handle.terminate()
+    data = handle.wait()
+    assert reaped == ["team-a/schema"]
+    assert (data["status"], data["reason"]) == ("cancelled", "Terminated")
+    assert "did not stop within 0.3s of SIGTERM" in data["message"]
+    assert "deleted its pods: lc-schema-1" in data["message"]
+    assert any(line.startswith("engine: the bridge did not stop") for line in lines)
