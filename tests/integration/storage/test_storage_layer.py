@@ -19,7 +19,15 @@ from bridge.export_manifest import (
     seal_export,
     verify_location,
 )
-from bridge.storage import CredentialBroker, Location, ObjectInfo, ObjectStore, session_policy
+from bridge.storage import (
+    CredentialBroker,
+    Location,
+    ObjectChangedError,
+    ObjectInfo,
+    ObjectMissingError,
+    ObjectStore,
+    session_policy,
+)
 from bridge.storage_settings import CredentialsSource, StorageSettings
 from tests.fixtures.moto_sts import MotoSTS
 from tests.fixtures.seaweedfs import SeaweedS3
@@ -295,3 +303,15 @@ def test_object_info_carries_size_and_etag(store: ObjectStore) -> None:
     assert info.size == 3
     assert info.etag
     assert store.head_object(location.bucket, location.key("nope")) is None
+
+
+def test_a_read_conditional_on_a_stale_etag_reports_the_change(store: ObjectStore) -> None:
+    location = _location(store)
+    store.put_object(location.bucket, location.key("a"), b"first")
+    listed = store.head_object(location.bucket, location.key("a"))
+    assert listed is not None
+    store.put_object(location.bucket, location.key("a"), b"second")
+    with pytest.raises(ObjectChangedError, match="changed since it was listed"):
+        store.sha256(location.bucket, location.key("a"), if_match=listed.etag)
+    with pytest.raises(ObjectMissingError):
+        store.sha256(location.bucket, location.key("gone"))

@@ -270,3 +270,29 @@ def test_hooks_from_env_reads_the_config_file_named_in_the_environment(tmp_path:
     assert isinstance(hooks, StorageHooks)
     assert hooks.settings.bucket == "from-file"
     assert isinstance(hooks_from_env({}), UnconfiguredStorageHooks)
+
+
+def test_botocore_errors_become_storage_errors_that_say_what_to_do() -> None:
+    import botocore.exceptions
+
+    from bridge.storage import StorageUnavailableError, _translate
+
+    def client_error(code: str, status: int) -> Exception:
+        return botocore.exceptions.ClientError(
+            {
+                "Error": {"Code": code, "Message": f"{code} happened"},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            },
+            "GetObject",
+        )
+
+    denied = _translate(client_error("AccessDenied", 403), "reading s3://b-1/k")
+    assert type(denied) is StorageError
+    assert str(denied) == (
+        "reading s3://b-1/k: AccessDenied: AccessDenied happened "
+        "(the bridge's credentials may not do this; check its IAM policy)"
+    )
+    assert isinstance(_translate(client_error("SlowDown", 503), "x"), StorageUnavailableError)
+    unreachable = botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+    assert isinstance(_translate(unreachable, "x"), StorageUnavailableError)
+    assert "no credentials" in str(_translate(botocore.exceptions.NoCredentialsError(), "x"))
