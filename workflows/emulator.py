@@ -106,6 +106,27 @@ EXPRESSIONS: Mapping[str, Callable[[Scope], Any]] = {
 }
 
 
+_LEVEL = re.compile(
+    re.escape(f"len(jsonpath({_PLAN}, '$.waves')) > 0")
+    + r"(?: && asInt\(workflow\.parameters\.parallelism\) >= (?P<low>\d+))?"
+    + r"(?: && asInt\(workflow\.parameters\.parallelism\) < (?P<high>\d+))?"
+)
+
+
+def _level(match: re.Match[str], scope: Scope) -> bool:
+    if not _jsonpath(scope.globals["plan"], "$.waves"):
+        return False
+    requested = _as_int(scope.parameters["parallelism"])
+    low, high = match.group("low"), match.group("high")
+    return (low is None or requested >= int(low)) and (high is None or requested < int(high))
+
+
+# Families of expressions that differ only in numbers (one per parallelism level).
+PATTERNS: Sequence[tuple[re.Pattern[str], Callable[[re.Match[str], Scope], Any]]] = (
+    (_LEVEL, _level),
+)
+
+
 def _render(value: Any) -> str:
     # Argo JSON-encodes an expression's result and drops a string's quotes.
     if isinstance(value, str):
@@ -115,13 +136,18 @@ def _render(value: Any) -> str:
 
 def evaluate(expression: str, scope: Scope) -> Any:
     """Evaluate one of :data:`EXPRESSIONS` (the text between ``{{=`` and ``}}``)."""
-    implementation = EXPRESSIONS.get(expression.strip())
-    if implementation is None:
-        raise EmulationError(
-            f"expression not implemented by the emulator: {expression!r}",
-            hint="add it to workflows.emulator.EXPRESSIONS with a test",
-        )
-    return implementation(scope)
+    text = expression.strip()
+    implementation = EXPRESSIONS.get(text)
+    if implementation is not None:
+        return implementation(scope)
+    for pattern, family in PATTERNS:
+        match = pattern.fullmatch(text)
+        if match:
+            return family(match, scope)
+    raise EmulationError(
+        f"expression not implemented by the emulator: {expression!r}",
+        hint="add it to workflows.emulator.EXPRESSIONS with a test",
+    )
 
 
 _TAG = re.compile(r"\{\{(=?)(.*?)\}\}(?!\})", re.DOTALL)

@@ -34,9 +34,11 @@ class WorkflowSettings:
     events_service_account: str = "tenant-lifecycle-events"
     settings_config_map: str = "tenant-lifecycle-settings"
     # Argo cannot take a template's ``parallelism`` from a parameter (argoproj/argo-workflows
-    # #1780: the field is an int64), so the ceiling on concurrent bridges in one wave is
-    # fixed when rendering. The ``parallelism`` workflow parameter defaults to it.
-    wave_parallelism: int = 10
+    # #1780: the field is an int64), so the wave templates are rendered once per level and the
+    # ``parallelism`` parameter selects the highest level not above it (never more bridges at
+    # once than asked for). Ascending, starting at 1; the last is the ceiling.
+    parallelism_levels: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    default_parallelism: int = 8
     active_deadline_seconds: int = 6 * 3600
     # Bridge pods retried only on exit 75 (infrastructure); the bridge itself already retried
     # the API with backoff before giving up, so a few attempts spaced out are enough.
@@ -65,6 +67,20 @@ class WorkflowSettings:
     container_limits: Mapping[str, str] = field(
         default_factory=lambda: {"cpu": "500m", "memory": "256Mi"}
     )
+
+    def __post_init__(self) -> None:
+        levels = self.parallelism_levels
+        if not levels or levels[0] != 1 or list(levels) != sorted(set(levels)):
+            raise ValueError(
+                f"parallelism_levels must be ascending distinct integers starting at 1, "
+                f"not {levels!r}"
+            )
+        if self.default_parallelism < 1:
+            raise ValueError(f"default_parallelism must be >= 1, not {self.default_parallelism}")
+
+    def parallelism_level(self, requested: int) -> int:
+        """The wave parallelism Argo runs with when ``requested`` is asked for."""
+        return max((lvl for lvl in self.parallelism_levels if lvl <= requested), default=1)
 
     @property
     def enabled_label(self) -> str:

@@ -5,16 +5,18 @@ Shape (``docs/workflows.md`` tells the story)::
     lifecycle (steps)
     ├── discover                 python -m bridge discover ... --output /tmp/plan.json
     │                            (plan -> output parameter, also the global ``plan``)
-    └── waves(index=0)           when the plan has waves
-        ├── wave                 one wave: two withParam fan-outs in one parallel group
+    └── waves-p<N>(index=0)      N: the parallelism level the parameter selects (the other
+        │                        levels' steps are skipped); none when the plan is empty
+        ├── wave                 wave-p<N>: two withParam fan-outs in one parallel group
         │   ├── abort-on-failure(i:namespace/job)      bridge, a failure fails the wave
         │   └── continue-on-failure(i:namespace/job)   bridge, continueOn failed/error
-        └── next = waves(index+1)  when there is a next wave (a failed wave never gets here)
+        └── next = waves-p<N>(index+1)  when there is a next wave (never after a failed one)
 
-Waves run one after another because ``waves`` recurses on the wave index: Argo only starts the
-second step group once the first succeeded, so a failed ``abort`` job stops the later waves while
-a failed ``continue`` job (its step has ``continueOn``) does not. Every expression used here is a
-module constant, so the contract test's evaluator can recognise exactly these and nothing else.
+Waves run one after another because ``waves-p<N>`` recurses on the wave index: Argo only starts
+the second step group once the first succeeded, so a failed ``abort`` job stops the later waves
+while a failed ``continue`` job (its step has ``continueOn``) does not. Every expression used
+here is a module constant (or, for the levels, built by :func:`level_condition`), so the
+emulator recognises exactly these and nothing else.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ RESULT_PATH = "/tmp/result.json"  # noqa: S108
 # from the workflow scope instead of copying 100+ kB into every recursion level's inputs.
 PLAN = "workflow.outputs.parameters.plan"
 _WAVE = f"jsonpath({PLAN}, '$.waves[' + inputs.parameters.index + ']"
-HAS_WAVES = f"{{{{=len(jsonpath({PLAN}, '$.waves')) > 0}}}}"
+_HAS_WAVES = f"len(jsonpath({PLAN}, '$.waves')) > 0"
+_PARALLELISM = "asInt(workflow.parameters.parallelism)"
 WAVE_NUMBER = f"{{{{={_WAVE}.wave')}}}}"
 # The planner keeps per-job JSON minimal (no "display" key: 2,000 jobs must fit 256 kB), so the
 # "namespace/job" label is built here.
@@ -81,6 +84,17 @@ JOB_NAME = "{{=split(inputs.parameters.job, '/')[1]}}"
 # code), refusals (2) and terminations (143) are final.
 INFRA_EXIT_CODE = 75
 RETRY_EXPRESSION = f"asInt(lastRetry.exitCode) == {INFRA_EXIT_CODE}"
+
+
+def level_condition(levels: tuple[int, ...], index: int) -> str:
+    """When the wave templates of ``levels[index]`` run: the plan has waves and the
+    ``parallelism`` parameter is at least this level and below the next one."""
+    conditions = [_HAS_WAVES]
+    if index > 0:
+        conditions.append(f"{_PARALLELISM} >= {levels[index]}")
+    if index + 1 < len(levels):
+        conditions.append(f"{_PARALLELISM} < {levels[index + 1]}")
+    return "{{=" + " && ".join(conditions) + "}}"
 
 
 def _wp(name: str) -> str:
@@ -147,10 +161,11 @@ def build_workflow_template(settings: WorkflowSettings) -> WorkflowTemplate:
             Parameter(name="changeset", value="{}", description="changeset (YAML)"),
             Parameter(
                 name="parallelism",
-                value=str(settings.wave_parallelism),
+                value=str(settings.default_parallelism),
                 description=(
-                    "bridges per wave at once; Argo caps it at the rendered "
-                    f"ceiling ({settings.wave_parallelism}), see docs/workflows.md"
+                    "most bridges of one wave at once; rounded down to one of "
+                    + ", ".join(map(str, settings.parallelism_levels))
+                    + " (docs/workflows.md)"
                 ),
             ),
             Parameter(
@@ -289,53 +304,67 @@ def build_workflow_template(settings: WorkflowSettings) -> WorkflowTemplate:
             resources=_resources(settings),
             security_context=_security_context(),
         )
-        with (
-            Steps(
-                name="wave",
-                inputs=[
-                    Parameter(name="wave"),
-                    Parameter(name="abort-jobs"),
-                    Parameter(name="continue-jobs"),
-                ],
-                parallelism=settings.wave_parallelism,
-                # Every job of a started wave runs even when one of them failed: a half-run wave
-                # is harder to reason about than a whole one. Later waves are what abort stops.
-                fail_fast=False,
-            ) as wave,
-            wave.parallel(),
-        ):
-            Step(
-                name="abort-on-failure",
-                template=bridge,
-                arguments={"job": "{{item}}", "wave": "{{inputs.parameters.wave}}"},
-                with_param="{{inputs.parameters.abort-jobs}}",
-            )
-            Step(
-                name="continue-on-failure",
-                template=bridge,
-                arguments={"job": "{{item}}", "wave": "{{inputs.parameters.wave}}"},
-                with_param="{{inputs.parameters.continue-jobs}}",
-                continue_on=m.ContinueOn(failed=True, error=True),
-            )
-        with Steps(name="waves", inputs=[Parameter(name="index")]):
-            Step(
-                name="wave",
-                template=wave,
-                arguments={
-                    "wave": WAVE_NUMBER,
-                    "abort-jobs": ABORT_JOBS,
-                    "continue-jobs": CONTINUE_JOBS,
-                },
-            )
-            Step(
-                name="next",
-                template="waves",
-                arguments={"index": NEXT_INDEX},
-                when=HAS_NEXT_WAVE,
-            )
-        with Steps(name="lifecycle"):
+        # One wave template (and its recursion) per parallelism level: Argo's template
+        # parallelism is a number fixed in the template, so the parameter chooses among them.
+        levels = settings.parallelism_levels
+        for level in levels:
+            with (
+                Steps(
+                    name=f"wave-p{level}",
+                    inputs=[
+                        Parameter(name="wave"),
+                        Parameter(name="abort-jobs"),
+                        Parameter(name="continue-jobs"),
+                    ],
+                    parallelism=level,
+                    # Every job of a started wave runs even when one of them failed: a half-run
+                    # wave is harder to reason about than a whole one. Later waves are what
+                    # abort stops.
+                    fail_fast=False,
+                ) as wave,
+                wave.parallel(),
+            ):
+                Step(
+                    name="abort-on-failure",
+                    template=bridge,
+                    arguments={"job": "{{item}}", "wave": "{{inputs.parameters.wave}}"},
+                    with_param="{{inputs.parameters.abort-jobs}}",
+                )
+                Step(
+                    name="continue-on-failure",
+                    template=bridge,
+                    arguments={"job": "{{item}}", "wave": "{{inputs.parameters.wave}}"},
+                    with_param="{{inputs.parameters.continue-jobs}}",
+                    continue_on=m.ContinueOn(failed=True, error=True),
+                )
+            with Steps(name=f"waves-p{level}", inputs=[Parameter(name="index")]):
+                Step(
+                    name="wave",
+                    template=wave,
+                    arguments={
+                        "wave": WAVE_NUMBER,
+                        "abort-jobs": ABORT_JOBS,
+                        "continue-jobs": CONTINUE_JOBS,
+                    },
+                )
+                Step(
+                    name="next",
+                    template=f"waves-p{level}",
+                    arguments={"index": NEXT_INDEX},
+                    when=HAS_NEXT_WAVE,
+                )
+        with Steps(name="lifecycle") as lifecycle:
             Step(name="discover", template=discover)
-            Step(name="waves", template="waves", arguments={"index": "0"}, when=HAS_WAVES)
+            # Exactly one of these runs (the others show as skipped): the waves at the level
+            # the parallelism parameter selects; none when the plan is empty.
+            with lifecycle.parallel():
+                for index, level in enumerate(levels):
+                    Step(
+                        name=f"waves-p{level}",
+                        template=f"waves-p{level}",
+                        arguments={"index": "0"},
+                        when=level_condition(levels, index),
+                    )
     return template
 
 

@@ -55,7 +55,7 @@ def test_render_check_passes_then_lists_drifted_and_stale_files(tmp_path: Path) 
     assert runner.invoke(main, [*args, "--check"]).exit_code == 0
 
     template = out / "workflowtemplate.yaml"
-    template.write_text(template.read_text().replace("parallelism: 10", "parallelism: 99"))
+    template.write_text(template.read_text().replace("parallelism: 8\n", "parallelism: 99\n"))
     (deploy / "base" / "leftover.yaml").write_text("kind: ConfigMap\n")
     checked = runner.invoke(main, [*args, "--check"])
     assert checked.exit_code == 1

@@ -74,7 +74,7 @@ def test_misspelled_entrypoint_is_caught(argo_schemas: ArgoSchemas) -> None:
 
 def test_misspelled_with_param_is_caught(argo_schemas: ArgoSchemas) -> None:
     manifest = _template()
-    step = _step(manifest, "wave", "abort-on-failure")
+    step = _step(manifest, "wave-p8", "abort-on-failure")
     step["withParm"] = step.pop("withParam")
     errors = argo_schemas.errors("WorkflowTemplate", manifest)
     assert any("'withParm' was unexpected" in e for e in errors), errors

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from bridge.contract import OnFailure, Participant
 from bridge.planner import MAX_PLAN_BYTES, build_plan, plan_size
 from workflows.emulator import (
     EXPRESSIONS,
+    PATTERNS,
     ContainerCall,
     ContainerResult,
     EmulatedRun,
@@ -111,6 +113,7 @@ def test_parameters_are_the_agreed_interface() -> None:
         "batch-operation-id",
     ]
     assert params["source-batch-operation-id"]["value"] == ""
+    assert params["parallelism"]["value"] == "8"
 
 
 def test_waves_run_in_order_with_one_named_node_per_job() -> None:
@@ -217,7 +220,9 @@ def test_empty_plan_skips_the_waves() -> None:
     run = _run(runner)
     assert run.phase == "Succeeded"
     assert runner.bridged() == []
-    assert any(n.name.endswith(".waves") and n.phase == "Skipped" for n in run.nodes)
+    levels = [n for n in run.nodes if ".waves-p" in n.name]
+    assert len(levels) == 6
+    assert all(n.phase == "Skipped" for n in levels)
 
 
 def test_labels_and_mutex_come_from_the_parameters() -> None:
@@ -261,7 +266,10 @@ def test_every_expression_in_the_template_is_one_the_emulator_implements() -> No
         if "expression" in t.get("retryStrategy", {})
     }
     used |= {v["expression"] for v in TEMPLATE["spec"]["workflowMetadata"]["labelsFrom"].values()}
-    assert used <= set(EXPRESSIONS), used - set(EXPRESSIONS)
+    unknown = {
+        e for e in used if e not in EXPRESSIONS and not any(p.fullmatch(e) for p, _ in PATTERNS)
+    }
+    assert unknown == set()
     assert len(used) >= 10
 
 
@@ -322,7 +330,7 @@ def test_two_thousand_job_plan_fits_argo_output_limit_and_fans_out() -> None:
     assert run.phase == "Succeeded"
     assert sorted(runner.bridged()) == sorted(f"{ns}/{n}" for ns, n, _, _ in jobs)
     # The per-wave fan-out lists (workflow parameters too) stay well under the limit.
-    waves = [n for n in run.nodes if n.template == "wave"]
+    waves = [n for n in run.nodes if n.template == "wave-p8"]
     assert len(waves) == 4
     assert max(len(n.inputs["abort-jobs"]) for n in waves) < MAX_PLAN_BYTES
 
@@ -337,3 +345,56 @@ def test_concurrent_emulation_gives_the_same_nodes_and_outcome() -> None:
         (n.name, n.phase) for n in sequential.nodes
     ]
     assert concurrent.phase == sequential.phase == "Succeeded"
+
+
+class ConcurrencyRunner(FakeRunner):
+    """Counts how many bridges run at the same time.
+
+    Each bridge waits (up to 5 s) until ``expected`` bridges have been running together, so the
+    peak does not depend on thread scheduling: it reaches ``expected`` unless fewer are allowed.
+    """
+
+    def __init__(self, plan: Mapping[str, Any], *, expected: int) -> None:
+        super().__init__(plan)
+        self.expected = expected
+        self.changed = threading.Condition()
+        self.running = 0
+        self.peak = 0
+
+    def __call__(self, call: ContainerCall) -> ContainerResult:
+        if call.template != "bridge":
+            return super().__call__(call)
+        with self.changed:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+            self.changed.notify_all()
+            self.changed.wait_for(lambda: self.peak >= self.expected, timeout=5)
+            self.running -= 1
+        return super().__call__(call)
+
+
+WIDE_PLAN = _plan(*[("team-a", f"job-{i}", 0, "abort") for i in range(12)])
+
+
+@pytest.mark.parametrize(
+    ("requested", "level"),
+    [("1", 1), ("0", 1), ("3", 2), ("4", 4), ("8", 8), ("31", 16), ("500", 32)],
+)
+def test_parallelism_parameter_selects_the_highest_level_not_above_it(
+    requested: str, level: int
+) -> None:
+    runner = ConcurrencyRunner(WIDE_PLAN, expected=min(level, 12))
+    run = Emulator(
+        TEMPLATE, parameters={**PARAMS, "parallelism": requested}, runner=runner, max_workers=16
+    ).run()
+    assert run.phase == "Succeeded"
+    ran = [
+        n.name.rsplit(".", 1)[-1]
+        for n in run.nodes
+        if ".waves-p" in n.name and n.phase != "Skipped"
+    ]
+    assert ran[0] == f"waves-p{level}"
+    assert len(runner.bridged()) == 12
+    # Never more bridges of a wave at once than the level (the emulator honours `parallelism`).
+    assert runner.peak <= level
+    assert runner.peak == min(level, 12)
