@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from bridge.kube import PODS, Kube
+from bridge.errors import NotFoundError
+from bridge.kube import PODS, WORKFLOWS, Kube
 from sandbox import Sandbox
 
 TENANTCTL = str(Path(sys.executable).parent / "tenantctl")
@@ -343,3 +344,56 @@ def test_argo_engine_submits_a_workflow_and_prints_its_link(
     )
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["status"] == "duplicate"
+
+
+def test_argo_wait_follows_the_workflow_to_its_end(world: tuple[Sandbox, Path, str]) -> None:
+    sandbox, _, kubeconfig = world
+    sandbox.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argo"}}])
+    process = subprocess.Popen(
+        [
+            TENANTCTL, "run", "lifecycle.upsert", "--tenant-env-id", "t-9", "--engine", "argo",
+            "--batch-operation-id", "e2e-argo-2", "--kubeconfig", kubeconfig, "--wait",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        with Kube(host=sandbox.url, token=sandbox.admin_token) as kube:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    kube.get(WORKFLOWS, "lc-e2e-argo-2", namespace="argo")
+                    break
+                except NotFoundError:
+                    time.sleep(0.1)
+            # What Argo's controller writes (Workflows have no status subresource).
+            kube.patch(
+                WORKFLOWS,
+                "lc-e2e-argo-2",
+                {
+                    "status": {
+                        "phase": "Failed",
+                        "nodes": {
+                            "n1": {
+                                "id": "n1",
+                                "type": "Pod",
+                                "displayName": "abort-on-failure(0:team-a/schema)",
+                                "phase": "Failed",
+                                "message": "Error (exit code 3)",
+                                "startedAt": "2026-01-01T00:00:00Z",
+                            }
+                        },
+                    }
+                },
+                namespace="argo",
+            )
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1, out + err
+    assert "workflow lc-e2e-argo-2 submitted in namespace argo" in out
+    assert "  abort-on-failure(0:team-a/schema): Failed - Error (exit code 3)" in out
+    assert "workflow lc-e2e-argo-2: Failed" in out
