@@ -40,6 +40,7 @@ from .validation import normalize_secret, validate
 
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _SNAPSHOTS = 256
+_UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
 # Types whose DELETE answers with the object rather than a Status (as their real registries do).
 _RETURNS_OBJECT = {"pods", "namespaces", "customresourcedefinitions.apiextensions.k8s.io"}
 
@@ -406,6 +407,12 @@ class Api:
             if propagation == "Orphan":
                 self._orphan_dependents(meta["uid"])
             if rtype.key == "namespaces":
+                if name in _UNDELETABLE_NAMESPACES:
+                    raise ApiError(
+                        403,
+                        f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                        details={"name": name, "kind": "namespaces"},
+                    )
                 return self._delete_answer(rtype, self._terminate_namespace(rtype, obj))
             if rtype.key == "pods":
                 return self._delete_answer(rtype, self._delete_pod(rtype, obj, grace_seconds))

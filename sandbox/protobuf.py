@@ -130,6 +130,31 @@ SCHEMAS: dict[str, Schema] = {
         2: ("subjects", [SUBJECT]),
         3: ("roleRef", ROLE_REF),
     },
+    "SelfSubjectAccessReview": {
+        1: ("metadata", OBJECT_META),
+        2: (
+            "spec",
+            {
+                1: (
+                    "resourceAttributes",
+                    {
+                        1: ("namespace", "str"),
+                        2: ("verb", "str"),
+                        3: ("group", "str"),
+                        4: ("version", "str"),
+                        5: ("resource", "str"),
+                        6: ("subresource", "str"),
+                        7: ("name", "str"),
+                    },
+                ),
+                2: ("nonResourceAttributes", {1: ("path", "str"), 2: ("verb", "str")}),
+            },
+        ),
+    },
+    "SelfSubjectRulesReview": {
+        1: ("metadata", OBJECT_META),
+        2: ("spec", {1: ("namespace", "str")}),
+    },
     "TokenRequest": {
         1: ("metadata", OBJECT_META),
         2: ("spec", {1: ("audiences", "[str]"), 4: ("expirationSeconds", "int")}),

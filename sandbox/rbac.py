@@ -141,6 +141,63 @@ class Authorizer:
             role = None
         return list((role or {}).get("rules") or [])
 
+    def rules_for(self, user: User, namespace: str) -> tuple[list[Obj], list[Obj]]:
+        """(resource rules, non-resource rules) that apply to ``user`` in ``namespace``."""
+        if not self.enabled or user.is_admin:
+            return (
+                [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            )
+        rules: list[Obj] = []
+        bindings = [
+            (b, "")
+            for _, b in self.store.candidates("clusterrolebindings.rbac.authorization.k8s.io", None)
+        ]
+        if namespace:
+            bindings += [
+                (b, namespace)
+                for _, b in self.store.candidates(
+                    "rolebindings.rbac.authorization.k8s.io", namespace
+                )
+            ]
+        for binding, ns in bindings:
+            if any(_subject_matches(s, user, ns) for s in binding.get("subjects") or []):
+                rules += self._role_rules(binding.get("roleRef") or {}, ns)
+        keys = ("verbs", "apiGroups", "resources", "resourceNames")
+        resource: list[Obj] = [
+            {k: r[k] for k in keys if k in r} for r in rules if r.get("resources")
+        ]
+        resource.append(
+            {
+                "verbs": ["create"],
+                "apiGroups": ["authorization.k8s.io"],
+                "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+            }
+        )
+        non_resource = [
+            {"verbs": r.get("verbs", []), "nonResourceURLs": r["nonResourceURLs"]}
+            for r in rules
+            if r.get("nonResourceURLs")
+        ]
+        non_resource.append(
+            {
+                "verbs": ["get"],
+                "nonResourceURLs": [
+                    "/api",
+                    "/api/*",
+                    "/apis",
+                    "/apis/*",
+                    "/healthz",
+                    "/livez",
+                    "/readyz",
+                    "/version",
+                    "/openapi",
+                    "/openapi/*",
+                ],
+            }
+        )
+        return resource, non_resource
+
     def allowed(self, user: User, req: Request) -> bool:
         if not self.enabled or user.is_admin:
             return True

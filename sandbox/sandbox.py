@@ -13,8 +13,11 @@ kills every pod process group it started and removes the directories it made.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import shutil
+import ssl
+import subprocess
 import sys
 import tempfile
 import threading
@@ -24,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import kubeconfig
+from . import kubeconfig, tls
 from .api import Api
 from .faults import Faults
 from .rbac import CLUSTER_ADMIN, Authorizer, Tokens
@@ -35,6 +38,7 @@ from .status import ApiError
 from .store import Store
 
 Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 
 _SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -84,6 +88,11 @@ class Sandbox:
         self.faults = Faults(on_evict=self._evict, on_kill=self._kill, on_compact=self._compact)
         self._httpd: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._tls_httpd: SandboxHTTPServer | None = None
+        self._tls_thread: threading.Thread | None = None
+        self._tls_lock = threading.Lock()
+        self._ca_pem: bytes | None = None
+        self._tls_failed = False
         self._kubeconfigs: dict[str | None, Path] = {}
 
     # lifecycle -------------------------------------------------------------------------------
@@ -103,16 +112,18 @@ class Sandbox:
 
     def stop(self) -> None:
         self.stopping.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
+        servers = [s for s in (self._httpd, self._tls_httpd) if s is not None]
+        for server in servers:
+            server.shutdown()
         self.runtime.shutdown()
-        if self._httpd is not None:
-            self._httpd.close_connections()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
+        for server in servers:
+            server.close_connections()
+            server.server_close()
+        for thread in (self._thread, self._tls_thread):
+            if thread is not None:
+                thread.join(5)
         deadline = time.monotonic() + 2
-        while self._httpd is not None and self._httpd.connections and time.monotonic() < deadline:
+        while any(s.connections for s in servers) and time.monotonic() < deadline:
             time.sleep(0.01)
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -193,15 +204,62 @@ class Sandbox:
             raise KeyError(f"no resource {plural} in {group or 'core'}/{version}")
         return rtype
 
+    @property
+    def tls_url(self) -> str | None:
+        """The HTTPS address (same API, same tokens); None when no certificate could be made."""
+        self._ensure_tls()
+        if self._tls_httpd is None:
+            return None
+        return f"https://127.0.0.1:{self._tls_httpd.server_address[1]}"
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The CA certificate that signed the HTTPS listener's certificate."""
+        self._ensure_tls()
+        return self._ca_pem
+
+    def _ensure_tls(self) -> None:
+        # Started on first use: most tests talk plain HTTP and never pay for a certificate.
+        with self._tls_lock:
+            if self._tls_httpd is not None or self._tls_failed or self._httpd is None:
+                return
+            try:
+                cert = tls.make_certificate(self.workdir / "tls")
+            except (tls.TLSUnavailableError, subprocess.SubprocessError, OSError):
+                log.warning(
+                    "sandbox: no certificate (openssl missing?); kubeconfigs use HTTP, "
+                    "and kubectl then sends no token"
+                )
+                self._tls_failed = True
+                return
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert.cert_path, cert.key_path)
+            self._tls_httpd = SandboxHTTPServer(("127.0.0.1", 0), self, tls=context)
+            self._ca_pem = cert.ca_pem
+            self._tls_thread = threading.Thread(
+                target=self._tls_httpd.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name="sandbox-https",
+                daemon=True,
+            )
+            self._tls_thread.start()
+
+    def write_kubeconfig(
+        self, path: Path, token: str | None = None, *, namespace: str = "default"
+    ) -> Path:
+        """Write a kubeconfig for the HTTPS listener (kubectl sends tokens only over TLS)."""
+        url = self.tls_url or self.url
+        return kubeconfig.write(
+            path, url, token or self.admin_token, namespace=namespace, ca_pem=self.ca_pem
+        )
+
     def kubeconfig_path(self, token: str | None = None, *, namespace: str = "default") -> Path:
         """A kubeconfig for this sandbox (admin token unless ``token`` is given)."""
         key = f"{token}:{namespace}" if token else f":{namespace}"
         if key not in self._kubeconfigs:
             index = len(self._kubeconfigs)
             path = self.workdir / "kubeconfigs" / f"kubeconfig-{index}.yaml"
-            self._kubeconfigs[key] = kubeconfig.write(
-                path, self.url, token or self.admin_token, namespace=namespace
-            )
+            self._kubeconfigs[key] = self.write_kubeconfig(path, token, namespace=namespace)
         return self._kubeconfigs[key]
 
     def issue_token(

@@ -13,6 +13,7 @@ import itertools
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -62,11 +63,19 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+    def __init__(
+        self, address: tuple[str, int], sandbox: Sandbox, *, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.sandbox = sandbox
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, Handler)
+        if tls is not None:
+            # The handshake happens in the connection's own thread, on its first read, so a slow
+            # client never holds up accept().
+            self.socket = tls.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
 
     def close_connections(self) -> None:
         with self.connections_lock:
@@ -114,6 +123,12 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     # plumbing --------------------------------------------------------------------------------
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError, TimeoutError):
+            self.close_connection = True  # a client that dropped or failed the TLS handshake
 
     def _dispatch(self) -> None:
         try:
@@ -413,6 +428,9 @@ class Router:
         if route.subresource in ("token", "eviction") and verb == "create":
             self._create_subresource(route)
             return
+        if rtype.kind == "SelfSubjectRulesReview" and verb == "create":
+            self._self_rules_review()
+            return
         if rtype.kind == "SelfSubjectAccessReview" and verb == "create":
             self._self_access_review()
             return
@@ -692,6 +710,20 @@ class Router:
                 "code": 201,
             },
         )
+
+    def _self_rules_review(self) -> None:
+        body = self._body_json()
+        namespace = str(((body or {}).get("spec") or {}).get("namespace") or "")
+        resource_rules, non_resource_rules = self.sb.authorizer.rules_for(self.user, namespace)
+        out = dict(body or {})
+        out.update({"kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1"})
+        out.setdefault("metadata", {})
+        out["status"] = {
+            "resourceRules": resource_rules,
+            "nonResourceRules": non_resource_rules,
+            "incomplete": False,
+        }
+        self.h.send_json(201, out)
 
     def _self_access_review(self) -> None:
         body = self._body_json()

@@ -64,7 +64,6 @@ def up(*, port: int, kubeconfig_path: str | None, rbac: bool, workdir: str | Non
       kubectl --kubeconfig ./sandbox.kubeconfig get ns
     """
     from sandbox import Sandbox  # noqa: PLC0415 - heavy: only when serving
-    from sandbox import kubeconfig as kubeconfig_file  # noqa: PLC0415
 
     box = Sandbox(rbac=rbac, workdir=Path(workdir) if workdir else None, port=port)
     try:
@@ -82,13 +81,15 @@ def up(*, port: int, kubeconfig_path: str | None, rbac: bool, workdir: str | Non
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if kubeconfig_path:
-            path = kubeconfig_file.write(Path(kubeconfig_path), box.url, box.admin_token)
+            path = box.write_kubeconfig(Path(kubeconfig_path))
         else:
             path = box.kubeconfig_path()
         click.echo(str(path))
         sys.stdout.flush()
         click.echo(
-            f"sandbox: serving {box.url} (rbac {'on' if rbac else 'off'}); Ctrl-C to stop", err=True
+            f"sandbox: serving {box.tls_url or box.url} (also {box.url}); "
+            f"rbac {'on' if rbac else 'off'}; Ctrl-C to stop",
+            err=True,
         )
         while not stop.wait(0.5):
             pass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -208,3 +210,36 @@ def test_rbac_off_allows_everyone(sandbox: Sandbox) -> None:
     token = sandbox.issue_token(user="system:serviceaccount:x:y")
     with _api(sandbox, token) as api:
         assert client.CoreV1Api(api).list_namespaced_secret("default").items == []
+
+
+def test_kubectl_auth_can_i_with_a_service_account_kubeconfig(
+    team_setup: Sandbox, tmp_path: Path
+) -> None:
+    token = team_setup.issue_token(user="system:serviceaccount:platform:bridge")
+    config = team_setup.kubeconfig_path(token)
+
+    def can_i(*args: str) -> tuple[int, str]:
+        done = subprocess.run(
+            [
+                "/usr/bin/kubectl",
+                "--kubeconfig",
+                str(config),
+                "--cache-dir",
+                str(tmp_path),
+                "auth",
+                "can-i",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return done.returncode, done.stdout.strip()
+
+    assert can_i("list", "pods", "-n", "team-a") == (0, "yes")
+    assert can_i("list", "pods", "-n", "team-b") == (1, "no")
+    assert can_i("get", "pods", "--subresource=log", "-n", "team-a") == (0, "yes")
+    code, listing = can_i("--list", "-n", "team-a")
+    assert code == 0
+    assert "pods/log" in listing

@@ -1,0 +1,82 @@
+"""A throwaway certificate authority and server certificate for the sandbox's HTTPS listener.
+
+kubectl (client-go) reads a kubeconfig's credentials only for TLS servers ("only try to read the
+auth information if we are secure"), so a plain-HTTP kubeconfig makes every kubectl request
+anonymous. The sandbox therefore also serves HTTPS with a certificate made here by the
+``openssl`` command line: a CA (its PEM goes in the kubeconfig's certificate-authority-data) and
+a server certificate for 127.0.0.1 and localhost signed by it. Keys never leave the workdir.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class TLSUnavailableError(RuntimeError):
+    """No ``openssl`` command to make a certificate with."""
+
+
+@dataclass(frozen=True)
+class Certificate:
+    ca_pem: bytes
+    cert_path: Path
+    key_path: Path
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+
+
+def make_certificate(directory: Path) -> Certificate:
+    if shutil.which("openssl") is None:
+        raise TLSUnavailableError("the openssl command is not installed")
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_cert = directory / "ca.key", directory / "ca.crt"
+    key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.crt"
+    ext = directory / "server.ext"
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    _openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca_cert),
+        "-days",
+        "7",
+        "-subj",
+        "/CN=sandbox-ca",
+    )
+    _openssl(
+        "req", "-new", *ec, "-keyout", str(key), "-out", str(csr), "-subj", "/CN=sandbox-apiserver"
+    )
+    ext.write_text(
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca_cert),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-out",
+        str(cert),
+        "-days",
+        "7",
+        "-extfile",
+        str(ext),
+    )
+    for path in (ca_key, key):
+        path.chmod(0o600)
+    return Certificate(ca_pem=ca_cert.read_bytes(), cert_path=cert, key_path=key)
