@@ -293,8 +293,7 @@ def run(**params: Any) -> None:
             runner = Runner(kube, request, settings=settings, hooks=hooks)
 
             def on_signal(signum: int, frame: FrameType | None) -> None:
-                click.echo(f"bridge: {signal.Signals(signum).name}: stopping the pod", err=True)
-                runner.cancel()
+                runner.cancel()  # no output here: the main thread may be mid-write
 
             signal.signal(signal.SIGTERM, on_signal)
             signal.signal(signal.SIGINT, on_signal)

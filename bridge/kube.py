@@ -213,16 +213,23 @@ class _Stream:
         self._response = response
         self._what = what
         self._closed = False
+        self._interrupted = False
 
-    def close(self) -> None:
-        """Stop the stream; safe from any thread, idempotent."""
-        if self._closed:
-            return
-        self._closed = True
+    def interrupt(self) -> None:
+        """Make a blocked read return (the stream then ends quietly). Takes no lock and does
+        no I/O but a socket shutdown: safe from another thread and from a signal handler."""
+        self._interrupted = True
         try:
             self._response.shutdown()
         except Exception:  # best effort: the socket may already be gone
             log.debug("shutdown of %s failed", self._what, exc_info=True)
+
+    def close(self) -> None:
+        """Stop the stream and give the connection back; call it from the reading thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self.interrupt()
         self._response.release_conn()
 
     @property
@@ -243,7 +250,7 @@ class _Stream:
                     yield line, True
         except (urllib3.exceptions.HTTPError, OSError, ValueError, AttributeError) as exc:
             # ValueError/AttributeError: the response was shut down under us by close().
-            if self._closed:
+            if self._closed or self._interrupted:
                 return
             raise UnavailableError(
                 f"{self._what}: stream broke: {exc}", status=0, reason="StreamBroken"

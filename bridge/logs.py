@@ -151,9 +151,9 @@ class ContainerLog:
         self._stopping.set()
         with self._lock:
             stream = self._stream
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
+        interrupt = getattr(stream, "interrupt", None)
+        if interrupt is not None:
+            interrupt()  # the reading thread closes it
 
     def run(self) -> None:
         """Follow, reconnect, then read once more after termination."""

@@ -265,7 +265,9 @@ class Runner:
         self._out = out or sys.stdout
         self._out_lock = threading.Lock()
         self._clock = clock
-        self._cancel = threading.Event()
+        # A plain flag, not an Event: cancel() runs in a signal handler, which must take no lock.
+        self._cancel_requested = False
+        self._cancel_reported = False
         self._streams: list[Any] = []
         self._streams_lock = threading.Lock()
         self._injection: Injection | None = None
@@ -297,21 +299,27 @@ class Runner:
             self._out.flush()
 
     def cancel(self) -> None:
-        """SIGTERM/SIGINT: stop waiting, delete the pod with its grace, drain logs (any thread,
-        including a signal handler)."""
-        self._cancel.set()
-        with self._streams_lock:
-            streams = list(self._streams)
-        for stream in streams:
-            stream.close()
+        """SIGTERM/SIGINT: stop waiting, delete the pod with its grace, drain logs.
+
+        Called from a signal handler (or any thread): it sets a flag and interrupts the open
+        watch streams -- no lock, no output (the main thread may hold either at that moment).
+        """
+        self._cancel_requested = True
+        for stream in tuple(self._streams):  # a tuple copy is atomic under the GIL
+            stream.interrupt()
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        if self._cancel_requested and not self._cancel_reported:
+            self._cancel_reported = True
+            self.emit_info("SIGTERM/SIGINT received: stopping")
+        return self._cancel_requested
 
     def wait(self, seconds: float) -> None:
-        """Sleep that a cancel interrupts (used for API retry backoff too)."""
-        self._cancel.wait(seconds)
+        """A short sleep that a cancel cuts short."""
+        deadline = time.monotonic() + seconds
+        while not self._cancel_requested and time.monotonic() < deadline:
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def run(self) -> RunResult:
         result = self.result
@@ -782,7 +790,7 @@ class Runner:
             except GoneError:
                 version = None
                 continue
-            timer = threading.Timer(wait, stream.close)
+            timer = threading.Timer(wait, stream.interrupt)
             timer.daemon = True
             timer.start()
             with self._streams_lock:
