@@ -192,7 +192,7 @@ class _Run:
         self.observer.on_plan(plan, request)
         results: list[JobResult] = []
         aborted_by: str | None = None
-        for wave in plan.waves:
+        for index, wave in enumerate(plan.waves):
             if self.cancel.is_set() or aborted_by is not None:
                 why = "Cancelled" if self.cancel.is_set() else "WaveAborted"
                 for job in wave.jobs:
@@ -210,9 +210,10 @@ class _Run:
             wave_results = self._run_wave(wave)
             results.extend(wave_results)
             self.observer.on_wave_finish(wave, wave_results)
+            later_waves = index + 1 < len(plan.waves)
             for result in wave_results:
-                if not result.succeeded and result.job.on_failure == ABORT:
-                    aborted_by = result.job.key
+                if later_waves and not result.succeeded and result.job.on_failure == ABORT:
+                    aborted_by = result.job.key  # the reason later waves do not start
                     break
         if self.cancel.is_set():
             status = CANCELLED

@@ -444,3 +444,12 @@ def test_an_infrastructure_exit_that_recovers_succeeds() -> None:
     assert result.succeeded
     assert len(launcher.launched) == 2
     assert any("retry 1 of 4" in line for line in lines)
+
+
+def test_an_abort_failure_in_the_last_wave_aborts_nothing() -> None:
+    plan = plan_of(UPSERT, ("team-a/x", 0, "abort"))
+    launcher = FakeBridgeLauncher({"team-a/x": FakeJob(status="failed", exit_code=1)})
+    result = engine_for(plan, launcher).run(RunRequest(UPSERT, "t1"))
+    assert result.status == "failed"
+    assert result.aborted_by is None
+    assert "later waves" not in "\n".join(summary_lines(result))
