@@ -283,10 +283,11 @@ def run(**params: Any) -> None:
             batch_operation_id=params["batch_operation_id"],
             environment=_read_document(params.get("environment"), "environment"),
             changeset=_read_document(params.get("changeset"), "changeset"),
-            workflow_name=params.get("workflow_name"),
-            workflow_uid=params.get("workflow_uid"),
+            # Argo passes unset parameters as "": treat them as not given.
+            workflow_name=params.get("workflow_name") or None,
+            workflow_uid=params.get("workflow_uid") or None,
             workflow_namespace=params.get("workflow_namespace") or _own_namespace(),
-            source_batch_operation_id=params.get("source_batch_operation_id"),
+            source_batch_operation_id=params.get("source_batch_operation_id") or None,
         )
         hooks = load_hooks(request.operation, storage_config=params.get("storage_config"))
         with Kube(settings=settings.kube) as kube:
