@@ -109,6 +109,12 @@ class PostgresHistoryStore:
             row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
         return int(row[0] or 0)
 
+    def applied_migrations(self) -> list[int]:
+        """Every migration version recorded as applied, ascending (each exactly once)."""
+        with self._locked() as conn:
+            rows = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        return [int(row[0]) for row in rows]
+
     # -- plumbing -------------------------------------------------------------------------
 
     @contextmanager

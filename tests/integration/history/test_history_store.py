@@ -185,6 +185,37 @@ def test_reopening_applies_no_migration_twice_and_keeps_rows(history_store_url: 
             store.close()
 
 
+def test_replicas_opening_a_new_store_together_migrate_it_once(history_store_url: str) -> None:
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+    stores: list[HistoryStore] = []
+    lock = threading.Lock()
+
+    def open_together() -> None:
+        try:
+            barrier.wait()
+            store = open_store(history_store_url)
+            with lock:
+                stores.append(store)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_together) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert len(stores) == 4
+        expected = [m.version for m in MIGRATIONS]
+        for store in stores:
+            assert store.applied_migrations() == expected  # type: ignore[attr-defined]
+    finally:
+        for store in stores:
+            store.close()
+
+
 def test_an_older_schema_is_migrated_forward(history_store_url: str) -> None:
     from orchestrator.history.postgres import PostgresHistoryStore
     from orchestrator.history.sqlite import SqliteHistoryStore
