@@ -196,7 +196,33 @@ class Faults:
             details=details or None,
         )
 
+    def cut_point(self, stream: StreamState, size: int) -> int | None:
+        """How many of the next ``size`` bytes to send before dropping the stream.
+
+        None: send them all and carry on. A byte budget cuts mid-write, so the client gets a
+        partial line, as it would from a connection that broke.
+        """
+        if self.is_unavailable():
+            return 0
+        now = time.monotonic()
+        with self._lock:
+            for rule in self._cuts:
+                if rule.kind != stream.kind or rule.remaining == 0:
+                    continue
+                start = max(stream.started, rule.since)
+                point: int | None = None
+                if rule.after_seconds is not None and now - start >= rule.after_seconds:
+                    point = 0
+                elif rule.after_bytes is not None and stream.sent + size > rule.after_bytes:
+                    point = max(0, rule.after_bytes - stream.sent)
+                if point is not None:
+                    if rule.remaining is not None:
+                        rule.remaining -= 1
+                    return point
+        return None
+
     def should_cut(self, stream: StreamState) -> bool:
+        """Whether an idle stream is to be dropped now (time-based cuts, unavailability)."""
         if self.is_unavailable():
             return True
         now = time.monotonic()
@@ -205,9 +231,7 @@ class Faults:
                 if rule.kind != stream.kind or rule.remaining == 0:
                     continue
                 start = max(stream.started, rule.since)
-                hit = (rule.after_bytes is not None and stream.sent >= rule.after_bytes) or (
-                    rule.after_seconds is not None and now - start >= rule.after_seconds
-                )
+                hit = rule.after_seconds is not None and now - start >= rule.after_seconds
                 if hit:
                     if rule.remaining is not None:
                         rule.remaining -= 1

@@ -561,9 +561,11 @@ class Router:
         self.h.start_stream("application/json")
         try:
             for event in itertools.chain([first], events):
-                if self.sb.stopping.is_set() or self.sb.faults.should_cut(state):
+                if self.sb.stopping.is_set():
                     raise _AbortStreamError
                 if event is None:
+                    if self.sb.faults.should_cut(state):
+                        raise _AbortStreamError
                     continue
                 if as_table and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                     obj = event["object"]
@@ -579,13 +581,21 @@ class Router:
                         ),
                     }
                 data = json.dumps(event, separators=(",", ":")).encode() + b"\n"
-                self.h.write_chunk(data)
-                state.sent += len(data)
+                self._write_or_cut(state, data)
             self.h.end_stream()
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise _AbortStreamError from exc
         finally:
             events.close()
+
+    def _write_or_cut(self, state: StreamState, data: bytes) -> None:
+        point = self.sb.faults.cut_point(state, len(data))
+        if point is not None:
+            if point:
+                self.h.write_chunk(data[:point])
+            raise _AbortStreamError
+        self.h.write_chunk(data)
+        state.sent += len(data)
 
     def _logs(self, route: Route) -> None:
         api = self.sb.api
@@ -656,12 +666,13 @@ class Router:
         self.h.start_stream("text/plain")
         try:
             for chunk in chunks:
-                if self.sb.stopping.is_set() or self.sb.faults.should_cut(state):
+                if self.sb.stopping.is_set():
                     raise _AbortStreamError
                 if not chunk:
+                    if self.sb.faults.should_cut(state):
+                        raise _AbortStreamError
                     continue
-                self.h.write_chunk(chunk)
-                state.sent += len(chunk)
+                self._write_or_cut(state, chunk)
             self.h.end_stream()
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise _AbortStreamError from exc
