@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,6 +21,20 @@ DEPLOY = REPO / "deploy"
 K8S_VERSION = "1.29"
 KUSTOMIZATIONS = sorted(p.parent for p in DEPLOY.rglob("kustomization.yaml"))
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+
+
+@functools.cache
+def _kustomize(directory: Path) -> list[dict[str, Any]]:
+    """``kubectl kustomize DIR`` (offline), parsed; built once per directory."""
+    proc = subprocess.run(
+        [KUBECTL, "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
 
 def _deploy_documents() -> list[tuple[str, dict[str, Any]]]:
@@ -86,15 +101,7 @@ def test_unknown_field_in_an_rbac_rule_is_caught() -> None:
 def test_kustomization_builds_offline_into_valid_objects(
     directory: Path, argo_schemas: Any
 ) -> None:
-    proc = subprocess.run(
-        [KUBECTL, "kustomize", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    built = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    built = _kustomize(directory)
     assert built
     for doc in built:
         if doc["apiVersion"].startswith("argoproj.io/"):
@@ -163,14 +170,7 @@ def test_example_team_namespace_is_opted_in_and_fenced() -> None:
 
 
 def test_template_referencing_strict_patch() -> None:
-    proc = subprocess.run(
-        [KUBECTL, "kustomize", str(DEPLOY / "argo")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    config_map = yaml.safe_load(proc.stdout)
+    (config_map,) = _kustomize(DEPLOY / "argo")
     assert config_map["metadata"]["name"] == "workflow-controller-configmap"
     restrictions = yaml.safe_load(config_map["data"]["workflowRestrictions"])
     assert restrictions == {"templateReferencing": "Strict"}
