@@ -27,7 +27,7 @@ from bridge.contract import (
 )
 from bridge.errors import ContractError
 from bridge.kube import JOBS, NAMESPACES, Kube
-from bridge.planner import Plan, Rejected, build_plan
+from bridge.planner import MAX_PLAN_BYTES, Plan, Rejected, build_plan, plan_size
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,14 @@ def discover(
         rejected=invalid,
         tenant_env_id=tenant_env_id,
     )
+    size = plan_size(plan)
+    if size > MAX_PLAN_BYTES:
+        raise ContractError(
+            f"the plan of {operation} is {size} bytes, more than Argo's {MAX_PLAN_BYTES}-byte "
+            f"limit on a step output ({plan.job_count} jobs)",
+            hint="split the operation by application (tenant-lifecycle.dev/applications) or "
+            "run it with the local engine",
+        )
     return Discovery(
         plan=plan,
         namespaces=tuple(namespaces),
