@@ -175,6 +175,23 @@ def test_bridge_account_does_its_whole_job_in_a_managed_namespace(
     assert "hello t-rbac" in proc.stdout
     outcome = json.loads(result.read_text())
     assert (outcome["status"], outcome["exitCode"]) == ("succeeded", 0)
+    # It created its pod and per-run Secret, and (delete policy "succeeded") deleted both:
+    # every verb of its role was exercised and none was refused.
+    created = {
+        (c.rkey, c.obj["metadata"]["name"])
+        for c in rbac_cluster.store.changes_since(0)
+        if c.type == "ADDED" and c.namespace == "team-example" and c.rkey in ("pods", "secrets")
+    }
+    pod_names = {name for kind, name in created if kind == "pods"}
+    assert len(pod_names) == 1
+    assert ("secrets", next(iter(pod_names))) in created
+    admin = Kube(host=rbac_cluster.url, token=rbac_cluster.admin_token)
+    try:
+        assert list(admin.list(PODS, namespace="team-example")) == []
+        remaining = [s["metadata"]["name"] for s in admin.list(SECRETS, namespace="team-example")]
+        assert remaining == ["team-credentials"]
+    finally:
+        admin.close()
 
 
 def test_bridge_account_is_denied_without_a_role_binding(
