@@ -13,6 +13,7 @@ import binascii
 import contextlib
 import copy
 import json
+import logging
 import random
 import threading
 import time
@@ -38,6 +39,7 @@ from .status import (
 from .store import Obj, Store
 from .validation import normalize_secret, validate
 
+log = logging.getLogger(__name__)
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _SNAPSHOTS = 256
 _UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
@@ -501,6 +503,12 @@ class Api:
         return final
 
     def _collect(self, uid: str) -> None:
+        try:
+            self._collect_dependents(uid)
+        except Exception:  # a GC bug must not kill the caller's test with a thread exception
+            log.exception("sandbox: garbage collection of dependents of %s failed", uid)
+
+    def _collect_dependents(self, uid: str) -> None:
         for rkey, (ns, name) in self.store.dependents(uid):
             rtype = self._type_for_key(rkey)
             if rtype is None:
@@ -573,6 +581,12 @@ class Api:
         return new
 
     def _empty_namespace(self, namespace: str) -> None:
+        try:
+            self._empty_namespace_now(namespace)
+        except Exception:
+            log.exception("sandbox: terminating namespace %s failed", namespace)
+
+    def _empty_namespace_now(self, namespace: str) -> None:
         nstype = self.registry.lookup("", "v1", "namespaces")
         assert nstype is not None
         deadline = time.monotonic() + 120

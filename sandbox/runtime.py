@@ -283,9 +283,8 @@ class PodWorker:
             results: dict[str, int | None] = {}
             for container in self.spec.get("containers") or []:
                 thread = threading.Thread(
-                    target=lambda c=container: results.__setitem__(
-                        c["name"], self._container_loop(c, False, volumes)
-                    ),
+                    target=self._container_thread,
+                    args=(container, volumes, results),
                     name=f"ctr-{self.name}-{container['name']}",
                     daemon=True,
                 )
@@ -305,6 +304,20 @@ class PodWorker:
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def _container_thread(
+        self, container: Obj, volumes: Mapping[str, Path], results: dict[str, int | None]
+    ) -> None:
+        try:
+            results[container["name"]] = self._container_loop(container, False, volumes)
+        except Exception:
+            log.exception(
+                "sandbox: container %s of pod %s/%s failed in the runtime",
+                container["name"],
+                self.namespace,
+                self.name,
+            )
+            results[container["name"]] = 128
 
     def _not_ready_message(self) -> str:
         names = " ".join(c["name"] for c in self.spec.get("containers") or [])
@@ -564,21 +577,39 @@ class PodWorker:
             self._publish()
             return 128
         full = wrap(command, mount_plan) if mount_plan else command
+        failed: OSError | None = None
         with self.lock:
             if self.stop.is_set():
                 return None
-            process = subprocess.Popen(
-                full,
-                env=env,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-            run.process = process
+            try:
+                process = subprocess.Popen(
+                    full,
+                    env=env,
+                    cwd=cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            except OSError as exc:
+                failed = exc
+            else:
+                run.process = process
             self.runs.setdefault(name, []).append(run)
+        if failed is not None:
+            run.log.close()
+            status["state"] = {
+                "terminated": {
+                    "exitCode": 128,
+                    "reason": "StartError",
+                    "message": f"sandbox: could not start {command[0]!r}: {failed}",
+                    "startedAt": "1970-01-01T00:00:00Z",
+                    "finishedAt": rfc3339(),
+                }
+            }
+            self._publish()
+            return 128
         started = rfc3339()
         container_id = f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}"
         status.update(
