@@ -534,7 +534,9 @@ class Runner:
             reason=outcome.reason,
             started_at=_started(pod),
             finished_at=_finished(pod),
-            counted=not outcome.succeeded and verdict is not att.Verdict.IGNORE,
+            # Like INTERFACES.md's example: every attempt counts unless podFailurePolicy
+            # ignored it (Ignore); backoffLimit compares the counted *failures*.
+            counted=verdict is not att.Verdict.IGNORE,
             container=outcome.container,
         )
         self.result.attempts.append(record)
@@ -556,7 +558,7 @@ class Runner:
                 reason=stop.reason,
                 started_at=_started(pod),
                 finished_at=rfc3339(),
-                counted=stop.kind == "deleted",
+                counted=True,
             )
         )
 

@@ -196,7 +196,7 @@ def test_evicted_pod_counts_as_a_failure_and_is_retried(bridge_env: BridgeEnv) -
     thread.join(60)
     result, out = box[0]
     assert result.status is Status.SUCCEEDED, result.message
-    assert [(a.attempt, a.counted) for a in result.attempts] == [(1, True), (2, False)]
+    assert [(a.attempt, a.counted) for a in result.attempts] == [(1, True), (2, True)]
     assert result.attempts[0].reason != "Completed"
     assert out[-1] == "attempt 2"
 
@@ -220,3 +220,38 @@ def test_api_unavailable_after_retries_exits_75(bridge_env: BridgeEnv) -> None:
     assert result.status is Status.ERROR
     assert result.process_exit_code == 75
     assert "503" in result.message
+
+
+def test_restart_replays_finished_attempts_and_reads_a_finished_pod(
+    bridge_env: BridgeEnv, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    bridge_env.add_job(
+        "twice",
+        f'echo "attempt $LIFECYCLE_ATTEMPT" >> {runs}; '
+        'if [ "$LIFECYCLE_ATTEMPT" = 1 ]; then exit 3; fi; sleep 0.5; echo second done',
+        backoff_limit=1,
+    )
+    argv = bridge_env.run_args("twice", "--result", str(tmp_path / "result.json"), batch="b-rs")
+    first, _ = _start(bridge_env, argv)
+    try:
+        _wait_for(lambda: runs.exists() and "attempt 2" in runs.read_text())
+        first.kill()
+        first.communicate(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate(timeout=10)
+    second_pod = podspec.pod_name(
+        batch_operation_id="b-rs", namespace=bridge_env.namespace, job="twice", attempt=2
+    )
+    bridge_env.sb.wait_for_pod(bridge_env.namespace, second_pod)  # it ends while no bridge runs
+    again = bridge_env.cli(argv)
+    assert again.returncode == 0, again.stderr
+    assert "second done" in again.stdout.splitlines()
+    assert runs.read_text() == "attempt 1\nattempt 2\n"  # nothing ran again
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert [(a["attempt"], a["exitCode"], a["counted"]) for a in result["attempts"]] == [
+        (1, 3, True),
+        (2, 0, True),
+    ]
