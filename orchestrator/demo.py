@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -370,7 +371,10 @@ class Demo:
         s = self.settings
         total = 6
         self.heading(1, total, "A local Kubernetes API with the example teams' Jobs")
-        with Sandbox(rbac=False, workdir=workdir / "sandbox") as sandbox:
+        with (
+            _sandbox_log_to(workdir / "sandbox.log"),
+            Sandbox(rbac=False, workdir=workdir / "sandbox") as sandbox,
+        ):
             objects = load_objects([s.jobs_dir])
             point_state_at(objects, state)
             sandbox.apply(objects)
@@ -524,6 +528,23 @@ class Demo:
             f"demo finished in {format_seconds(seconds)}: the sandbox, its pods and every "
             "helper process are stopped; the work directory is removed"
         )
+
+
+@contextlib.contextmanager
+def _sandbox_log_to(path: Path) -> Iterator[None]:
+    """The in-process sandbox's own log goes to a file, not into the story."""
+    logger = logging.getLogger("sandbox")
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    previous = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = previous
+        handler.close()
 
 
 class DemoInterruptedError(Exception):

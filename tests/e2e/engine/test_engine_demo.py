@@ -70,6 +70,7 @@ def test_the_demo_tells_the_story_and_leaves_nothing_running(tmp_path: Path) -> 
             process.kill()
             process.communicate()
     assert process.returncode == 0, out
+    assert "Traceback" not in out
 
     # The story's key lines: the waves, the retried job, the summaries, where to look.
     assert "== 2/6 lifecycle.upsert: three teams, waves -1, 0 and 1 ==" in out
