@@ -39,6 +39,13 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 _VERB_BY_METHOD = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+_SUBRESOURCE_VERBS = {
+    "status": ("get", "update", "patch"),
+    "log": ("get",),
+    "token": ("create",),
+    "eviction": ("create",),
+    "finalize": ("update",),
+}
 
 
 class _AbortStreamError(Exception):
@@ -420,6 +427,14 @@ class Router:
             name=route.name,
         )
         self.sb.authorizer.check(self.user, req)
+        allowed = _SUBRESOURCE_VERBS.get(route.subresource)
+        if route.subresource and allowed is not None and verb not in allowed:
+            raise ApiError(
+                405,
+                f"the server does not allow this method on the requested resource "
+                f"({rtype.plural}/{route.subresource} supports {', '.join(allowed)})",
+                reason="MethodNotAllowed",
+            )
         api = self.sb.api
         dry_run = "All" in self.query.get("dryRun", [])
         if route.subresource == "log":

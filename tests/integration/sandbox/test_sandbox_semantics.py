@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -232,3 +234,21 @@ def test_dry_run_persists_nothing(api: client.ApiClient, ns: str) -> None:
     created = core.create_namespaced_config_map(ns, {"metadata": {"name": "d"}}, dry_run="All")
     assert created.metadata.uid
     assert core.list_namespaced_config_map(ns).items == []
+
+
+def test_subresources_refuse_other_verbs(
+    api: client.ApiClient, ns: str, shared_sandbox: Sandbox
+) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespaced_pod(ns, _sleeper("p"))
+    request = urllib.request.Request(
+        f"{shared_sandbox.url}/api/v1/namespaces/{ns}/pods/p/status",
+        method="DELETE",
+        headers={"Authorization": f"Bearer {shared_sandbox.admin_token}"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=5)
+    err.value.close()
+    assert err.value.code == 405
+    assert core.read_namespaced_pod("p", ns).metadata.name == "p"
+    core.delete_namespaced_pod("p", ns, grace_period_seconds=0)
