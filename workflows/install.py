@@ -11,6 +11,9 @@ Everything is a plain dict, grouped by the file it is rendered to. The least-pri
   namespaces cluster-wide (to re-check the opt-in label) through a separate ClusterRole;
 * every service account whose pods Argo runs gets the executor's ``workflowtaskresults`` rights
   in the workflow namespace, and nothing else there;
+* the sweeper (a CronJob running ``python -m bridge sweep``) is the only account that may list
+  Secrets, in managed namespaces only (RoleBinding per namespace), to find per-run Secrets whose
+  pod never existed; it deletes bridge pods and Secrets and reads Workflows, nothing else;
 * the orchestrator (``tenantctl listen`` and the exit handler) and the Argo Events Sensor may
   create Workflows; that they only *reference* the reviewed template is enforced by the workflow
   controller's ``templateReferencing: Strict`` (``deploy/argo/``), since RBAC cannot look into
@@ -31,6 +34,9 @@ CONTROLLER_CONFIG_MAP = "workflow-controller-configmap"
 BRIDGE_CLUSTER_ROLE = "tenant-lifecycle-bridge"
 BRIDGE_NAMESPACES_CLUSTER_ROLE = "tenant-lifecycle-bridge-namespaces"
 DISCOVERY_CLUSTER_ROLE = "tenant-lifecycle-discovery"
+SWEEPER_CLUSTER_ROLE = "tenant-lifecycle-sweeper"
+SWEEPER_NAMESPACES_CLUSTER_ROLE = "tenant-lifecycle-sweeper-namespaces"
+SWEEPER_ROLE = "tenant-lifecycle-sweeper"
 EXECUTOR_ROLE = "tenant-lifecycle-executor"
 ORCHESTRATOR_ROLE = "tenant-lifecycle-orchestrator"
 SUBMITTER_ROLE = "tenant-lifecycle-submitter"
@@ -67,6 +73,7 @@ def service_accounts(settings: WorkflowSettings) -> list[Manifest]:
         (settings.bridge_service_account, "bridge"),
         (settings.orchestrator_service_account, "orchestrator"),
         (settings.events_service_account, "events"),
+        (settings.sweeper_service_account, "sweeper"),
     )
     return [
         {
@@ -140,6 +147,109 @@ def bridge_rbac(settings: WorkflowSettings) -> list[Manifest]:
             },
             "subjects": [_sa_subject(settings.bridge_service_account, settings.workflow_namespace)],
         },
+    ]
+
+
+def sweeper_rbac(settings: WorkflowSettings) -> list[Manifest]:
+    """The sweeper: bound per managed namespace, lists namespaces, reads Workflows."""
+    ns = settings.workflow_namespace
+    subject = [_sa_subject(settings.sweeper_service_account, ns)]
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": _meta(SWEEPER_CLUSTER_ROLE),
+            "rules": [
+                _rule([""], ["pods"], ["list", "delete"]),
+                # RBAC cannot restrict a list to a label selector: this is why the sweeper has
+                # its own account and the bridge has no list on Secrets at all.
+                _rule([""], ["secrets"], ["list", "delete"]),
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": _meta(SWEEPER_NAMESPACES_CLUSTER_ROLE),
+            "rules": [_rule([""], ["namespaces"], ["list"])],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": _meta(SWEEPER_NAMESPACES_CLUSTER_ROLE),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": SWEEPER_NAMESPACES_CLUSTER_ROLE,
+            },
+            "subjects": subject,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(SWEEPER_ROLE, ns),
+            "rules": [_rule(["argoproj.io"], ["workflows"], ["get"])],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(SWEEPER_ROLE, ns),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": SWEEPER_ROLE,
+            },
+            "subjects": subject,
+        },
+    ]
+
+
+def sweep_cron_job(settings: WorkflowSettings) -> list[Manifest]:
+    """``python -m bridge sweep`` on a schedule (Argo's terminate skips exit handlers)."""
+    container: dict[str, Any] = {
+        "name": "sweep",
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["python", "-m", "bridge", "sweep"],
+        "args": ["--older-than", settings.sweep_older_than],
+        "envFrom": [{"configMapRef": {"name": settings.settings_config_map, "optional": True}}],
+        "resources": {
+            "requests": dict(settings.container_requests),
+            "limits": dict(settings.container_limits),
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    return [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": _meta("tenant-lifecycle-sweep", settings.workflow_namespace),
+            "spec": {
+                "schedule": settings.sweep_schedule,
+                "concurrencyPolicy": "Forbid",
+                "successfulJobsHistoryLimit": 1,
+                "failedJobsHistoryLimit": 3,
+                "jobTemplate": {
+                    "spec": {
+                        "backoffLimit": 1,
+                        "activeDeadlineSeconds": 600,
+                        "template": {
+                            "spec": {
+                                "serviceAccountName": settings.sweeper_service_account,
+                                "restartPolicy": "Never",
+                                "securityContext": {
+                                    "runAsNonRoot": True,
+                                    "seccompProfile": {"type": "RuntimeDefault"},
+                                },
+                                "containers": [container],
+                            }
+                        },
+                    }
+                },
+            },
+        }
     ]
 
 
@@ -233,6 +343,19 @@ def team_namespace(settings: WorkflowSettings, namespace: str) -> list[Manifest]
                 "name": BRIDGE_CLUSTER_ROLE,
             },
             "subjects": [_sa_subject(settings.bridge_service_account, settings.workflow_namespace)],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(SWEEPER_CLUSTER_ROLE, namespace),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": SWEEPER_CLUSTER_ROLE,
+            },
+            "subjects": [
+                _sa_subject(settings.sweeper_service_account, settings.workflow_namespace)
+            ],
         },
         {
             "apiVersion": "networking.k8s.io/v1",

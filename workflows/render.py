@@ -102,6 +102,8 @@ def render_tree(
         "rbac-discovery.yaml": install.discovery_rbac(settings),
         "rbac-bridge.yaml": install.bridge_rbac(settings),
         "rbac-workflow.yaml": install.workflow_rbac(settings),
+        "rbac-sweeper.yaml": install.sweeper_rbac(settings),
+        "cronjob-sweep.yaml": install.sweep_cron_job(settings),
         "configmaps.yaml": install.settings_config_maps(settings),
     }
     files += [(base / name, list(docs)) for name, docs in base_files.items()]

@@ -32,6 +32,10 @@ class WorkflowSettings:
     discovery_service_account: str = "tenant-lifecycle-discovery"
     orchestrator_service_account: str = "tenant-lifecycle-orchestrator"
     events_service_account: str = "tenant-lifecycle-events"
+    sweeper_service_account: str = "tenant-lifecycle-sweeper"
+    # `python -m bridge sweep` as a CronJob: pods/Secrets left by terminated workflows.
+    sweep_schedule: str = "*/30 * * * *"
+    sweep_older_than: str = "2h"
     settings_config_map: str = "tenant-lifecycle-settings"
     # Argo cannot take a template's ``parallelism`` from a parameter (argoproj/argo-workflows
     # #1780: the field is an int64), so the wave templates are rendered once per level and the

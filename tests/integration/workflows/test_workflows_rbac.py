@@ -90,6 +90,7 @@ def rbac_cluster(sandbox_rbac: Sandbox) -> Sandbox:
         "NetworkPolicy",
         "ResourceQuota",
         "LimitRange",
+        "CronJob",
     }
     # Namespaces first, as kubectl apply of the kustomize output orders them.
     sandbox_rbac.apply(sorted(served, key=lambda o: o["kind"] != "Namespace"))
@@ -313,3 +314,50 @@ def test_workflow_namespace_roles(kube_as: Callable[[str], Kube]) -> None:
         bridge.create(WORKFLOWS, {**workflow, "metadata": {"name": "lc-b-3"}}, namespace=WF_NS)
     with pytest.raises(ForbiddenError):
         list(bridge.list(PODS, namespace=WF_NS))
+
+
+def _orphan_pod(namespace: str) -> dict[str, Any]:
+    """A bridge pod whose Workflow is gone (as a terminated Workflow leaves it)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "lc-hello-orphan-1",
+            "namespace": namespace,
+            "labels": {f"{PREFIX}/managed-by": "bridge"},
+            "annotations": {
+                f"{PREFIX}/workflow-name": "lc-gone",
+                f"{PREFIX}/workflow-namespace": WF_NS,
+            },
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {"name": "main", "image": "example/hello:1", "command": ["sleep", "60"]}
+            ],
+        },
+    }
+
+
+def test_sweeper_account_sweeps_managed_namespaces_only(
+    rbac_cluster: Sandbox, tmp_path: Path, kube_as: Callable[[str], Kube]
+) -> None:
+    # Opt team-unbound out: the sweeper (like the bridge) is bound in managed namespaces only.
+    rbac_cluster.apply(
+        [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-unbound"}}]
+    )
+    rbac_cluster.apply([_orphan_pod("team-example"), _orphan_pod("team-unbound")])
+    proc = _bridge(rbac_cluster, tmp_path, "sweep", "--json", account="tenant-lifecycle-sweeper")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    deleted = {(d["kind"], d["namespace"], d["name"]) for d in report["deleted"]}
+    assert deleted == {("pod", "team-example", "lc-hello-orphan-1")}
+    sweeper = kube_as("tenant-lifecycle-sweeper")
+    with pytest.raises(ForbiddenError):
+        list(sweeper.list(PODS, namespace="team-unbound"))
+    with pytest.raises(ForbiddenError):
+        sweeper.create(PODS, _orphan_pod("team-example"), namespace="team-example")
+    with pytest.raises(ForbiddenError):
+        sweeper.get(SECRETS, "team-credentials", namespace="team-example")
+    with pytest.raises(ForbiddenError):
+        list(sweeper.list(SECRETS, namespace=WF_NS))
