@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +56,30 @@ _TRANSIENT_CODES = frozenset(
         "RequestTimeTooSkewed",
     }
 )
+
+
+_session_lock = threading.Lock()
+_shared_session: boto3.session.Session | None = None
+
+
+def _session() -> boto3.session.Session:
+    """One boto3 session per process, for making clients only.
+
+    Why: a new session parses the S3 service model again (~0.2 s of CPU per client). Clients get
+    their credentials and endpoint explicitly from the settings, so sharing the session shares
+    no configuration between callers; the lock makes client creation thread-safe.
+    """
+    global _shared_session  # noqa: PLW0603 - a cache, not configuration
+    with _session_lock:
+        if _shared_session is None:
+            _shared_session = boto3.session.Session()
+        return _shared_session
+
+
+def _client(service: str, **kwargs: Any) -> Any:
+    session = _session()
+    with _session_lock:
+        return session.client(service, **kwargs)  # type: ignore[call-overload]
 
 
 class StorageUnavailableError(StorageError):
@@ -197,7 +222,7 @@ class ObjectStore:
         self.settings = settings
         if client is None:
             try:
-                client = boto3.session.Session().client(
+                client = _client(
                     "s3",
                     endpoint_url=settings.endpoint_url,
                     aws_access_key_id=settings.access_key_id,
@@ -442,7 +467,7 @@ class CredentialBroker:
         self.settings = settings
         if client is None:
             try:
-                client = boto3.session.Session().client(
+                client = _client(
                     "sts",
                     endpoint_url=settings.sts_endpoint_url,
                     aws_access_key_id=settings.access_key_id,
