@@ -13,6 +13,7 @@ only for jobs that did not succeed) or ``none``.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ from .result import SUCCEEDED, JobResult, OperationResult
 LOGS_CHOICES = ("all", "failed", "none")
 
 _CLEAR_TO_END = "\x1b[J"
+# The bridge says "created pod <name> (attempt N)" on stderr for every attempt it starts.
+_ATTEMPT = re.compile(r"\(attempt (\d+)\)")
 
 
 def _plural(count: int, word: str) -> str:
@@ -79,6 +82,7 @@ class LiveView(RunObserver):
         self._held: dict[str, list[str]] = {}
         self._started: dict[str, float] = {}
         self._states: dict[str, str] = {}
+        self._attempts: dict[str, int] = {}
         self._wave: PlannedWave | None = None
         self._footer_lines = 0
         self._stop = threading.Event()
@@ -107,8 +111,12 @@ class LiveView(RunObserver):
         for job in self._wave.jobs:
             state = self._states.get(job.key, "pending")
             since = self._started.get(job.key)
-            elapsed = f" {format_seconds(now - since)}" if state == "running" and since else ""
-            lines.append(f"  | wave {job.wave:>3}  {job.key:<40} {state}{elapsed}")
+            detail = ""
+            if state == "running" and since:
+                attempt = self._attempts.get(job.key)
+                detail = f" {format_seconds(now - since)}"
+                detail += f", attempt {attempt}" if attempt else ""
+            lines.append(f"  | wave {job.wave:>3}  {job.key:<40} {state}{detail}")
         for line in lines:
             self.out.write(line + "\n")
         self._footer_lines = len(lines)
@@ -164,6 +172,11 @@ class LiveView(RunObserver):
             self._emit(f"  {job.key}: running")
 
     def on_job_line(self, job: PlannedJob, line: str, stream: str) -> None:
+        if stream == "stderr":
+            match = _ATTEMPT.search(line)
+            if match:
+                with self._lock:
+                    self._attempts[job.key] = int(match.group(1))
         if self.logs == "none":
             return
         text = f"[{job.key}] {line}"

@@ -13,6 +13,7 @@ from orchestrator.engine import (
     EngineSettings,
     LocalEngine,
     LocalSubmitter,
+    PlannedJob,
     RunObserver,
     RunRequest,
     TenantBusyError,
@@ -453,3 +454,36 @@ def test_an_abort_failure_in_the_last_wave_aborts_nothing() -> None:
     assert result.status == "failed"
     assert result.aborted_by is None
     assert "later waves" not in "\n".join(summary_lines(result))
+
+
+def test_the_tty_view_keeps_a_status_block_with_attempts_and_clears_it() -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(10)
+
+    plan = plan_of(UPSERT, ("team-a/x", 0, "abort"), ("team-b/y", 0, "abort"))
+    launcher = FakeBridgeLauncher({"team-a/x": FakeJob(gate=hold)})
+    out = io.StringIO()
+    view = LiveView(out, logs="all", tty=True, refresh_seconds=0.01)
+    runner = threading.Thread(
+        target=engine_for(plan, launcher).run, args=(RunRequest(UPSERT, "t1"),),
+        kwargs={"observer": view},
+    )  # fmt: skip
+    runner.start()
+    assert started.wait(10)
+    view.on_job_line(PlannedJob("team-a", "x"), "bridge: created pod p-2 (attempt 2)", "stderr")
+    deadline = threading.Event()
+    while "attempt 2" not in out.getvalue() and not deadline.wait(0.01):
+        pass
+    release.set()
+    runner.join(10)
+    text = out.getvalue()
+    assert "  | wave   0  team-a/x" in text
+    assert "running" in text
+    assert ", attempt 2" in text
+    assert "\x1b[J" in text  # the block is redrawn in place
+    # After the run the block is gone: nothing follows the last clear but finished lines.
+    assert "  | wave" not in text.rsplit("\x1b[J", 1)[-1]
