@@ -368,6 +368,13 @@ def run(
 
     Exit status: 0 succeeded, 1 failed, 2 wrong flag, 130 cancelled.
 
+    With -o json the live view goes to stderr and stdout holds one document, the result
+    event's data plus local details: operation, tenantEnvId, region, status
+    (succeeded|failed|cancelled), jobs (each bridge result plus wave; never-started jobs are
+    "skipped"), workflow, startedAt, finishedAt, batchOperationId, engine, durationSeconds,
+    abortedBy, rejected, errors. For --engine argo: engine, status (submitted|duplicate),
+    workflow, namespace, batchOperationId, url (and phase with --wait).
+
     \b
     Examples:
       tenantctl sandbox up                 # a local API server; prints its kubeconfig

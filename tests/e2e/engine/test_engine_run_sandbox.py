@@ -185,7 +185,16 @@ def test_waves_run_in_order_proven_by_the_jobs_timestamps(
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
+    # The --output json document is stable: the result event's data plus the local extras.
+    assert list(result) == [
+        "operation", "tenantEnvId", "region", "status", "jobs", "workflow", "startedAt",
+        "finishedAt", "batchOperationId", "engine", "durationSeconds", "abortedBy",
+        "rejected", "errors",
+    ]  # fmt: skip
     assert result["status"] == "succeeded"
+    assert {"namespace", "job", "wave", "status", "exitCode", "reason", "attempts"} <= set(
+        result["jobs"][0]
+    )
     assert [(j["wave"], j["namespace"], j["job"]) for j in result["jobs"]] == [
         (-1, "e2e-a", "first"),
         (0, "e2e-a", "middle"),
