@@ -1,0 +1,112 @@
+"""``python -m bench [NAME...] [--quick] [--results-dir DIR]``: run the benchmarks of issue 11.
+
+    python -m bench                      # all four, full size (make bench; < 10 min on 2 cores)
+    python -m bench discovery --quick    # one, at smoke-test size
+    python -m bench --list
+
+Each benchmark prints its figures next to the baseline measured beside it (and the ratios),
+PASS/MISS per target, and writes ``<results-dir>/<name>.json`` with the machine it ran on.
+Speed never fails the command: it exits non-zero only when a benchmark could not run.
+``BENCH_PUBSUB_EMULATOR_HOST`` reuses a running Pub/Sub emulator instead of starting one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from . import common
+from .common import Report
+
+
+def _discovery(quick: bool, workdir: Path) -> Report:
+    from . import discovery
+
+    return discovery.run(quick=quick, workdir=workdir)
+
+
+def _bridge(quick: bool, workdir: Path) -> Report:
+    from . import bridge_logs
+
+    return bridge_logs.run(quick=quick, workdir=workdir)
+
+
+def _events(quick: bool, workdir: Path) -> Report:
+    from . import events
+
+    return events.run(
+        quick=quick, workdir=workdir, emulator_host=os.environ.get("BENCH_PUBSUB_EMULATOR_HOST")
+    )
+
+
+def _fanout(quick: bool, workdir: Path) -> Report:
+    from . import fanout
+
+    return fanout.run(quick=quick, workdir=workdir)
+
+
+BENCHMARKS: dict[str, tuple[Callable[[bool, Path], Report], str]] = {
+    "discovery": (_discovery, "2,000 namespaces, 60,000 Jobs: ours vs naive vs one raw LIST"),
+    "bridge": (_bridge, "50 bridge runs x 1,000 lines: overhead, log latency vs kubectl logs -f"),
+    "events": (_events, "10,000 request events to Workflows vs a raw pull-and-ack loop"),
+    "fanout": (_fanout, "200 one-second jobs, 20 namespaces, 4 waves, parallelism 50"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="tenant-lifecycle benchmarks (issue 11)"
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default all)")
+    parser.add_argument("--quick", action="store_true", help="reduced sizes (a smoke test)")
+    parser.add_argument(
+        "--results-dir", type=Path, default=common.RESULTS_DIR, help="where <name>.json goes"
+    )
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, (_, what) in BENCHMARKS.items():
+            print(f"{name:<10} {what}")
+        return 0
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    names = args.names or list(BENCHMARKS)
+    # The children (bridge, workers) import the project and bench from the checkout.
+    os.chdir(common.ROOT)
+    machine = common.machine_info()
+    print(
+        f"machine: {machine['cores']} cores, {machine['memoryMB']} MB, {machine['cpuModel']}, "
+        f"Python {machine['python']}, load average {machine['loadAverage1m']}",
+        flush=True,
+    )
+    failed: list[str] = []
+    started = time.monotonic()
+    for name in names:
+        workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+        try:
+            report = BENCHMARKS[name][0](args.quick, workdir)
+        except Exception:
+            traceback.print_exc()
+            print(f"bench: {name} could not run", file=sys.stderr, flush=True)
+            failed.append(name)
+            continue
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        machine_now = dict(machine, loadAverage1mAfter=round(os.getloadavg()[0], 2))
+        report.print()
+        path = report.write(args.results_dir, machine_now)
+        print(f"  -> {path}", flush=True)
+    print(f"\nbench: {len(names) - len(failed)} of {len(names)} ran in {time.monotonic() - started:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

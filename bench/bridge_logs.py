@@ -1,0 +1,242 @@
+"""Benchmark 2: bridge overhead and log latency.
+
+R runs (full: 50) of one suspended Job whose container waits ``LEAD`` seconds (so both log
+clients are attached), then prints L lines (full: 1,000), one per millisecond, each carrying the
+wall-clock nanosecond it was written at. Each run is a real ``python -m bridge run`` process;
+``kubectl logs -f`` follows the same pod at the same time as the baseline.
+
+* overhead = the bridge process's wall time minus the pod's own run time (container running ->
+  terminated, taken from the sandbox's status writes with millisecond precision; the API's
+  ``startedAt``/``finishedAt`` have one-second precision and are recorded as a cross-check);
+* latency = arrival of a line on the client's stdout (stamped by a tiny reader process,
+  ``bench.workers stamp``) minus the time written in the line;
+* peak RSS of each bridge process from ``wait4``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import common
+from .common import Report
+
+NAMESPACE = "bench-logs"
+JOB = "logger"
+OPERATION = "lifecycle.upsert"
+PREFIX = "tenant-lifecycle.dev"
+LEAD = 0.7
+KUBECTL = "/usr/bin/kubectl"
+
+SCRIPT = """
+import sys, time
+time.sleep({lead})
+w, f, now, sleep = sys.stdout.write, sys.stdout.flush, time.time_ns, time.sleep
+for i in range({lines}):
+    w("line %d %d\\n" % (i, now()))
+    f()
+    sleep(0.001)
+"""
+
+
+def job(lines: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": JOB,
+            "namespace": NAMESPACE,
+            "labels": {f"{PREFIX}/enabled": "true"},
+            "annotations": {f"{PREFIX}/operations": OPERATION},
+        },
+        "spec": {
+            "suspend": True,
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "python:3.11-slim",
+                            "command": ["python3", "-c", SCRIPT.format(lead=LEAD, lines=lines)],
+                        }
+                    ],
+                }
+            },
+        },
+    }
+
+
+def _delays(path: Path) -> list[float]:
+    """Milliseconds from written to arrived, for every ``line <i> <ns>`` in a stamped file."""
+    out: list[float] = []
+    for raw in path.read_bytes().splitlines():
+        parts = raw.split()
+        if len(parts) == 4 and parts[1] == b"line":
+            out.append((int(parts[0]) - int(parts[3])) / 1e6)
+    return out
+
+
+def _api_seconds(result: dict[str, Any]) -> float | None:
+    attempts = result.get("attempts") or []
+    if not attempts:
+        return None
+    try:
+        start = datetime.fromisoformat(attempts[-1]["startedAt"].replace("Z", "+00:00"))
+        end = datetime.fromisoformat(attempts[-1]["finishedAt"].replace("Z", "+00:00"))
+    except (KeyError, ValueError, AttributeError):
+        return None
+    return (end - start).total_seconds()
+
+
+def _one_run(sb: Any, index: int, lines: int, workdir: Path) -> dict[str, Any]:
+    from bridge.podspec import pod_name
+
+    batch = f"bench-logs-{index:03d}-{int(time.time())}"
+    pod = pod_name(batch_operation_id=batch, namespace=NAMESPACE, job=JOB, attempt=1)
+    key = f"{NAMESPACE}/{pod}"
+    kubeconfig = str(sb.kubeconfig_path())
+    result_path = workdir / f"result-{index}.json"
+    bridge_out = workdir / f"bridge-{index}.txt"
+    kubectl_out = workdir / f"kubectl-{index}.txt"
+    env = common.child_env()
+    stamp = [common.PYTHON, "-m", "bench.workers", "stamp"]
+    argv = [
+        common.PYTHON, "-m", "bridge", "run", "--kubeconfig", kubeconfig,
+        "--namespace", NAMESPACE, "--job", JOB, "--operation", OPERATION,
+        "--tenant-env-id", "t-bench", "--batch-operation-id", batch, "--result", str(result_path),
+    ]  # fmt: skip
+    with (workdir / f"bridge-{index}.err").open("wb") as err:
+        launch = common.MeasuredLaunch(
+            argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env
+        )
+        bridge = launch.process
+        assert bridge.stdout is not None
+        stamper_b = subprocess.Popen(
+            [*stamp, str(bridge_out)], stdin=bridge.stdout, env=env, cwd=str(common.ROOT)
+        )
+        bridge.stdout.close()
+        kubectl = stamper_k = None
+        if sb.bench_clock.wait_running(key, timeout=120):
+            kubectl = subprocess.Popen(
+                [KUBECTL, "--kubeconfig", kubeconfig, "-n", NAMESPACE, "logs", "-f", pod],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+            )
+            assert kubectl.stdout is not None
+            stamper_k = subprocess.Popen(
+                [*stamp, str(kubectl_out)], stdin=kubectl.stdout, env=env, cwd=str(common.ROOT)
+            )
+            kubectl.stdout.close()
+        code, wall, rss = launch.wait(timeout=300)
+        for proc in (kubectl, stamper_b, stamper_k):
+            if proc is not None:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    common.stop_process(proc, grace=1)
+    result = json.loads(result_path.read_text()) if result_path.exists() else {}
+    run_s = sb.bench_clock.run_seconds(key)
+    bridge_delays = _delays(bridge_out)
+    kubectl_delays = _delays(kubectl_out) if kubectl_out.exists() else []
+    return {
+        "exit": code,
+        "status": result.get("status"),
+        "wall": wall,
+        "rss": rss,
+        "run": run_s,
+        "api_run": _api_seconds(result),
+        "start": sb.bench_clock.start_seconds(key),
+        "bridge_delays": bridge_delays,
+        "kubectl_delays": kubectl_delays,
+    }
+
+
+def run(*, quick: bool, workdir: Path, budget_seconds: float = 240.0) -> Report:
+    runs, lines = (3, 100) if quick else (50, 1000)
+    report = Report("bridge", "bridge overhead and log latency vs kubectl logs -f", quick)
+    report.parameters = {
+        "runs": runs,
+        "linesPerRun": lines,
+        "lineIntervalMs": 1,
+        "leadSeconds": LEAD,
+        "budgetSeconds": budget_seconds,
+        "deletePolicy": "succeeded (the default: the bridge deletes the pod and its Secret)",
+    }
+    rows: list[dict[str, Any]] = []
+    workdir.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + budget_seconds
+    with common.sandbox(workdir / "sandbox") as sb:
+        sb.kubeconfig_path()
+        sb.apply(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": NAMESPACE, "labels": {f"{PREFIX}/enabled": "true"}},
+                },
+                job(lines),
+            ]
+        )
+        for index in range(runs):
+            if rows and time.monotonic() > deadline:
+                report.notes.append(f"time budget reached after {len(rows)} of {runs} runs")
+                break
+            rows.append(_one_run(sb, index, lines, workdir))
+    ok = [r for r in rows if r["exit"] == 0 and r["run"] is not None]
+    overheads = [r["wall"] - r["run"] for r in ok]
+    api_overheads = [r["wall"] - r["api_run"] for r in ok if r["api_run"] is not None]
+    b_delays = [d for r in ok for d in r["bridge_delays"]]
+    k_delays = [d for r in ok for d in r["kubectl_delays"]]
+    b_p95, k_p95 = common.percentile(b_delays, 95), common.percentile(k_delays, 95)
+    report.figures = {
+        "runs_succeeded": len(ok),
+        "runs_attempted": len(rows),
+        "bridge_wall_s_median": round(common.median([r["wall"] for r in ok]), 3),
+        "pod_run_s_median": round(common.median([r["run"] for r in ok]), 3),
+        "overhead_s_median": round(common.median(overheads), 3),
+        "overhead_s_p95": round(common.percentile(overheads, 95), 3),
+        "overhead_s_median_from_api_seconds": round(common.median(api_overheads), 3),
+        "sandbox_pod_start_s_median": round(
+            common.median([r["start"] for r in ok if r["start"] is not None]), 3
+        ),
+        "bridge_lines_received": len(b_delays),
+        "bridge_latency_ms_median": round(common.median(b_delays), 2),
+        "bridge_latency_ms_p95": round(b_p95, 2),
+        "bridge_latency_ms_max": round(max(b_delays, default=0.0), 2),
+        "bridge_peak_rss_mb_max": round(max((r["rss"] for r in ok), default=0.0), 1),
+        "bridge_peak_rss_mb_median": round(common.median([r["rss"] for r in ok]), 1),
+    }
+    report.baselines = {
+        "kubectl_lines_received": len(k_delays),
+        "kubectl_latency_ms_median": round(common.median(k_delays), 2),
+        "kubectl_latency_ms_p95": round(k_p95, 2),
+        "kubectl_latency_ms_max": round(max(k_delays, default=0.0), 2),
+    }
+    report.ratios = {
+        "bridge_over_kubectl_latency_p95": common.ratio(b_p95, k_p95),
+        "bridge_over_kubectl_latency_median": common.ratio(
+            common.median(b_delays), common.median(k_delays)
+        ),
+    }
+    report.target("overhead median", report.figures["overhead_s_median"], "<=", 0.5, " s")
+    report.target("log latency p95", report.figures["bridge_latency_ms_p95"], "<=", 250, " ms")
+    report.target(
+        "latency p95 bridge/kubectl", report.ratios["bridge_over_kubectl_latency_p95"], "<=", 1.2
+    )
+    report.target("bridge peak RSS", report.figures["bridge_peak_rss_mb_max"], "<=", 100, " MB")
+    expected = len(ok) * lines
+    if len(b_delays) != expected:
+        report.notes.append(f"the bridge printed {len(b_delays)} of {expected} lines")
+    report.notes.append(
+        "overhead includes the bridge's interpreter start and imports, the re-check, Secret and "
+        "pod creation, the sandbox's pod start (sandbox_pod_start_s_median), the final log read "
+        "and the deletion of pod and Secret"
+    )
+    return report
