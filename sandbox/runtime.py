@@ -10,6 +10,7 @@ and SIGKILL after the grace period; the pod object is removed once every process
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import shutil
@@ -58,6 +59,7 @@ class PodWorker:
         self.spec: Obj = pod.get("spec") or {}
         self.dir = runtime.workdir / "pods" / f"{self.namespace}_{self.name}_{self.uid[:8]}"
         self.lock = threading.Lock()
+        self.state_lock = threading.RLock()  # the status dicts, shared by container threads
         self.stop = threading.Event()  # deleting, killed, evicted or deadline
         self.stop_reason: str | None = (
             None  # None (deleted) | "Killed" | "Evicted" | "DeadlineExceeded"
@@ -102,26 +104,30 @@ class PodWorker:
             "PodScheduled",
             "DisruptionTarget",
         ]
-        status: Obj = {
-            "phase": self.phase,
-            "conditions": [self.conditions[c] for c in order if c in self.conditions],
-            "qosClass": "BestEffort",
-            **self.extra,
-        }
-        containers = [
-            self.statuses[c["name"]]
-            for c in self.spec.get("containers") or []
-            if c["name"] in self.statuses
-        ]
-        inits = [
-            self.init_statuses[c["name"]]
-            for c in self.spec.get("initContainers") or []
-            if c["name"] in self.init_statuses
-        ]
-        if containers:
-            status["containerStatuses"] = containers
-        if inits:
-            status["initContainerStatuses"] = inits
+        with self.state_lock:
+            status: Obj = {
+                "phase": self.phase,
+                "conditions": [self.conditions[c] for c in order if c in self.conditions],
+                "qosClass": "BestEffort",
+                **self.extra,
+            }
+            containers = [
+                self.statuses[c["name"]]
+                for c in self.spec.get("containers") or []
+                if c["name"] in self.statuses
+            ]
+            inits = [
+                self.init_statuses[c["name"]]
+                for c in self.spec.get("initContainers") or []
+                if c["name"] in self.init_statuses
+            ]
+            if containers:
+                status["containerStatuses"] = containers
+            if inits:
+                status["initContainerStatuses"] = inits
+            # Stored objects are immutable: the worker keeps mutating its own status dicts, so
+            # the store gets a copy (or a later change would show up without a new version).
+            status = copy.deepcopy(status)
 
         spec_patch = status.pop("_spec", None)
 
@@ -612,15 +618,16 @@ class PodWorker:
             return 128
         started = rfc3339()
         container_id = f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}"
-        status.update(
-            {
-                "state": {"running": {"startedAt": started}},
-                "ready": not init,
-                "started": True,
-                "containerID": container_id,
-                "imageID": f"{container.get('image', '')}@sha256:{'0' * 64}",
-            }
-        )
+        with self.state_lock:
+            status.update(
+                {
+                    "state": {"running": {"startedAt": started}},
+                    "ready": not init,
+                    "started": True,
+                    "containerID": container_id,
+                    "imageID": f"{container.get('image', '')}@sha256:{'0' * 64}",
+                }
+            )
         if not init and all(
             "running" in self._status_for(c, False)["state"]
             for c in self.spec.get("containers") or []

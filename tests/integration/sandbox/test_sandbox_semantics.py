@@ -201,7 +201,7 @@ def test_watch_initial_state_and_selector_transitions(api: client.ApiClient, ns:
     assert transitions == [("ADDED", "b"), ("DELETED", "a")]
 
 
-def test_pod_watch_reports_phases_in_order(
+def test_pod_watch_reports_phases_and_states_in_order(
     api: client.ApiClient, ns: str, shared_sandbox: Sandbox
 ) -> None:
     core = client.CoreV1Api(api)
@@ -212,21 +212,32 @@ def test_pod_watch_reports_phases_in_order(
             "metadata": {"name": "p"},
             "spec": {
                 "restartPolicy": "Never",
-                "containers": [{"name": "c", "image": "x", "command": ["sh", "-c", "exit 0"]}],
+                "containers": [
+                    {"name": "c", "image": "x", "command": ["sh", "-c", "sleep 0.2; exit 0"]}
+                ],
             },
         },
     )
     shared_sandbox.wait_for_pod(ns, "p")
     phases: list[str] = []
+    states: list[str] = []
+    versions: list[int] = []
     for event in watch.Watch().stream(
         core.list_namespaced_pod, ns, resource_version=start, timeout_seconds=1
     ):
-        phase = event["object"].status.phase
+        pod = event["raw_object"]
+        versions.append(int(pod["metadata"]["resourceVersion"]))
+        phase = pod["status"]["phase"]
         if not phases or phases[-1] != phase:
             phases.append(phase)
-    assert phases[0] == "Pending"
-    assert phases[-1] == "Succeeded"
-    assert set(phases) <= {"Pending", "Running", "Succeeded"}
+        for cs in pod["status"].get("containerStatuses") or []:
+            state = next(iter(cs["state"]))
+            if not states or states[-1] != state:
+                states.append(state)
+    assert phases == ["Pending", "Running", "Succeeded"]
+    # Each event carries the state of its own version: nothing is rewritten after the fact.
+    assert states == ["waiting", "running", "terminated"]
+    assert versions == sorted(set(versions))
 
 
 def test_dry_run_persists_nothing(api: client.ApiClient, ns: str) -> None:
