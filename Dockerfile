@@ -17,7 +17,7 @@ COPY orchestrator/ orchestrator/
 COPY sandbox/ sandbox/
 COPY workflows/ workflows/
 RUN python -m venv /opt/tenant-lifecycle \
-    && /opt/tenant-lifecycle/bin/pip install --no-cache-dir /src \
+    && /opt/tenant-lifecycle/bin/pip install --no-cache-dir "/src[postgres]" \
     && /opt/tenant-lifecycle/bin/tenantctl --version \
     && /opt/tenant-lifecycle/bin/python -m bridge --help > /dev/null
 
