@@ -12,12 +12,15 @@ TENANTCTL = str(Path(sys.executable).parent / "tenantctl")
 
 
 def test_sandbox_up_then_kubectl_get_ns(tmp_path: Path) -> None:
+    # --rbac: kubectl sends the kubeconfig's admin token only over TLS, so this also proves the
+    # printed kubeconfig points at the HTTPS listener.
     wanted = tmp_path / "sandbox.kubeconfig"
     proc = subprocess.Popen(
         [
             TENANTCTL,
             "sandbox",
             "up",
+            "--rbac",
             "--kubeconfig",
             str(wanted),
             "--workdir",
