@@ -568,6 +568,7 @@ class Router:
             timeout=float(timeout) if timeout is not None else None,
             stop=self.sb.stopping,
             bookmarks=_flag(self.query, "allowWatchBookmarks"),
+            send_initial_events=_flag(self.query, "sendInitialEvents"),
         )
         as_table = tables.wants_table(self.accept)
         include = self.query.get("includeObject", ["Metadata"])[-1]

@@ -44,15 +44,32 @@ def watch_events(
     timeout: float | None,
     stop: threading.Event,
     bookmarks: bool = False,
+    send_initial_events: bool = False,
 ) -> Generator[dict[str, Any] | None, None, None]:
-    """Events to send; None on an idle tick, so the caller can check faults and shutdown."""
+    """Events to send; None on an idle tick, so the caller can check faults and shutdown.
+
+    ``send_initial_events`` (the watch-list protocol) sends the current state as ADDED events
+    and then a BOOKMARK annotated ``k8s.io/initial-events-end``, whatever the resourceVersion.
+    """
     store = api.store
     deadline = None if timeout is None else time.monotonic() + timeout
-    if resource_version in (None, "", "0"):
+    if resource_version in (None, "", "0") or send_initial_events:
         listing = api.list(rtype, namespace, labels=labels, fields=fields)
         last = int(listing["metadata"]["resourceVersion"])
         for item in listing["items"]:
             yield {"type": "ADDED", "object": item}
+        if send_initial_events:
+            yield {
+                "type": "BOOKMARK",
+                "object": {
+                    "kind": rtype.kind,
+                    "apiVersion": rtype.api_version,
+                    "metadata": {
+                        "resourceVersion": str(last),
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    },
+                },
+            }
     else:
         try:
             last = int(str(resource_version))

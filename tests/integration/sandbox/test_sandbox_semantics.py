@@ -263,3 +263,20 @@ def test_subresources_refuse_other_verbs(
     assert err.value.code == 405
     assert core.read_namespaced_pod("p", ns).metadata.name == "p"
     core.delete_namespaced_pod("p", ns, grace_period_seconds=0)
+
+
+def test_watch_list_protocol_ends_initial_events_with_a_bookmark(
+    api: client.ApiClient, ns: str, shared_sandbox: Sandbox
+) -> None:
+    client.CoreV1Api(api).create_namespaced_config_map(ns, {"metadata": {"name": "c"}})
+    request = urllib.request.Request(
+        f"{shared_sandbox.url}/api/v1/namespaces/{ns}/configmaps?watch=true&timeoutSeconds=1"
+        "&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan",
+        headers={"Authorization": f"Bearer {shared_sandbox.admin_token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        events = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
+    assert events[0]["type"] == "ADDED"
+    assert events[1]["type"] == "BOOKMARK"
+    annotations = events[1]["object"]["metadata"]["annotations"]
+    assert annotations == {"k8s.io/initial-events-end": "true"}
