@@ -17,7 +17,7 @@ from bridge.manifests import load_objects
 TEAM = Path(__file__).resolve().parents[3] / "lifecycle-jobs" / "archive"
 
 
-def test_the_archive_job_takes_part_in_every_storage_operation() -> None:
+def test_the_archive_job_takes_part_in_every_storage_operation_and_decommission() -> None:
     objects = load_objects([TEAM])
     settings = ContractSettings()
     [namespace] = [o for o in objects if o["kind"] == "Namespace"]
@@ -26,7 +26,7 @@ def test_the_archive_job_takes_part_in_every_storage_operation() -> None:
     participant, problems = check_job(job, settings=settings, source=str(TEAM))
     assert problems == []
     assert participant is not None
-    assert set(participant.operations) == STORAGE_OPERATIONS
+    assert set(participant.operations) == STORAGE_OPERATIONS | {"lifecycle.decommission"}
     assert job["metadata"]["namespace"] == namespace["metadata"]["name"] == "team-archive"
 
 
