@@ -430,3 +430,52 @@ def _zombie(pid: int) -> bool:
             return handle.read().split(") ", 1)[1].startswith("Z")
     except FileNotFoundError:
         return True
+
+
+def test_projected_volume_items_modes_and_a_service_account_token(
+    core: client.CoreV1Api, ns: str, shared_sandbox: Sandbox
+) -> None:
+    core.create_namespaced_secret(ns, {"metadata": {"name": "s"}, "stringData": {"k": "secret"}})
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "c"}, "data": {"k": "config"}})
+    script = (
+        "cat /p/dir/secret.txt /p/config.txt /p/name; echo; "
+        "stat -c %a /p/dir/secret.txt /p/config.txt; cat /p/token"
+    )
+    body = pod(
+        "p",
+        script,
+        container={"volumeMounts": [{"name": "all", "mountPath": "/p", "readOnly": True}]},
+        volumes=[
+            {
+                "name": "all",
+                "projected": {
+                    "defaultMode": 0o440,
+                    "sources": [
+                        {
+                            "secret": {
+                                "name": "s",
+                                "items": [{"key": "k", "path": "dir/secret.txt", "mode": 0o400}],
+                            }
+                        },
+                        {"configMap": {"name": "c", "items": [{"key": "k", "path": "config.txt"}]}},
+                        {
+                            "downwardAPI": {
+                                "items": [
+                                    {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}
+                                ]
+                            }
+                        },
+                        {"serviceAccountToken": {"path": "token"}},
+                    ],
+                },
+            }
+        ],
+    )
+    core.create_namespaced_pod(ns, body)
+    done = shared_sandbox.wait_for_pod(ns, "p")
+    assert done["status"]["phase"] == "Succeeded", shared_sandbox.logs(ns, "p")
+    lines = core.read_namespaced_pod_log("p", ns).splitlines()
+    assert lines[:3] == ["secretconfigp", "400", "440"]
+    user = shared_sandbox.tokens.authenticate(f"Bearer {lines[3]}")
+    assert user is not None
+    assert user.name == f"system:serviceaccount:{ns}:default"
