@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,7 +39,7 @@ print(f"{job} starting for tenant {os.environ['LIFECYCLE_TENANT_ENV_ID']}", flus
 if behaviour == "hang":
     open(os.path.join(state, f"{job}.{batch}.started"), "w").close()
     time.sleep(120)
-time.sleep(0.4)
+time.sleep(0.2)
 with open(os.path.join(state, f"{job}.{batch}.json"), "w") as out:
     json.dump({"start": start, "end": time.time()}, out)
 if behaviour == "fail":
@@ -125,21 +126,21 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, P
             job("e2e-a", "middle", operation="e2e.waves", wave=0, state=state),
             job("e2e-b", "middle", operation="e2e.waves", wave=0, state=state),
             job("e2e-c", "last", operation="e2e.waves", wave=1, state=state),
-            # e2e.abort: a failing abort job in wave 0 stops wave 1
-            job("e2e-a", "breaks", operation="e2e.abort", wave=0, state=state, behaviour="fail"),
-            job("e2e-b", "sibling", operation="e2e.abort", wave=0, state=state),
-            job("e2e-c", "after", operation="e2e.abort", wave=1, state=state),
-            # e2e.continue: the same, with on-failure continue
+            # e2e.failures: wave 0 a failing continue job (wave 1 still runs), wave 1 a
+            # failing abort job (wave 2 does not)
             job(
                 "e2e-a",
                 "best-effort",
-                operation="e2e.continue",
+                operation="e2e.failures",
                 wave=0,
                 state=state,
                 behaviour="fail",
                 on_failure="continue",
             ),
-            job("e2e-c", "after-continue", operation="e2e.continue", wave=1, state=state),
+            job("e2e-b", "sibling", operation="e2e.failures", wave=0, state=state),
+            job("e2e-a", "breaks", operation="e2e.failures", wave=1, state=state, behaviour="fail"),
+            job("e2e-c", "after-continue", operation="e2e.failures", wave=1, state=state),
+            job("e2e-c", "after", operation="e2e.failures", wave=2, state=state),
             # e2e.cancel: a job that runs until cancelled, and one after it
             job("e2e-a", "slow", operation="e2e.cancel", wave=0, state=state, behaviour="hang"),
             job("e2e-c", "never", operation="e2e.cancel", wave=1, state=state),
@@ -212,52 +213,49 @@ def test_waves_run_in_order_proven_by_the_jobs_timestamps(
     assert "e2e.waves for tenant t-1: SUCCEEDED" in done.stderr
 
 
-def test_a_failed_abort_job_stops_later_waves(world: tuple[Sandbox, Path, str]) -> None:
-    _, state, kubeconfig = world
-    batch = "e2e-abort-1"
+@pytest.fixture(scope="module")
+def failures_run(world: tuple[Sandbox, Path, str]) -> tuple[subprocess.CompletedProcess[str], str]:
+    """One run of e2e.failures: wave 0 has a failing continue job, wave 1 a failing abort job."""
+    _, _, kubeconfig = world
+    batch = "e2e-failures-1"
     done = tenantctl(
-        "run",
-        "e2e.abort",
-        "--tenant-env-id",
-        "t-1",
-        "--batch-operation-id",
-        batch,
-        "--kubeconfig",
-        kubeconfig,
-    )
-    assert done.returncode == 1, done.stdout + done.stderr
-    out = done.stdout
-    assert "[e2e-a/breaks] failing on purpose" in out
-    assert "e2e-a/breaks: failed: exit 3" in out
-    assert "e2e-b/sibling: succeeded" in out  # the wave ran to its end
-    assert "e2e-c/after (wave 1): skipped" in out
-    assert "later waves not started because e2e-a/breaks failed (on-failure abort)" in out
-    assert not (state / f"e2e-c.after.{batch}.json").exists()
+        "run", "e2e.failures", "--tenant-env-id", "t-1", "--batch-operation-id", batch,
+        "--kubeconfig", kubeconfig, "--logs", "failed",
+    )  # fmt: skip
+    return done, batch
 
 
-def test_a_failed_continue_job_lets_later_waves_run(world: tuple[Sandbox, Path, str]) -> None:
-    _, state, kubeconfig = world
-    batch = "e2e-continue-1"
-    done = tenantctl(
-        "run",
-        "e2e.continue",
-        "--tenant-env-id",
-        "t-1",
-        "--batch-operation-id",
-        batch,
-        "--kubeconfig",
-        kubeconfig,
-        "--logs",
-        "failed",
-    )
+def test_a_failed_continue_job_lets_later_waves_run(
+    world: tuple[Sandbox, Path, str], failures_run: tuple[subprocess.CompletedProcess[str], str]
+) -> None:
+    _, state, _ = world
+    done, batch = failures_run
     assert done.returncode == 1, done.stdout + done.stderr
     out = done.stdout
     assert "e2e-a/best-effort: failed: exit 3" in out
-    assert "[e2e-a/best-effort] failing on purpose" in out  # --logs failed shows it
-    assert "[e2e-c/after-continue]" not in out  # ... and not the succeeded job's log
+    assert "e2e-b/sibling: succeeded" in out  # its wave ran to the end
+    # Wave 1 ran after the continue job failed in wave 0, as its timestamps show.
     assert "e2e-c/after-continue: succeeded" in out
-    assert (state / f"e2e-c.after-continue.{batch}.json").exists()
-    assert "e2e.continue for tenant t-1: FAILED" in out
+    after = recorded(state, "e2e-c.after-continue", batch)
+    assert recorded(state, "e2e-a.best-effort", batch)["end"] <= after["start"]
+    assert "e2e.failures for tenant t-1: FAILED" in out
+    # --logs failed: the failed jobs' logs are shown, the succeeded ones' are not.
+    assert "[e2e-a/best-effort] failing on purpose" in out
+    assert "[e2e-b/sibling]" not in out
+
+
+def test_a_failed_abort_job_stops_later_waves(
+    world: tuple[Sandbox, Path, str], failures_run: tuple[subprocess.CompletedProcess[str], str]
+) -> None:
+    _, state, _ = world
+    done, batch = failures_run
+    out = done.stdout
+    assert "[e2e-a/breaks] failing on purpose" in out
+    assert "e2e-a/breaks: failed: exit 3" in out
+    assert "e2e-c/after (wave 2): skipped" in out
+    assert "later waves not started because e2e-a/breaks failed (on-failure abort)" in out
+    assert re.search(r"^2 +e2e-c/after +skipped +0 +- +- +WaveAborted$", out, re.M)
+    assert not (state / f"e2e-c.after.{batch}.json").exists()
 
 
 def test_sigint_cancels_the_run_and_deletes_its_pods(world: tuple[Sandbox, Path, str]) -> None:
