@@ -86,6 +86,7 @@ class StorageWorld:
         batch: str,
         source: str | None = None,
         job: str = "archive",
+        storage_config: Path | None = None,
     ) -> Run:
         result_path = self.tmp / f"result-{tenant}-{batch}.json"
         argv = [
@@ -110,8 +111,13 @@ class StorageWorld:
         ]
         if source:
             argv += ["--source-batch-operation-id", source]
+        env = self.bridge_env()
+        if storage_config is not None:  # the file holds the settings, the env only the keys
+            argv += ["--storage-config", str(storage_config)]
+            for name in ("BUCKET", "ENDPOINT_URL", "CREDENTIALS"):
+                del env[f"BRIDGE_STORAGE_{name}"]
         done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=120, env=self.bridge_env(), check=False
+            argv, capture_output=True, text=True, timeout=120, env=env, check=False
         )
         result = json.loads(result_path.read_text()) if result_path.exists() else {}
         return Run(done.returncode, done.stdout, done.stderr, result)
@@ -234,7 +240,19 @@ def test_a_damaged_export_refuses_migrate_in_before_any_pod_naming_the_keys(
         store.put_object(location.bucket, changed, body[:10] + b"X" + body[11:])  # same size
         store.delete_object(location.bucket, location.key("documents/4.txt"))
 
-    run = world.bridge("lifecycle.migrate-in", tenant="t-damaged", batch="b-in", source="b-out")
+    config = world.tmp / "storage.yaml"
+    config.write_text(
+        f"bucket: {world.settings.bucket}\n"
+        f"endpoint_url: {world.s3.endpoint_url}\n"
+        "credentials: static\n"
+    )
+    run = world.bridge(
+        "lifecycle.migrate-in",
+        tenant="t-damaged",
+        batch="b-in",
+        source="b-out",
+        storage_config=config,
+    )
 
     assert run.returncode == 2, run.stdout + run.stderr
     assert run.result["status"] == "refused"
