@@ -201,6 +201,8 @@ class Authorizer:
     def allowed(self, user: User, req: Request) -> bool:
         if not self.enabled or user.is_admin:
             return True
+        if req.path in ("/version", "/healthz", "/livez", "/readyz"):
+            return True  # system:public-info-viewer, bound to everyone, even anonymous
         if (
             req.path
             and "system:authenticated" in user.groups

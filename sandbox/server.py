@@ -548,10 +548,6 @@ class Router:
                 )
             self.h.send_json(200, doc)
             return
-        if is_list:
-            # Items of a list carry no kind/apiVersion on the real server; clients do not need them
-            # but kubectl -o yaml shows them: the real server leaves them in for JSON lists.
-            pass
         self.h.send_json(200, data)
 
     # streams ---------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -243,3 +245,17 @@ def test_kubectl_auth_can_i_with_a_service_account_kubeconfig(
     code, listing = can_i("--list", "-n", "team-a")
     assert code == 0
     assert "pods/log" in listing
+
+
+def test_anonymous_sees_only_public_info(sandbox_rbac: Sandbox) -> None:
+    def status(path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"{sandbox_rbac.url}{path}", timeout=5) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            return int(exc.code)
+
+    assert status("/version") == 200
+    assert status("/healthz") == 200
+    assert status("/api/v1/namespaces") == 401
