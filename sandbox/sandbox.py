@@ -103,7 +103,7 @@ class Sandbox:
         self._httpd = SandboxHTTPServer(("127.0.0.1", self._requested_port), self)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            kwargs={"poll_interval": 0.02},
             name="sandbox-http",
             daemon=True,
         )
@@ -238,7 +238,7 @@ class Sandbox:
             self._ca_pem = cert.ca_pem
             self._tls_thread = threading.Thread(
                 target=self._tls_httpd.serve_forever,
-                kwargs={"poll_interval": 0.1},
+                kwargs={"poll_interval": 0.02},
                 name="sandbox-https",
                 daemon=True,
             )
