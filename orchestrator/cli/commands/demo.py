@@ -33,22 +33,28 @@ from orchestrator.cli.commands.run import OneLineCommand
     is_flag=True,
     help="skip the migration step (it starts SeaweedFS when `weed` is installed)",
 )
-def demo(*, jobs_dir: str, tenant_env_id: str, logs: str, no_storage: bool) -> None:
+@click.option(
+    "--no-bus",
+    is_flag=True,
+    help="skip the result events (they start the Pub/Sub emulator when it is installed)",
+)
+def demo(*, jobs_dir: str, tenant_env_id: str, logs: str, no_storage: bool, no_bus: bool) -> None:
     """The whole product on this machine, with real work, in under a minute.
 
     Starts a local Kubernetes API (the sandbox: pods run as local processes), applies the
     example teams' Jobs, then runs with the local engine: lifecycle.upsert across three teams
     in waves -1, 0 and 1 (one job fails once and succeeds on its retry), the team admin
     operation catalog.reindex, lifecycle.migrate-out and migrate-in through SeaweedFS (when its
-    `weed` binary is installed), and lifecycle.decommission. It says what happened after each
-    step and stops everything it started. Exit status: 0 when every step did what it should,
-    1 when one did not, 130 when interrupted.
+    `weed` binary is installed), and lifecycle.decommission; then the result event of each
+    operation goes to the Pub/Sub emulator (when installed) and is read back. It says what
+    happened after each step and stops everything it started. Exit status: 0 when every step
+    did what it should, 1 when one did not, 130 when interrupted.
 
     \b
     Examples:
       tenantctl demo
       make demo
-      tenantctl demo --logs failed --no-storage
+      tenantctl demo --logs failed --no-storage --no-bus
     """
     from orchestrator.demo import DemoSettings, run_demo  # noqa: PLC0415 - heavy
 
@@ -59,7 +65,11 @@ def demo(*, jobs_dir: str, tenant_env_id: str, logs: str, no_storage: bool) -> N
             hint="run from the repository root, or pass --jobs path/to/lifecycle-jobs",
         )
     settings = DemoSettings(
-        jobs_dir=path, tenant_env_id=tenant_env_id, logs=logs, storage=not no_storage
+        jobs_dir=path,
+        tenant_env_id=tenant_env_id,
+        logs=logs,
+        storage=not no_storage,
+        bus=not no_bus,
     )
     raise SystemExit(run_demo(settings))
 

@@ -73,7 +73,7 @@ def test_the_demo_tells_the_story_and_leaves_nothing_running(tmp_path: Path) -> 
     assert "Traceback" not in out
 
     # The story's key lines: the waves, the retried job, the summaries, where to look.
-    assert "== 2/6 lifecycle.upsert: three teams, waves -1, 0 and 1 ==" in out
+    assert "== 2/7 lifecycle.upsert: three teams, waves -1, 0 and 1 ==" in out
     assert re.search(r"\(batch demo-\w+-upsert\): 4 jobs in 3 waves \(-1, 0, 1\)", out)
     for wave in ("wave -1: 1 job", "wave 0: 1 job", "wave 1: 2 jobs"):
         assert wave in out
@@ -88,6 +88,9 @@ def test_the_demo_tells_the_story_and_leaves_nothing_running(tmp_path: Path) -> 
     assert "lifecycle.migrate-out for tenant acme-prod-7f3a: SUCCEEDED" in out
     assert "restored 3 files: identical (sha256)" in out
     assert "lifecycle.decommission for tenant acme-prod-7f3a: SUCCEEDED" in out
+    # The Pub/Sub emulator is installed on this machine: every result event came back.
+    assert re.search(r"^  dev.tenant-lifecycle.operation.succeeded +id demo-\w+-upsert", out, re.M)
+    assert "(5 of 5 read back)" in out
     assert "docs/team-guide.md" in out
     assert re.search(r"demo finished in [\d.]+s", out)
 
