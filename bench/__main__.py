@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
-        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+        parser.error(
+            f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}"
+        )
     names = args.names or list(BENCHMARKS)
     # The children (bridge, workers) import the project and bench from the checkout.
     os.chdir(common.ROOT)
@@ -104,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         report.print()
         path = report.write(args.results_dir, machine_now)
         print(f"  -> {path}", flush=True)
-    print(f"\nbench: {len(names) - len(failed)} of {len(names)} ran in {time.monotonic() - started:.0f} s")
+    elapsed = time.monotonic() - started
+    print(f"\nbench: {len(names) - len(failed)} of {len(names)} ran in {elapsed:.0f} s")
     return 1 if failed else 0
 
 

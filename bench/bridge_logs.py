@@ -107,10 +107,25 @@ def _one_run(sb: Any, index: int, lines: int, workdir: Path) -> dict[str, Any]:
     env = common.child_env()
     stamp = [common.PYTHON, "-m", "bench.workers", "stamp"]
     argv = [
-        common.PYTHON, "-m", "bridge", "run", "--kubeconfig", kubeconfig,
-        "--namespace", NAMESPACE, "--job", JOB, "--operation", OPERATION,
-        "--tenant-env-id", "t-bench", "--batch-operation-id", batch, "--result", str(result_path),
-    ]  # fmt: skip
+        common.PYTHON,
+        "-m",
+        "bridge",
+        "run",
+        "--kubeconfig",
+        kubeconfig,
+        "--namespace",
+        NAMESPACE,
+        "--job",
+        JOB,
+        "--operation",
+        OPERATION,
+        "--tenant-env-id",
+        "t-bench",
+        "--batch-operation-id",
+        batch,
+        "--result",
+        str(result_path),
+    ]
     with (workdir / f"bridge-{index}.err").open("wb") as err:
         launch = common.MeasuredLaunch(
             argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env
@@ -135,6 +150,7 @@ def _one_run(sb: Any, index: int, lines: int, workdir: Path) -> dict[str, Any]:
             )
             kubectl.stdout.close()
         code, wall, rss = launch.wait(timeout=300)
+        cpu = launch.cpu
         for proc in (kubectl, stamper_b, stamper_k):
             if proc is not None:
                 try:
@@ -150,6 +166,7 @@ def _one_run(sb: Any, index: int, lines: int, workdir: Path) -> dict[str, Any]:
         "status": result.get("status"),
         "wall": wall,
         "rss": rss,
+        "cpu": cpu,
         "run": run_s,
         "api_run": _api_seconds(result),
         "start": sb.bench_clock.start_seconds(key),
@@ -158,8 +175,8 @@ def _one_run(sb: Any, index: int, lines: int, workdir: Path) -> dict[str, Any]:
     }
 
 
-def run(*, quick: bool, workdir: Path, budget_seconds: float = 240.0) -> Report:
-    runs, lines = (3, 100) if quick else (50, 1000)
+def run(*, quick: bool, workdir: Path, budget_seconds: float = 150.0) -> Report:
+    runs, lines = (1, 50) if quick else (50, 1000)
     report = Report("bridge", "bridge overhead and log latency vs kubectl logs -f", quick)
     report.parameters = {
         "runs": runs,
@@ -212,6 +229,7 @@ def run(*, quick: bool, workdir: Path, budget_seconds: float = 240.0) -> Report:
         "bridge_latency_ms_max": round(max(b_delays, default=0.0), 2),
         "bridge_peak_rss_mb_max": round(max((r["rss"] for r in ok), default=0.0), 1),
         "bridge_peak_rss_mb_median": round(common.median([r["rss"] for r in ok]), 1),
+        "bridge_cpu_s_median": round(common.median([r["cpu"] for r in ok]), 3),
     }
     report.baselines = {
         "kubectl_lines_received": len(k_delays),
@@ -239,4 +257,7 @@ def run(*, quick: bool, workdir: Path, budget_seconds: float = 240.0) -> Report:
         "pod creation, the sandbox's pod start (sandbox_pod_start_s_median), the final log read "
         "and the deletion of pod and Secret"
     )
+    errors_note = common.sandbox_errors_note(sb.bench_errors)
+    if errors_note:
+        report.notes.append(errors_note)
     return report

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -133,7 +134,9 @@ class Report:
     notes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.time)
 
-    def target(self, name: str, value: float | None, op: str, threshold: float, unit: str = "") -> None:
+    def target(
+        self, name: str, value: float | None, op: str, threshold: float, unit: str = ""
+    ) -> None:
         self.targets.append(Target(name, value, op, threshold, unit))
 
     def to_json(self, machine: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,7 +179,8 @@ class Report:
             w("  targets:\n")
             for t in self.targets:
                 verdict = "PASS" if t.met else "MISS"
-                w(f"    {verdict}  {t.name:<40} {_fmt(t.value)}{t.unit} {t.op} {t.threshold:g}{t.unit}\n")
+                figure = f"{_fmt(t.value)}{t.unit}"
+                w(f"    {verdict}  {t.name:<40} {figure} {t.op} {t.threshold:g}{t.unit}\n")
         for note in self.notes:
             w(f"  note: {note}\n")
         out.flush()
@@ -202,6 +206,7 @@ class Measured:
     max_rss_mb: float
     stdout: str = ""
     stderr: str = ""
+    cpu: float = 0.0  # user + system seconds of the child and its waited-for descendants
 
 
 class MeasuredLaunch:
@@ -218,8 +223,11 @@ class MeasuredLaunch:
         self.started = time.monotonic()
         self.process = subprocess.Popen([*launcher, *argv], **popen)
 
+    cpu: float = 0.0
+
     def wait(self, timeout: float | None = None) -> tuple[int, float, float]:
-        """(exit code, wall seconds of the child itself, peak RSS MB of the child itself)."""
+        """(exit code, wall seconds of the child itself, peak RSS MB of the child itself);
+        its CPU seconds (user + system, with its waited-for descendants) land in ``cpu``."""
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -232,7 +240,12 @@ class MeasuredLaunch:
         finally:
             self._out.unlink(missing_ok=True)
         wall = float(data.get("wall", time.monotonic() - self.started))
-        return int(data.get("exit", self.process.returncode)), wall, data.get("maxRssKB", 0) / 1024.0
+        self.cpu = float(data.get("cpu", 0.0))
+        return (
+            int(data.get("exit", self.process.returncode)),
+            wall,
+            data.get("maxRssKB", 0) / 1024.0,
+        )
 
 
 def run_measured(
@@ -255,7 +268,12 @@ def run_measured(
         out.seek(0)
         err.seek(0)
         return Measured(
-            code, wall, rss, out.read().decode(errors="replace"), err.read().decode(errors="replace")
+            code,
+            wall,
+            rss,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+            cpu=launch.cpu,
         )
 
 
@@ -279,7 +297,9 @@ def stop_process(process: subprocess.Popen[Any], *, grace: float = 10.0) -> None
 
 def child_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(ROOT) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
     env.update(extra)
     return env
 
@@ -372,7 +392,11 @@ class PodClock:
         with self._lock:
             self.created.setdefault(key, now)
             states = [s.get("state") or {} for s in statuses]
-            if states and key not in self.running and any("running" in s or "terminated" in s for s in states):
+            if (
+                states
+                and key not in self.running
+                and any("running" in s or "terminated" in s for s in states)
+            ):
                 self.running[key] = now
             if states and key not in self.terminated and all("terminated" in s for s in states):
                 self.terminated[key] = now
@@ -401,13 +425,43 @@ class PodClock:
             return True
 
 
+class ErrorLog(logging.Handler):
+    """Collects what the sandbox logs at ERROR (its "internal error" tracebacks) instead of
+    printing them between the figures; the benchmark reports how many and which."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
+        self.messages.append(f"{record.getMessage()}{detail}"[:300])
+
+
+def sandbox_errors_note(errors: ErrorLog) -> str | None:
+    if not errors.messages:
+        return None
+    kinds = sorted({m.split(": ", 2)[-1] for m in errors.messages})
+    return (
+        f"the sandbox logged {len(errors.messages)} internal error(s) (answered 500 or dropped "
+        f"the connection), e.g. {errors.messages[0]!r}; kinds: {kinds[:3]}"
+    )
+
+
 @contextlib.contextmanager
 def sandbox(workdir: Path, *, record_events: bool = False) -> Iterator[Any]:
-    """A started sandbox (RBAC off) with a :class:`PodClock` at ``sb.bench_clock``."""
+    """A started sandbox (RBAC off) with a :class:`PodClock` at ``sb.bench_clock`` and its
+    logged errors at ``sb.bench_errors``."""
     from sandbox import Sandbox
 
     install_byte_counter()
+    errors = ErrorLog()
+    sandbox_log = logging.getLogger("sandbox")
+    sandbox_log.addHandler(errors)
+    sandbox_log.propagate = False
     sb = Sandbox(rbac=False, workdir=workdir, record_events=record_events)
+    sb.bench_errors = errors  # type: ignore[attr-defined]
     clock = PodClock()
     sb.api.on_write.append(clock.hook)
     sb.start()
@@ -416,6 +470,8 @@ def sandbox(workdir: Path, *, record_events: bool = False) -> Iterator[Any]:
         yield sb
     finally:
         sb.stop()
+        sandbox_log.removeHandler(errors)
+        sandbox_log.propagate = True
 
 
 def byte_counter() -> ByteCounter:

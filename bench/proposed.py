@@ -37,7 +37,9 @@ def lifecycle_jobs(
     except ForbiddenError:
         pass
     for namespace in namespaces:
-        for job in kube.list(JOBS, namespace=namespace, label_selector=selector, page_size=page_size):
+        for job in kube.list(
+            JOBS, namespace=namespace, label_selector=selector, page_size=page_size
+        ):
             yield namespace, job
 
 
@@ -97,3 +99,66 @@ def discover_clusterwide(
         invalid=tuple(invalid),
         ignored_invalid=tuple(ignored),
     )
+
+
+class _ThreadBridge:
+    """:class:`orchestrator.engine.launcher.BridgeHandle` for a bridge running in a thread."""
+
+    def __init__(self, runner: Any, kube: Kube) -> None:
+        import threading
+
+        self._runner = runner
+        self._kube = kube
+        self._result: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._run, name="bridge", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._runner.run().to_json()
+        finally:
+            self._kube.close()
+
+    def wait(self) -> Mapping[str, Any]:
+        self._thread.join()
+        return self._result
+
+    def terminate(self) -> None:
+        self._runner.cancel()
+
+
+class ThreadBridgeLauncher:
+    """A :class:`~orchestrator.engine.launcher.BridgeLauncher` running ``bridge.runner.Runner``
+    in a thread of the engine's process instead of a ``python -m bridge run`` subprocess.
+
+    What it saves: one interpreter start and ~1 s of imports (mostly ``kubernetes``) per job,
+    which at parallelism 50 on 2 cores is the whole fan-out's bottleneck. What it gives up (why
+    the engine uses subprocesses today): SIGTERM reaching each bridge as in Argo, and isolation
+    from a bridge that hangs. Cancel maps to ``Runner.cancel()``, the same path SIGTERM takes.
+    """
+
+    def __init__(self, *, kubeconfig: str, out: Any = None) -> None:
+        import io
+
+        from bridge.kube import KubeSettings
+        from bridge.settings import BridgeSettings
+
+        self._settings = BridgeSettings(kube=KubeSettings(kubeconfig=kubeconfig))
+        self._out = out or io.StringIO()
+
+    def launch(self, spec: Any, *, on_line: Any) -> _ThreadBridge:
+        from bridge.runner import Runner, RunRequest
+
+        kube = Kube(settings=self._settings.kube)
+        request = RunRequest(
+            namespace=spec.job.namespace,
+            job=spec.job.name,
+            operation=spec.operation,
+            tenant_env_id=spec.tenant_env_id,
+            batch_operation_id=spec.batch_operation_id,
+            environment=spec.environment,
+            changeset=spec.changeset,
+            source_batch_operation_id=spec.source_batch_operation_id,
+        )
+        runner = Runner(kube, request, settings=self._settings, out=self._out)
+        return _ThreadBridge(runner, kube)

@@ -1,7 +1,8 @@
 """Programs the benchmarks run as their own processes (so wall time and peak RSS are theirs).
 
-    python -m bench.workers list --kubeconfig K [--label-selector S] [--operation OP] [--annotation KEY]
+    python -m bench.workers list --kubeconfig K [--label-selector S] [--operation OP]
     python -m bench.workers discover-proposed --kubeconfig K --operation OP --output PLAN
+    python -m bench.workers fanout-threads --kubeconfig K --operation OP --tenant-env-id T
     python -m bench.workers stamp OUTFILE            # stdin lines -> "<arrival ns> <line>"
     python -m bench.workers pull-ack --project P --subscription S --expect N
     python -m bench.workers measure --out FILE -- ARGV...   # wall + the child's own peak RSS
@@ -28,8 +29,8 @@ def list_jobs(args: argparse.Namespace) -> int:
     """
     from kubernetes import client, config
 
-    config.load_kube_config(config_file=args.kubeconfig)
-    api = client.BatchV1Api()
+    config.load_kube_config(config_file=args.kubeconfig)  # type: ignore[no-untyped-call]
+    api: Any = client.BatchV1Api()
     token: str | None = None
     items = matched = pages = 0
     started = time.monotonic()
@@ -71,10 +72,9 @@ def discover_proposed(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import bridge.__main__  # noqa: F401 - the same imports as the real command
+    from bench.proposed import discover_clusterwide
     from bridge.contract import ContractSettings
     from bridge.kube import Kube, KubeSettings
-
-    from bench.proposed import discover_clusterwide
 
     with Kube(settings=KubeSettings(kubeconfig=args.kubeconfig)) as kube:
         found = discover_clusterwide(
@@ -82,6 +82,27 @@ def discover_proposed(args: argparse.Namespace) -> int:
         )
     Path(args.output).write_text(found.plan.to_compact_json())
     return 0
+
+
+def fanout_threads(args: argparse.Namespace) -> int:
+    """The fan-out on the local engine with bridges in threads (bench/proposed.py)."""
+    from bench.proposed import ThreadBridgeLauncher
+    from orchestrator.engine import (
+        BridgeSettings,
+        EngineSettings,
+        LibraryDiscovery,
+        LocalEngine,
+        RunRequest,
+    )
+
+    engine = LocalEngine(
+        plan_source=LibraryDiscovery(BridgeSettings(kubeconfig=args.kubeconfig)),
+        launcher=ThreadBridgeLauncher(kubeconfig=args.kubeconfig),
+        settings=EngineSettings(parallelism=args.parallelism),
+    )
+    result = engine.run(RunRequest(args.operation, args.tenant_env_id))
+    print(json.dumps(result.to_json()))
+    return 0 if result.status == "succeeded" else 1
 
 
 def stamp(args: argparse.Namespace) -> int:
@@ -174,7 +195,15 @@ def measure(args: argparse.Namespace) -> int:
     wall = time.monotonic() - started
     child.returncode = code = os.waitstatus_to_exitcode(status)
     with open(args.out, "w") as out:
-        json.dump({"exit": code, "wall": wall, "maxRssKB": usage.ru_maxrss}, out)
+        json.dump(
+            {
+                "exit": code,
+                "wall": wall,
+                "maxRssKB": usage.ru_maxrss,
+                "cpu": usage.ru_utime + usage.ru_stime,
+            },
+            out,
+        )
     return code if code >= 0 else 128 - code
 
 
@@ -193,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--operation", required=True)
     d.add_argument("--output", required=True)
     d.set_defaults(func=discover_proposed)
+    f = sub.add_parser("fanout-threads")
+    f.add_argument("--kubeconfig", required=True)
+    f.add_argument("--operation", required=True)
+    f.add_argument("--tenant-env-id", required=True)
+    f.add_argument("--parallelism", type=int, default=50)
+    f.set_defaults(func=fanout_threads)
     s = sub.add_parser("stamp")
     s.add_argument("outfile")
     s.set_defaults(func=stamp)
