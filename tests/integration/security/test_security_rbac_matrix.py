@@ -1,0 +1,338 @@
+"""The RBAC matrix: what each of our service accounts may and may not do, with the rendered
+install (``kubectl kustomize deploy/team-example``) loaded into a sandbox with RBAC on.
+
+Namespaces: ``team-example`` (opted in, the bridge's ClusterRole bound there by the install),
+``team-outside`` (a team namespace that never opted in), ``kube-system`` and the workflow
+namespace ``tenant-lifecycle``. Every request is a raw HTTP call with the account's token, so
+what is asserted is what the API server answers: a denial is 403 with the real server's Status
+body (kind Status, reason Forbidden, the user, verb, resource and namespace in the message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from bridge.errors import ForbiddenError
+from bridge.kube import JOBS, SECRETS, Kube
+from sandbox import Sandbox
+
+from .helpers import (
+    MANAGED_NS,
+    NOT_OPTED_NS,
+    PREFIX,
+    SYSTEM_NS,
+    WF_NS,
+    call,
+    load_install,
+    token_for,
+)
+
+BRIDGE = "tenant-lifecycle-bridge"
+DISCOVERY = "tenant-lifecycle-discovery"
+ORCHESTRATOR = "tenant-lifecycle-orchestrator"
+
+ARGO = "/apis/argoproj.io/v1alpha1"
+RBAC = "/apis/rbac.authorization.k8s.io/v1"
+VERBS = {"GET": "get", "POST": "create", "PATCH": "patch", "DELETE": "delete", "PUT": "update"}
+
+
+def core(ns: str, plural: str, name: str = "", sub: str = "") -> str:
+    path = f"/api/v1/namespaces/{ns}/{plural}"
+    return path + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
+
+
+def batch(ns: str, name: str = "") -> str:
+    return f"/apis/batch/v1/namespaces/{ns}/jobs" + (f"/{name}" if name else "")
+
+
+def argo(ns: str, plural: str = "workflows", name: str = "") -> str:
+    return f"{ARGO}/namespaces/{ns}/{plural}" + (f"/{name}" if name else "")
+
+
+def _pod(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox", "command": ["true"]}],
+        },
+    }
+
+
+def _secret(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": {}}
+
+
+def _job(ns: str, name: str = "hello") -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "labels": {f"{PREFIX}/enabled": "true"},
+            "annotations": {f"{PREFIX}/operations": "lifecycle.upsert"},
+        },
+        "spec": {
+            "suspend": True,
+            "backoffLimit": 0,
+            "template": {"spec": _pod("x")["spec"]},
+        },
+    }
+
+
+def _workflow(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": name},
+        "spec": {"workflowTemplateRef": {"name": "tenant-lifecycle"}},
+    }
+
+
+def _rolebinding(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "cluster-admin",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": BRIDGE, "namespace": WF_NS}],
+    }
+
+
+UNSUSPEND = {"spec": {"suspend": False}}
+OPT_IN = {"metadata": {"labels": {f"{PREFIX}/enabled": "true"}}}
+
+
+@dataclass(frozen=True)
+class Case:
+    account: str
+    method: str
+    path: str
+    resource: str  # "pods", "pods/log", ... as the message names it
+    namespace: str  # "" for cluster scope
+    body: dict[str, Any] | None = None
+    verb: str = ""  # defaults from the method (GET on a collection is list)
+
+    @property
+    def expected_verb(self) -> str:
+        if self.verb:
+            return self.verb
+        return VERBS[self.method]
+
+    @property
+    def id(self) -> str:
+        where = self.namespace or "cluster"
+        short = self.account.removeprefix("tenant-lifecycle-")
+        return f"{short}-{self.expected_verb}-{self.resource.replace('/', '.')}-{where}"
+
+
+def deny(  # noqa: PLR0917 - one row of the table
+    account: str,
+    method: str,
+    path: str,
+    resource: str,
+    namespace: str,
+    body: dict[str, Any] | None = None,
+    verb: str = "",
+) -> Case:
+    return Case(account, method, path, resource, namespace, body, verb)
+
+
+B, D, O = BRIDGE, DISCOVERY, ORCHESTRATOR  # noqa: E741 - short names keep rows on one line
+M, X, K, W = MANAGED_NS, NOT_OPTED_NS, SYSTEM_NS, WF_NS
+
+DENIED: list[Case] = [
+    # The bridge, in the namespace it manages: no reading Secrets, no touching Jobs, no
+    # escalation, no changing its own opt-in.
+    deny(B, "GET", core(M, "secrets", "team-credentials"), "secrets", M),
+    deny(B, "GET", core(M, "secrets"), "secrets", M, verb="list"),
+    deny(
+        B, "PUT", core(M, "secrets", "team-credentials"), "secrets", M, _secret("team-credentials")
+    ),
+    deny(B, "POST", batch(M), "jobs", M, _job(M, "evil")),
+    deny(B, "PATCH", batch(M, "hello"), "jobs", M, UNSUSPEND),
+    deny(B, "DELETE", batch(M, "hello"), "jobs", M),
+    deny(B, "GET", batch(M), "jobs", M, verb="list"),
+    deny(B, "PATCH", core(M, "pods", "anything"), "pods", M, {"metadata": {"labels": {"a": "b"}}}),
+    deny(B, "GET", core(M, "configmaps"), "configmaps", M, verb="list"),
+    deny(B, "POST", f"{RBAC}/namespaces/{M}/rolebindings", "rolebindings", M, _rolebinding("x")),
+    deny(B, "POST", core(M, "serviceaccounts"), "serviceaccounts", M, {"metadata": {"name": "x"}}),
+    deny(B, "PATCH", f"/api/v1/namespaces/{M}", "namespaces", "", {"metadata": {"labels": {}}}),
+    deny(B, "GET", "/api/v1/namespaces", "namespaces", "", verb="list"),
+    # ... in a namespace that never opted in: nothing at all.
+    deny(B, "POST", core(X, "pods"), "pods", X, _pod("evil")),
+    deny(B, "GET", core(X, "pods"), "pods", X, verb="list"),
+    deny(B, "GET", batch(X, "hello"), "jobs", X),
+    deny(B, "POST", core(X, "secrets"), "secrets", X, _secret("evil")),
+    deny(B, "GET", core(X, "pods", "anything", "log"), "pods/log", X),
+    deny(B, "DELETE", core(X, "pods", "anything"), "pods", X),
+    # ... in system namespaces and cluster-wide.
+    deny(B, "POST", core(K, "pods"), "pods", K, _pod("evil")),
+    deny(B, "GET", core(K, "secrets", "team-credentials"), "secrets", K),
+    deny(B, "GET", core(K, "pods"), "pods", K, verb="list"),
+    deny(B, "GET", core(W, "pods"), "pods", W, verb="list"),
+    deny(B, "GET", core(W, "secrets", "team-credentials"), "secrets", W),
+    deny(B, "POST", argo(W), "workflows", W, _workflow("evil")),
+    deny(B, "GET", "/api/v1/pods", "pods", "", verb="list"),
+    deny(B, "GET", "/api/v1/secrets", "secrets", "", verb="list"),
+    # Discovery reads Jobs and namespaces, and writes nothing anywhere.
+    deny(D, "POST", core(M, "pods"), "pods", M, _pod("evil")),
+    deny(D, "GET", core(M, "secrets", "team-credentials"), "secrets", M),
+    deny(D, "GET", "/api/v1/secrets", "secrets", "", verb="list"),
+    deny(D, "PATCH", batch(M, "hello"), "jobs", M, UNSUSPEND),
+    deny(D, "POST", batch(M), "jobs", M, _job(M, "evil")),
+    deny(D, "DELETE", batch(M, "hello"), "jobs", M),
+    deny(D, "POST", "/api/v1/namespaces", "namespaces", "", {"metadata": {"name": "evil"}}),
+    deny(D, "PATCH", f"/api/v1/namespaces/{X}", "namespaces", "", OPT_IN),
+    deny(D, "GET", core(M, "pods"), "pods", M, verb="list"),
+    deny(D, "GET", core(M, "pods", "anything", "log"), "pods/log", M),
+    deny(D, "POST", argo(W), "workflows", W, _workflow("evil")),
+    deny(D, "GET", core(K, "secrets", "team-credentials"), "secrets", K),
+    deny(D, "POST", f"{RBAC}/namespaces/{M}/rolebindings", "rolebindings", M, _rolebinding("x")),
+    deny(D, "POST", core(X, "pods"), "pods", X, _pod("evil")),
+    # The orchestrator submits Workflows from the reviewed template, in its namespace only.
+    deny(O, "DELETE", argo(W, name="lc-granted"), "workflows", W),
+    deny(O, "POST", argo(W, "workflowtemplates"), "workflowtemplates", W, _workflow("evil")),
+    deny(
+        O,
+        "PATCH",
+        argo(W, "workflowtemplates", "tenant-lifecycle"),
+        "workflowtemplates",
+        W,
+        {"spec": {"serviceAccountName": "default"}},
+    ),
+    deny(O, "POST", core(W, "pods"), "pods", W, _pod("evil")),
+    deny(O, "GET", core(W, "secrets", "team-credentials"), "secrets", W),
+    deny(O, "GET", batch(M), "jobs", M, verb="list"),
+    deny(O, "POST", core(M, "pods"), "pods", M, _pod("evil")),
+    deny(O, "GET", core(M, "secrets", "team-credentials"), "secrets", M),
+    deny(O, "POST", argo(M), "workflows", M, _workflow("evil")),
+    deny(O, "GET", "/api/v1/namespaces", "namespaces", "", verb="list"),
+    deny(O, "GET", core(K, "secrets", "team-credentials"), "secrets", K),
+    deny(O, "POST", argo(K), "workflows", K, _workflow("evil")),
+    deny(O, "GET", f"{ARGO}/workflows", "workflows", "", verb="list"),
+    deny(O, "POST", f"{RBAC}/namespaces/{W}/rolebindings", "rolebindings", W, _rolebinding("x")),
+    deny(O, "PATCH", batch(X, "hello"), "jobs", X, UNSUSPEND),
+]
+
+GRANTED: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
+    # (account, method, path, body, expected status) -- in the order they run.
+    (B, "GET", f"/api/v1/namespaces/{M}", None, 200),
+    (B, "GET", f"/api/v1/namespaces/{X}", None, 200),  # to see that it is NOT opted in
+    (B, "GET", batch(M, "hello"), None, 200),
+    (B, "POST", core(M, "secrets"), _secret("lc-granted-1"), 201),
+    (B, "PATCH", core(M, "secrets", "lc-granted-1"), {"metadata": {"labels": {"a": "b"}}}, 200),
+    (B, "POST", core(M, "pods"), _pod("lc-granted-1"), 201),
+    (B, "GET", core(M, "pods", "lc-granted-1"), None, 200),
+    (B, "GET", core(M, "pods"), None, 200),
+    (B, "GET", core(M, "pods", "lc-granted-1", "log"), None, 200),
+    (B, "DELETE", core(M, "pods", "lc-granted-1"), None, 200),
+    (B, "DELETE", core(M, "secrets", "lc-granted-1"), None, 200),
+    (D, "GET", "/api/v1/namespaces", None, 200),
+    (D, "GET", "/apis/batch/v1/jobs", None, 200),
+    (D, "GET", batch(M, "hello"), None, 200),
+    (D, "GET", batch(X, "hello"), None, 200),  # reads, and then refuses: not opted in
+    (O, "GET", argo(W, "workflowtemplates", "tenant-lifecycle"), None, 200),
+    (O, "GET", argo(W, "workflowtemplates"), None, 200),
+    (O, "POST", argo(W), _workflow("lc-granted"), 201),
+    (O, "GET", argo(W, name="lc-granted"), None, 200),
+    (O, "GET", argo(W), None, 200),
+    (O, "PATCH", argo(W, name="lc-granted"), {"metadata": {"annotations": {"a": "b"}}}, 200),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """The rendered install, a not-opted-in team and a Job and a Secret in every namespace.
+
+    Module-scoped (the same as the ``sandbox_rbac`` fixture, once): the matrix only reads, and
+    the granted writes use names no denial case depends on.
+    """
+    with Sandbox(rbac=True, workdir=tmp_path_factory.mktemp("security-rbac")) as sb:
+        load_install(sb)
+        outside = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": X}}
+        sb.apply([outside])
+        sb.apply([_job(ns) for ns in (M, X, K)])
+        sb.apply(
+            [
+                {**_secret("team-credentials"), "metadata": {"name": "team-credentials",
+                                                             "namespace": ns},
+                 "data": {"password": "c2VjcmV0"}}
+                for ns in (M, X, K, W)
+            ]
+        )  # fmt: skip
+        yield sb
+
+
+def test_the_matrix_is_large_enough_and_covers_every_account_and_namespace() -> None:
+    assert len(DENIED) >= 30
+    assert len({c.id for c in DENIED}) == len(DENIED), "duplicate cases"
+    for account in (B, D, O):
+        namespaces = {c.namespace for c in DENIED if c.account == account}
+        assert namespaces == {M, X, K, W, ""}, (account, namespaces)
+
+
+@pytest.mark.parametrize("case", DENIED, ids=lambda c: c.id)
+def test_denied(cluster: Sandbox, case: Case) -> None:
+    reply = call(cluster, token_for(cluster, case.account), case.method, case.path, case.body)
+    assert reply.status == 403, reply
+    body = reply.body
+    assert (body["kind"], body["apiVersion"], body["status"]) == ("Status", "v1", "Failure")
+    assert (body["reason"], body["code"]) == ("Forbidden", 403)
+    user = f"system:serviceaccount:{WF_NS}:{case.account}"
+    message = body["message"]
+    assert f'User "{user}" cannot {case.expected_verb} resource "{case.resource}"' in message
+    if case.namespace:
+        assert f'in the namespace "{case.namespace}"' in message
+    else:
+        assert "at the cluster scope" in message
+    assert body["details"]["kind"] == case.resource.split("/")[0]
+
+
+def test_granted(cluster: Sandbox) -> None:
+    # One test, in order: the grants build on each other (create, then read, then delete).
+    for account, method, path, body, status in GRANTED:
+        reply = call(cluster, token_for(cluster, account), method, path, body)
+        assert reply.status == status, (account, method, path, reply)
+
+
+def test_denied_nothing_was_written(cluster: Sandbox) -> None:
+    """After the matrix, no object a denied request would have made exists."""
+    for ns in (M, X, K, W):
+        for rkey in ("pods", "secrets", "jobs.batch", "rolebindings.rbac.authorization.k8s.io"):
+            names = [o["metadata"]["name"] for _, o in cluster.store.candidates(rkey, ns)]
+            assert "evil" not in names, (rkey, ns, names)
+            assert "x" not in names, (rkey, ns, names)
+    assert cluster.get(("v1", "Namespace"), "evil") is None
+    workflows = [
+        o["metadata"]["name"] for _, o in cluster.store.candidates("workflows.argoproj.io", None)
+    ]
+    assert workflows in (["lc-granted"], [])
+    job = cluster.get(("batch/v1", "Job"), "hello", M)
+    assert job is not None
+    assert job["spec"]["suspend"] is True
+    outside = cluster.get(("v1", "Namespace"), X)
+    assert outside is not None
+    assert f"{PREFIX}/enabled" not in (outside["metadata"].get("labels") or {})
+
+
+def test_the_adapter_reports_denials_as_forbidden_without_retrying(cluster: Sandbox) -> None:
+    """What the product code sees: ForbiddenError with status 403 and the server's message."""
+    with Kube(host=cluster.url, token=token_for(cluster, BRIDGE)) as kube:
+        with pytest.raises(ForbiddenError) as denied:
+            kube.get(SECRETS, "team-credentials", namespace=M)
+        assert denied.value.status == 403
+        assert "cannot get resource" in str(denied.value)
+        with pytest.raises(ForbiddenError):
+            kube.get(JOBS, "hello", namespace=X)
