@@ -215,7 +215,8 @@ class _Run:
                 if later_waves and not result.succeeded and result.job.on_failure == ABORT:
                     aborted_by = result.job.key  # the reason later waves do not start
                     break
-        if self.cancel.is_set():
+        # A cancel that came after every job had ended changed nothing: report what happened.
+        if self.cancel.is_set() and not all(result.succeeded for result in results):
             status = CANCELLED
         elif all(result.succeeded for result in results):
             status = SUCCEEDED

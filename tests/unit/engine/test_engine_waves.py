@@ -487,3 +487,17 @@ def test_the_tty_view_keeps_a_status_block_with_attempts_and_clears_it() -> None
     assert "\x1b[J" in text  # the block is redrawn in place
     # After the run the block is gone: nothing follows the last clear but finished lines.
     assert "  | wave" not in text.rsplit("\x1b[J", 1)[-1]
+
+
+def test_a_cancel_after_every_job_ended_changes_nothing() -> None:
+    cancel = threading.Event()
+
+    class CancelAtTheEnd(RunObserver):
+        def on_wave_finish(self, wave: object, results: object) -> None:
+            cancel.set()
+
+    plan = plan_of(UPSERT, ("team-a/x", 0, "abort"))
+    result = engine_for(plan, FakeBridgeLauncher()).run(
+        RunRequest(UPSERT, "t1"), cancel=cancel, observer=CancelAtTheEnd()
+    )
+    assert result.status == "succeeded"
