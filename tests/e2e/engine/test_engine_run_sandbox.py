@@ -23,6 +23,8 @@ import pytest
 
 from bridge.errors import NotFoundError
 from bridge.kube import PODS, WORKFLOWS, Kube
+from orchestrator.engine import BridgeSettings, BridgeSpec, PlannedJob
+from orchestrator.engine.bridges import SubprocessBridgeLauncher, delete_run_pods
 from sandbox import Sandbox
 
 TENANTCTL = str(Path(sys.executable).parent / "tenantctl")
@@ -404,3 +406,39 @@ def test_argo_wait_follows_the_workflow_to_its_end(world: tuple[Sandbox, Path, s
     assert "workflow lc-e2e-argo-2 submitted in namespace argo" in out
     assert "  abort-on-failure(0:team-a/schema): Failed - Error (exit code 3)" in out
     assert "workflow lc-e2e-argo-2: Failed" in out
+
+
+def test_the_pods_of_a_killed_bridge_are_deleted_by_the_engine(
+    world: tuple[Sandbox, Path, str],
+) -> None:
+    """The safety net behind cancel: a bridge that had to be SIGKILLed leaves its pod; the
+    engine finds it by the bridge's own run labels and deletes it."""
+    sandbox, state, kubeconfig = world
+    batch = "e2e-reap-1"
+    settings = BridgeSettings(kubeconfig=kubeconfig)
+    spec = BridgeSpec(
+        job=PlannedJob("e2e-a", "slow"),
+        operation="e2e.cancel",
+        tenant_env_id="t-1",
+        batch_operation_id=batch,
+    )
+    handle = SubprocessBridgeLauncher(settings).launch(spec, on_line=lambda *_: None)
+    started = state / f"e2e-a.slow.{batch}.started"
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started.exists(), "the slow job's pod never started"
+    finally:
+        handle.process.kill()
+        handle.wait()
+    deleted = delete_run_pods(settings, spec)
+    assert len(deleted) == 1
+    assert deleted[0].startswith("lc-slow-")
+    with Kube(host=sandbox.url, token=sandbox.admin_token) as kube:
+        left = list(kube.list(PODS, label_selector=f"{PREFIX}/batch={batch}"))
+    assert [p["metadata"]["name"] for p in left if not p["metadata"].get("deletionTimestamp")] == []
+    deadline = time.monotonic() + 10
+    while sandbox.pod_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sandbox.pod_pids() == []
