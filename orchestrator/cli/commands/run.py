@@ -13,6 +13,7 @@ submission the orchestrator makes for a bus event) and prints its name and Argo 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -174,7 +175,9 @@ def run_local(
     cancel = threading.Event()
 
     def remind() -> None:
-        click.echo("still cancelling: waiting for the bridges to delete their pods", err=True)
+        # Runs in a signal handler: the main thread may be inside a write to stderr itself.
+        with contextlib.suppress(RuntimeError):
+            click.echo("still cancelling: waiting for the bridges to delete their pods", err=True)
 
     with cancel_on_signals(cancel, on_repeat=remind):
         try:
