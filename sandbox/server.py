@@ -48,6 +48,10 @@ _SUBRESOURCE_VERBS = {
 }
 
 
+# What a client that went away looks like from the server side (TLS adds its own EOF errors).
+_DROPPED = (BrokenPipeError, ConnectionResetError, ssl.SSLError)
+
+
 class _AbortStreamError(Exception):
     """The stream was cut: close the connection without a terminating chunk."""
 
@@ -145,7 +149,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except ApiError as exc:
             self.send_json(exc.code, exc.body(), headers=exc.headers)
-        except (BrokenPipeError, ConnectionResetError):
+        except _DROPPED:
             self.close_connection = True
         except Exception as exc:  # a bug in the sandbox: answer 500, keep serving
             log.exception("sandbox: internal error on %s %s", self.command, self.path)
@@ -595,7 +599,7 @@ class Router:
                 data = json.dumps(event, separators=(",", ":")).encode() + b"\n"
                 self._write_or_cut(state, data)
             self.h.end_stream()
-        except (BrokenPipeError, ConnectionResetError) as exc:
+        except _DROPPED as exc:
             raise _AbortStreamError from exc
         finally:
             events.close()
@@ -686,7 +690,7 @@ class Router:
                     continue
                 self._write_or_cut(state, chunk)
             self.h.end_stream()
-        except (BrokenPipeError, ConnectionResetError) as exc:
+        except _DROPPED as exc:
             raise _AbortStreamError from exc
         finally:
             chunks.close()
