@@ -37,6 +37,8 @@ class WorkflowSettings:
     sweep_schedule: str = "*/30 * * * *"
     sweep_older_than: str = "2h"
     settings_config_map: str = "tenant-lifecycle-settings"
+    # Optional Secret with BRIDGE_STORAGE_* static keys for backends without STS (docs/storage.md).
+    storage_secret: str = "tenant-lifecycle-storage"  # noqa: S105 (a Secret's name, not a value)
     # Argo cannot take a template's ``parallelism`` from a parameter (argoproj/argo-workflows
     # #1780: the field is an int64), so the wave templates are rendered once per level and the
     # ``parallelism`` parameter selects the highest level not above it (never more bridges at

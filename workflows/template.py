@@ -29,6 +29,7 @@ from hera.workflows import (
     Parameter,
     RawArtifact,
     RetryStrategy,
+    SecretEnvFrom,
     Step,
     Steps,
     WorkflowTemplate,
@@ -122,6 +123,16 @@ def _security_context() -> m.SecurityContext:
 def _env_from(settings: WorkflowSettings) -> list[ConfigMapEnvFrom]:
     # Optional: a cluster without the settings ConfigMap still runs with the defaults.
     return [ConfigMapEnvFrom(name=settings.settings_config_map, optional=True)]
+
+
+def _bridge_env_from(settings: WorkflowSettings) -> list[ConfigMapEnvFrom | SecretEnvFrom]:
+    # The bridge also reads its object-storage settings (BRIDGE_STORAGE_*). Static keys, for a
+    # backend without STS, live in a Secret rather than the settings ConfigMap; optional, so a
+    # cluster without storage operations needs neither (storage operations are then refused).
+    return [
+        *_env_from(settings),
+        SecretEnvFrom(name=settings.storage_secret, optional=True),
+    ]
 
 
 def bridge_result_default() -> str:
@@ -274,7 +285,7 @@ def build_workflow_template(settings: WorkflowSettings) -> WorkflowTemplate:
                     cap=settings.bridge_retry_backoff_cap,
                 ),
             ),
-            env_from=_env_from(settings),
+            env_from=_bridge_env_from(settings),
             resources=_resources(settings),
             security_context=_security_context(),
         )
