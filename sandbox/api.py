@@ -56,6 +56,10 @@ class PodLifecycle(Protocol):
         """Start stopping the pod; True when the runtime will call ``finish_pod_deletion``."""
         ...
 
+    def pod_active(self, uid: str) -> bool:
+        """Whether the pod's worker still runs (its processes may be alive)."""
+        ...
+
 
 class Api:
     def __init__(self, *, store: Store | None = None, registry: Registry | None = None) -> None:
@@ -354,7 +358,13 @@ class Api:
             return old  # a no-op write does not bump the resourceVersion, as on a real server
         if dry_run:
             return new
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and rtype.key != "pods":
+        # The last finalizer went: the object goes (a pod once its processes have ended).
+        pod_alive = (
+            rtype.key == "pods"
+            and self.runtime is not None
+            and self.runtime.pod_active(meta["uid"])
+        )
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not pod_alive:
             self._remove(rtype, new)
             return new
         rv = self.store.next_rv()

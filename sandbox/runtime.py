@@ -786,6 +786,14 @@ class PodRuntime:
         self.event(pod, "Normal", "Killing", "Stopping container(s)")
         return True
 
+    def pod_active(self, uid: str) -> bool:
+        with self._lock:
+            worker = self._workers.get(uid)
+        if worker is None:
+            return False
+        with worker.lock:
+            return not worker.done
+
     def forget(self, worker: PodWorker) -> None:
         with self._lock:
             self._workers.pop(worker.uid, None)

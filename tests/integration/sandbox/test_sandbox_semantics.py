@@ -280,3 +280,16 @@ def test_watch_list_protocol_ends_initial_events_with_a_bookmark(
     assert events[1]["type"] == "BOOKMARK"
     annotations = events[1]["object"]["metadata"]["annotations"]
     assert annotations == {"k8s.io/initial-events-end": "true"}
+
+
+def test_a_pod_with_a_finalizer_goes_when_the_finalizer_is_removed(
+    api: client.ApiClient, ns: str, shared_sandbox: Sandbox
+) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespaced_pod(ns, _sleeper("p", finalizers=["example.dev/keep"]))
+    shared_sandbox.wait_for_pod(ns, "p", phases=["Running"])
+    core.delete_namespaced_pod("p", ns, grace_period_seconds=0)
+    held = core.read_namespaced_pod("p", ns)
+    assert held.metadata.deletion_timestamp is not None
+    core.patch_namespaced_pod("p", ns, {"metadata": {"finalizers": None}})
+    assert _until(lambda: not core.list_namespaced_pod(ns).items)
