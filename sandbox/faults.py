@@ -11,7 +11,11 @@ process — the bridge subprocess, a soak test — can be driven the same way):
   of that kind (also ones already open) are dropped without a terminating chunk, as a broken
   connection looks; ``times`` bounds how many streams are cut (None: until cleared).
 * ``unavailable(seconds)``: every request gets 503 and open streams are dropped for a while.
-* ``evict_pod(ns, name)`` / ``kill_pod(ns, name)``: see :class:`sandbox.runtime.PodRuntime`.
+* ``evict_pod(ns, name)``: node-pressure eviction: processes killed, pod Failed with reason
+  ``Evicted`` and condition DisruptionTarget (TerminationByKubelet).
+* ``kill_pod(ns, name)``: the pod's node died: processes killed, containers terminated with exit
+  code 137 and reason ``ContainerStatusUnknown``, pod Failed with condition DisruptionTarget
+  (DeletionByPodGC), as the control plane reports pods of a lost node.
 * ``compact()``: forget the watch history and list snapshots: old resourceVersions and continue
   tokens get 410 Expired.
 * ``clear()``: remove every rule.

@@ -346,6 +346,13 @@ class PodWorker:
                 "TerminationByKubelet",
                 "The node was low on resource: memory. ",
             )
+        elif reason == "NodeLost":
+            # What the control plane reports for the pods of a node that died: the kubelet
+            # never says how the containers ended, and PodGC fails the pod.
+            self.phase = "Failed"
+            self._condition(
+                "DisruptionTarget", True, "DeletionByPodGC", "PodGC: node no longer exists"
+            )
         elif reason == "Killed":
             self.phase = "Failed"
         else:
@@ -661,6 +668,9 @@ class PodWorker:
                 message = err.read_text(errors="replace").strip()
         if code == 137 and self.stop_reason is None and not self.stop.is_set():
             reason = "OOMKilled"
+        if self.stop_reason == "NodeLost":
+            reason = "ContainerStatusUnknown"
+            message = "The container could not be located when the pod was terminated"
         terminated: Obj = {
             "exitCode": code,
             "reason": reason,

@@ -348,7 +348,7 @@ class Sandbox:
         self.runtime.kill(self._pod_uid(namespace, name), "Evicted")
 
     def _kill(self, namespace: str, name: str) -> None:
-        self.runtime.kill(self._pod_uid(namespace, name), "Killed")
+        self.runtime.kill(self._pod_uid(namespace, name), "NodeLost")
 
     def _compact(self) -> None:
         self.store.compact()

@@ -149,7 +149,9 @@ def test_kill_pod_kills_its_process_as_a_node_failure(sandbox: Sandbox) -> None:
     assert pod["status"]["phase"] == "Failed"
     terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     assert terminated["exitCode"] == 137
-    assert terminated["reason"] == "Error"
+    assert terminated["reason"] == "ContainerStatusUnknown"
+    conditions = {c["type"]: c for c in pod["status"]["conditions"]}
+    assert conditions["DisruptionTarget"]["reason"] == "DeletionByPodGC"
 
 
 def _admin(sb: Sandbox, method: str, body: dict[str, Any] | None, token: str) -> int:
