@@ -8,11 +8,13 @@ User mistakes end with one line ``error: ...`` on stderr, never a traceback.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
@@ -32,6 +34,7 @@ from bridge.errors import (
 )
 from bridge.kube import Kube, KubeSettings
 from bridge.planner import summarize
+from bridge.result import RunResult
 from bridge.runner import Runner, RunRequest, load_hooks
 from bridge.settings import BridgeSettings
 from bridge.sweep import Sweeper, parse_duration
@@ -298,7 +301,9 @@ def run(**params: Any) -> None:
 
             signal.signal(signal.SIGTERM, on_signal)
             signal.signal(signal.SIGINT, on_signal)
-            result = runner.run()
+            # `kill -USR1 <pid>` dumps every thread's stack to stderr: for a bridge that hangs.
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+            result = run_interruptibly(runner)
     except LifecycleError as exc:
         _fail(exc)
     if params.get("result_path"):
@@ -361,6 +366,23 @@ def sweep(**params: Any) -> None:
     for error in report.errors:
         click.echo(f"  error: {error}", err=True)
     sys.exit(1 if report.errors else 0)
+
+
+def run_interruptibly(runner: Runner) -> RunResult:
+    """Run in a worker thread while the main thread waits in ``join``.
+
+    Why: Python runs signal handlers in the main thread only, and only once the main thread is
+    back in the interpreter -- but a read on a TLS socket with a timeout waits in ``poll()``
+    without running them, so a bridge blocked reading a watch would notice SIGTERM only when
+    that read ends (up to a whole watch window). ``join`` with a timeout is interrupted by
+    signals at once; the handler then interrupts the worker's streams from this thread.
+    """
+    box: list[RunResult] = []
+    worker = threading.Thread(target=lambda: box.append(runner.run()), name="bridge-run")
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.5)
+    return box[0]
 
 
 def _own_namespace() -> str | None:

@@ -211,6 +211,11 @@ class ContainerLog:
         )
         with self._lock:
             self._stream = stream
+        if follow and self._stopping.is_set():
+            # stop() came while the stream was opening and found nothing to interrupt.
+            interrupt = getattr(stream, "interrupt", None)
+            if interrupt is not None:
+                interrupt()
         self._dedupe.new_stream()
         try:
             for raw in stream:

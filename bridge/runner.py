@@ -797,6 +797,10 @@ class Runner:
             timer.start()
             with self._streams_lock:
                 self._streams.append(stream)
+            # A cancel that came while the watch was opening found no stream to interrupt:
+            # registering first and checking after closes that window.
+            if self._cancel_requested and not ignore_cancel:
+                stream.interrupt()
             events = 0
             try:
                 for kind, obj in stream:
