@@ -127,6 +127,7 @@ def _one_run(sb: Any, index: int, lines: int, workdir: Path) -> dict[str, Any]:
         str(result_path),
     ]
     with (workdir / f"bridge-{index}.err").open("wb") as err:
+        launched_at = time.time()
         launch = common.MeasuredLaunch(
             argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env
         )
@@ -150,6 +151,7 @@ def _one_run(sb: Any, index: int, lines: int, workdir: Path) -> dict[str, Any]:
             )
             kubectl.stdout.close()
         code, wall, rss = launch.wait(timeout=300)
+        exited_at = time.time()
         cpu = launch.cpu
         for proc in (kubectl, stamper_b, stamper_k):
             if proc is not None:
@@ -159,6 +161,10 @@ def _one_run(sb: Any, index: int, lines: int, workdir: Path) -> dict[str, Any]:
                     common.stop_process(proc, grace=1)
     result = json.loads(result_path.read_text()) if result_path.exists() else {}
     run_s = sb.bench_clock.run_seconds(key)
+    clock = sb.bench_clock
+    # Where the overhead goes: before the pod exists, the pod's start, after it ended.
+    before_pod = clock.created[key] - launched_at if key in clock.created else None
+    after_pod = exited_at - clock.terminated[key] if key in clock.terminated else None
     bridge_delays = _delays(bridge_out)
     kubectl_delays = _delays(kubectl_out) if kubectl_out.exists() else []
     return {
@@ -170,12 +176,14 @@ def _one_run(sb: Any, index: int, lines: int, workdir: Path) -> dict[str, Any]:
         "run": run_s,
         "api_run": _api_seconds(result),
         "start": sb.bench_clock.start_seconds(key),
+        "before_pod": before_pod,
+        "after_pod": after_pod,
         "bridge_delays": bridge_delays,
         "kubectl_delays": kubectl_delays,
     }
 
 
-def run(*, quick: bool, workdir: Path, budget_seconds: float = 150.0) -> Report:
+def run(*, quick: bool, workdir: Path, budget_seconds: float = 210.0) -> Report:
     runs, lines = (1, 50) if quick else (50, 1000)
     report = Report("bridge", "bridge overhead and log latency vs kubectl logs -f", quick)
     report.parameters = {
@@ -222,6 +230,12 @@ def run(*, quick: bool, workdir: Path, budget_seconds: float = 150.0) -> Report:
         "overhead_s_median_from_api_seconds": round(common.median(api_overheads), 3),
         "sandbox_pod_start_s_median": round(
             common.median([r["start"] for r in ok if r["start"] is not None]), 3
+        ),
+        "phase_launch_to_pod_created_s_median": round(
+            common.median([r["before_pod"] for r in ok if r["before_pod"] is not None]), 3
+        ),
+        "phase_pod_terminated_to_exit_s_median": round(
+            common.median([r["after_pod"] for r in ok if r["after_pod"] is not None]), 3
         ),
         "bridge_lines_received": len(b_delays),
         "bridge_latency_ms_median": round(common.median(b_delays), 2),

@@ -225,7 +225,7 @@ def _list(sb: Any, *, selector: str) -> Row:
 
 def run(*, quick: bool, workdir: Path) -> Report:
     n_ns = 10 if quick else 2000
-    repeats = 1 if quick else 2
+    repeats = 1
     report = Report("discovery", "discovery at scale: ours vs naive vs one raw LIST", quick)
     report.parameters = {
         "namespaces": n_ns,

@@ -251,6 +251,8 @@ def run(*, quick: bool, workdir: Path, emulator_host: str | None = None) -> Repo
         "startup_to_first_workflow_s": round((counter.first or finished) - started, 3),
         "first_to_last_workflow_s": round(ours_span, 3),
         "listen_peak_rss_mb": round(rss, 1),
+        "listen_cpu_s": round(launch.cpu, 2),
+        "listen_cpu_share_of_run": common.ratio(launch.cpu, finished - started),
         "listen_exit_code": code,
         "sandbox_cpu_s": round(sandbox_cpu, 2),
         "sandbox_cpu_share_of_span": common.ratio(sandbox_cpu, ours_span),
