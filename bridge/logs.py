@@ -141,14 +141,21 @@ class ContainerLog:
         self._reconnect_delay = reconnect_delay
         self._dedupe = Dedupe()
         self._stopping = threading.Event()
+        self._poked = threading.Event()
         self._lock = threading.Lock()
         self._stream: Iterator[str] | None = None
         self.lines = 0
         self.reconnects = 0
 
+    def poke(self) -> None:
+        """The pod changed: re-check ``terminated()`` now instead of after the reconnect delay
+        (a follow stream usually ends a moment before the watch says the container ended)."""
+        self._poked.set()
+
     def stop(self) -> None:
         """Stop following (the pod ended or is gone); the final read still happens."""
         self._stopping.set()
+        self._poked.set()
         with self._lock:
             stream = self._stream
         interrupt = getattr(stream, "interrupt", None)
@@ -167,7 +174,8 @@ class ContainerLog:
             if self._terminated() or self._stopping.is_set():
                 break
             self.reconnects += 1
-            self._stopping.wait(self._reconnect_delay)
+            self._poked.wait(self._reconnect_delay)
+            self._poked.clear()
         self._final_read()
 
     def _final_read(self) -> None:

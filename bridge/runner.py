@@ -205,11 +205,13 @@ class _LogPump:
     def update(self, pod: Mapping[str, Any] | None) -> None:
         if pod is None:
             self._gone = True
-            return
-        self._pod = pod
-        for container in self._containers:
-            if container not in self._followers and att.container_started(pod, container):
-                self._start(container)
+        else:
+            self._pod = pod
+            for container in self._containers:
+                if container not in self._followers and att.container_started(pod, container):
+                    self._start(container)
+        for follower, _ in self._followers.values():
+            follower.poke()
 
     def _start(self, container: str) -> None:
         def terminated() -> bool:
