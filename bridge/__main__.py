@@ -244,6 +244,14 @@ def discover(**params: Any) -> None:
     help="Seconds a pod may be stuck (image pull, config error, unschedulable).",
 )
 @click.option(
+    "--unschedulable-grace",
+    envvar="BRIDGE_UNSCHEDULABLE_GRACE",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Seconds a pod may stay unschedulable (an autoscaler may be adding a node).",
+)
+@click.option(
     "--delete-grace",
     envvar="BRIDGE_DELETE_GRACE",
     type=int,
@@ -275,6 +283,7 @@ def run(**params: Any) -> None:
         settings = _settings(
             params,
             stuck_grace_seconds=params["stuck_grace"],
+            unschedulable_grace_seconds=params["unschedulable_grace"],
             delete_grace_seconds=params.get("delete_grace"),
             log_reconnect_delay=params["log_reconnect_delay"],
         )

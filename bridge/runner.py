@@ -696,12 +696,13 @@ class Runner:
         pump = _LogPump(self, pod)
         latest: JSON = pod
         stuck_since: float | None = None
+        grace = self.settings.stuck_grace_seconds
         stop: _Stop | None = None
 
         def wake_at() -> float:
             wake = self._clock() + self.settings.watch_timeout_seconds
             if stuck_since is not None:
-                wake = min(wake, stuck_since + self.settings.stuck_grace_seconds)
+                wake = min(wake, stuck_since + grace)
             if deadline_at is not None:
                 wake = min(wake, deadline_at)
             return wake
@@ -727,11 +728,13 @@ class Runner:
                     stuck_since = None
                 elif stuck_since is None:
                     stuck_since = now
-                    self.emit_info(
-                        f"pod {name}: {stuck[0]}: {stuck[1]} (giving it "
-                        f"{self.settings.stuck_grace_seconds:g}s)"
+                    grace = (
+                        self.settings.unschedulable_grace_seconds
+                        if stuck[0] == "Unschedulable"
+                        else self.settings.stuck_grace_seconds
                     )
-                elif now - stuck_since >= self.settings.stuck_grace_seconds:
+                    self.emit_info(f"pod {name}: {stuck[0]}: {stuck[1]} (giving it {grace:g}s)")
+                elif now - stuck_since >= grace:
                     stop = _Stop("stuck", stuck[0], f"pod {name} is stuck: {stuck[1]}")
                     break
             if stop is not None and stop.kind != "deleted":

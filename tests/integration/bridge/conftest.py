@@ -29,6 +29,7 @@ FAST = BridgeSettings(
     contract=ContractSettings(),
     kube=FAST_KUBE,
     stuck_grace_seconds=1.0,
+    unschedulable_grace_seconds=1.0,
     delete_grace_seconds=1,
     log_drain_timeout=5.0,
     log_reconnect_delay=0.05,
@@ -39,6 +40,7 @@ FAST_ENV = {
     "BRIDGE_BACKOFF_BASE": "0.05",
     "BRIDGE_BACKOFF_MAX": "0.2",
     "BRIDGE_STUCK_GRACE": "1",
+    "BRIDGE_UNSCHEDULABLE_GRACE": "1",
     "BRIDGE_DELETE_GRACE": "1",
     "BRIDGE_LOG_RECONNECT_DELAY": "0.05",
 }
