@@ -222,7 +222,11 @@ class PodWorker:
             self.init_statuses.clear()
             self._publish()
             self.runtime.event(
-                self.pod, "Warning", "FailedScheduling", self.conditions["PodScheduled"]["message"]
+                self.pod,
+                "Warning",
+                "FailedScheduling",
+                self.conditions["PodScheduled"]["message"],
+                component="default-scheduler",
             )
             self.stop.wait()
             return
@@ -256,6 +260,7 @@ class PodWorker:
             "Normal",
             "Scheduled",
             f"Successfully assigned {self.namespace}/{self.name} to {NODE_NAME}",
+            component="default-scheduler",
         )
         deadline = self.spec.get("activeDeadlineSeconds")
         timer = None
@@ -828,7 +833,16 @@ class PodRuntime:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)
 
-    def event(self, pod: Obj, etype: str, reason: str, message: str, *, once: bool = False) -> None:
+    def event(
+        self,
+        pod: Obj,
+        etype: str,
+        reason: str,
+        message: str,
+        *,
+        once: bool = False,
+        component: str = "kubelet",
+    ) -> None:
         """Record a core/v1 Event about the pod, as the kubelet and scheduler do."""
         if not self.record_events:
             return
@@ -854,8 +868,8 @@ class PodRuntime:
             "count": 1,
             "firstTimestamp": now,
             "lastTimestamp": now,
-            "source": {"component": "kubelet", "host": NODE_NAME},
-            "reportingComponent": "kubelet",
+            "source": {"component": component, "host": NODE_NAME},
+            "reportingComponent": component,
             "reportingInstance": NODE_NAME,
         }
         with contextlib.suppress(ApiError):
