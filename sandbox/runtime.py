@@ -801,6 +801,12 @@ class PodRuntime:
         self.event(pod, "Normal", "Killing", "Stopping container(s)")
         return True
 
+    def live_pids(self) -> list[int]:
+        """Process ids of every container process still running."""
+        with self._lock:
+            workers = list(self._workers.values())
+        return [p.pid for w in workers for p in w.processes()]
+
     def pod_active(self, uid: str) -> bool:
         with self._lock:
             worker = self._workers.get(uid)

@@ -332,9 +332,7 @@ class Sandbox:
 
     def pod_pids(self) -> list[int]:
         """Process ids of every container process still running."""
-        with self.runtime._lock:
-            workers = list(self.runtime._workers.values())
-        return [p.pid for w in workers for p in w.processes()]
+        return self.runtime.live_pids()
 
     # fault hooks -----------------------------------------------------------------------------
 
