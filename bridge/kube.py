@@ -358,6 +358,8 @@ class Kube:
         settings: KubeSettings | None = None,
         host: str | None = None,
         token: str | None = None,
+        ca_file: str | None = None,
+        verify_ssl: bool = True,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings or KubeSettings()
@@ -368,6 +370,9 @@ class Kube:
             if token:
                 configuration.api_key = {"BearerToken": token}
                 configuration.api_key_prefix = {"BearerToken": "Bearer"}
+            # https with a private CA (ca_file), or -- for throwaway test servers only -- none.
+            configuration.ssl_ca_cert = ca_file
+            configuration.verify_ssl = verify_ssl
         else:
             _load_configuration(configuration, self.settings)
         # Our retry loop is the only one: no hidden urllib3 retries under it.
