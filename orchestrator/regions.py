@@ -382,12 +382,15 @@ class Circuit:
             self.failures = 0
             self._probing = False
 
-    def failure(self) -> float:
-        """Open (again); returns the backoff chosen."""
+    def failure(self, retry_after: float | None = None) -> float:
+        """Open (again); returns the backoff chosen. A server's ``Retry-After`` lengthens it,
+        never beyond ``max_backoff`` (a region must be probed again within that)."""
         with self._lock:
             self.failures += 1
             self._probing = False
             backoff = self._backoff()
+            if retry_after:
+                backoff = max(backoff, min(float(retry_after), self.settings.max_backoff))
             self.state = OPEN
             self._open_until = self._clock() + backoff
             return backoff
@@ -494,11 +497,13 @@ class RegionRouter:
         try:
             outcome = lane.engine.submit(request)
         except UnavailableError as exc:
-            backoff = lane.circuit.failure()
+            backoff = lane.circuit.failure(exc.retry_after)
             raise RegionUnavailableError(
                 f"region {region.name}: {exc.message} (circuit open for {backoff:g}s)",
                 region=region.name,
-                retry_after=exc.retry_after or backoff,
+                # Our backoff, not the server's raw Retry-After: the consumer holds a handler
+                # thread for this long before the nack, and the circuit already honours it.
+                retry_after=backoff,
                 hint="the message is redelivered; other regions keep flowing",
             ) from exc
         except LifecycleError:

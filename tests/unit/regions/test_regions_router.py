@@ -209,3 +209,11 @@ def test_the_consumer_nacks_a_dead_regions_message_and_acks_the_others() -> None
     assert eu.calls == 1  # the second eu message never reached the dead API
     assert [r.batch_operation_id for r in us.submitted] == ["u1"]
     assert "dlq" not in bus.published
+
+
+def test_a_servers_retry_after_lengthens_the_backoff_up_to_the_cap() -> None:
+    clock = Clock()
+    circuit = Circuit(CircuitSettings(initial_backoff=1.0, max_backoff=4.0), clock=clock)
+    assert circuit.failure(retry_after=3) == pytest.approx(3.0)
+    assert circuit.failure(retry_after=120) == pytest.approx(4.0)
+    assert circuit.failure(retry_after=None) == pytest.approx(4.0)
