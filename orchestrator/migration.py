@@ -378,6 +378,7 @@ class Migration:
                 request.to_region,
                 source=export.batch_operation_id,
                 cancel=cancel,
+                exported=export.jobs,
             )
         else:
             into = StepReport(
@@ -414,6 +415,7 @@ class Migration:
         *,
         source: str | None,
         cancel: threading.Event,
+        exported: Sequence[Mapping[str, Any]] = (),
     ) -> StepReport:
         attempt, previous = self._next_attempt(request, operation, source=source)
         batch = request.step_id(operation, attempt)
@@ -467,6 +469,8 @@ class Migration:
             outcome = self.runners[region].run(step, cancel=cancel)
         except LifecycleError as exc:
             outcome = StepOutcome(ERROR, f"{exc}", started_at=started)
+        if operation == IMPORT and outcome.status == SUCCEEDED:
+            outcome = _check_coverage(outcome, exported, region=region)
         finished = outcome.finished_at or datetime.now(UTC)
         self._history(
             "outcome",
@@ -586,6 +590,35 @@ class Migration:
             self.publish(event)
         except LifecycleError as exc:
             log.warning("result event %s %s not published: %s", event["type"], event["id"], exc)
+
+
+def _job_key(job: Mapping[str, Any]) -> str:
+    return f"{job.get('namespace', '?')}/{job.get('job', job.get('name', '?'))}"
+
+
+def _check_coverage(
+    outcome: StepOutcome, exported: Sequence[Mapping[str, Any]], *, region: str
+) -> StepOutcome:
+    """An import "succeeds" trivially when the target region has no migrate-in job for some
+    exported data (a team not installed there yet): that is a failed migration, not a success,
+    because that team's data was left behind."""
+    imported = {_job_key(job) for job in outcome.jobs if job.get("status") == SUCCEEDED}
+    missing = sorted(
+        _job_key(job)
+        for job in exported
+        if job.get("status") == SUCCEEDED and _job_key(job) not in imported
+    )
+    if not missing:
+        return outcome
+    return StepOutcome(
+        FAILED,
+        f"{', '.join(missing)} exported data but did not import it in {region} (is the team's "
+        "Job installed there, annotated for lifecycle.migrate-in?)",
+        outcome.jobs,
+        workflow=outcome.workflow,
+        started_at=outcome.started_at,
+        finished_at=outcome.finished_at,
+    )
 
 
 def resumed(result: MigrationResult) -> Sequence[str]:

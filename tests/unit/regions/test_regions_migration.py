@@ -192,3 +192,20 @@ def test_the_event_round_trips_and_bad_events_are_named() -> None:
     other = dict(event, type="dev.tenant-lifecycle.operation.requested")
     with pytest.raises(InvalidEvent, match=r"not 'dev\.tenant-lifecycle\.migration\.requested'"):
         parse_migration(encode_event(other))
+
+
+def test_an_import_that_leaves_an_exported_jobs_data_behind_fails(store: HistoryStore) -> None:
+    class NoJobsInB(FakeStepRunner):
+        def run(self, request: LifecycleRequest, *, cancel: threading.Event) -> StepOutcome:
+            self.requests.append(request)
+            return StepOutcome("succeeded", "0 job(s)", ())
+
+    a, b = FakeStepRunner(migrate_out=["succeeded"]), NoJobsInB()
+    result = Migration({"eu-west-1": a, "us-east-1": b}, store=store).run(make())
+    assert result.status == "failed"
+    into = result.step(IMPORT)
+    assert into.status == "failed"
+    assert "team-archive/archive exported data but did not import it in us-east-1" in into.message
+    record = store.get("mig-1-in")
+    assert record is not None
+    assert record.outcome == "failed"
