@@ -348,3 +348,18 @@ def _without_defaults(volumes: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if source in volume:
                 volume[source].pop("defaultMode", None)
     return cleaned
+
+
+def test_deadline_spans_attempts(bridge_env: BridgeEnv) -> None:
+    bridge_env.add_job(
+        "retry-slow",
+        'if [ "$LIFECYCLE_ATTEMPT" = 1 ]; then sleep 0.5; exit 3; fi; sleep 30',
+        deadline=2,
+        backoff_limit=5,
+    )
+    result, _ = bridge_env.run("retry-slow")
+    assert result.reason == "DeadlineExceeded"
+    # attempt 2 got what was left of the Job's 2 seconds, not 2 seconds of its own
+    assert [a.attempt for a in result.attempts] == [1, 2]
+    assert [a.exit_code for a in result.attempts] == [3, None]
+    assert result.attempts[1].reason == "DeadlineExceeded"
