@@ -87,12 +87,17 @@ def _bus_error(what: str, exc: BaseException) -> BusError:
 class PubSubSubscription:
     """A running streaming pull."""
 
-    def __init__(self, future: Any, path: str) -> None:
-        self._future = future
+    def __init__(self, path: str) -> None:
+        self._future: Any = None
         self.path = path
+        # Set first thing on stop: a message whose callback starts after it is returned to the
+        # bus unhandled (the client library keeps dispatching held messages while it shuts
+        # down the stream, which can take a second or two).
+        self.stopping = threading.Event()
         self._stopped = threading.Event()
 
     def stop(self, *, timeout: float | None = None) -> None:
+        self.stopping.set()
         if self._stopped.is_set():
             return
         self._stopped.set()
@@ -130,7 +135,12 @@ class PubSubBus:
     def subscribe(self, subscription: str, handler: Handler) -> PubSubSubscription:
         path = subscription_path(self.settings.project, subscription)
 
+        running = PubSubSubscription(path)
+
         def callback(received: Any) -> None:
+            if running.stopping.is_set():
+                received.nack()
+                return
             message = Message(
                 data=bytes(received.data),
                 attributes=dict(received.attributes),
@@ -168,7 +178,7 @@ class PubSubBus:
             )
         except gexc.GoogleAPICallError as exc:
             raise _bus_error(f"subscribe to {path}", exc) from exc
-        running = PubSubSubscription(future, path)
+        running._future = future
         self._subscriptions.append(running)
         return running
 

@@ -104,7 +104,7 @@ def test_sigterm_mid_burst_every_request_is_submitted_exactly_once(
 
     second = _listen(sandbox, t, env, second_log)
     try:
-        wait_for(lambda: len(workflows(kube)) >= TOTAL, timeout=90, interval=0.5)
+        wait_for(lambda: len(workflows(kube)) >= TOTAL, timeout=150, interval=1.0)
         wait_for(
             lambda: second_log.read_text().count("metrics: ") == 1, timeout=10
         )  # started properly
