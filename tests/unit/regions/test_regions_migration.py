@@ -209,3 +209,43 @@ def test_an_import_that_leaves_an_exported_jobs_data_behind_fails(store: History
     record = store.get("mig-1-in")
     assert record is not None
     assert record.outcome == "failed"
+
+
+def test_the_bus_handler_runs_migrations_and_passes_everything_else_on(
+    store: HistoryStore,
+) -> None:
+    from orchestrator.bus import Disposition, Message
+    from orchestrator.events import request_event
+    from orchestrator.migration import MigrationHandler
+
+    a, b = FakeStepRunner(migrate_out=["succeeded"]), FakeStepRunner(migrate_in=["succeeded"])
+    dead: list[tuple[str, str]] = []
+    passed: list[Message] = []
+    events: list[Mapping[str, Any]] = []
+
+    def dead_letter(message: Message, code: str, reason: str, *, field: str) -> Disposition:
+        dead.append((code, field))
+        return Disposition.ACK
+
+    def other(message: Message) -> Disposition:
+        passed.append(message)
+        return Disposition.ACK
+
+    handler = MigrationHandler(
+        {"eu-west-1": a, "us-east-1": b},
+        dead_letter=dead_letter,
+        store=store,
+        publish=events.append,
+        sleep=lambda _: None,
+    ).wrap(other)
+    migration = encode_event(migration_event(make()))
+    assert handler(Message(migration)) is Disposition.ACK
+    assert [e["id"] for e in events] == ["mig-1-out", "mig-1-in", "mig-1"]
+    upsert = encode_event(request_event("lifecycle.upsert", tenant_env_id="t1"))
+    assert handler(Message(upsert)) is Disposition.ACK
+    assert len(passed) == 1
+    elsewhere = migration_event(make("mig-2"))
+    elsewhere["data"]["to"] = "mars-1"
+    assert handler(Message(encode_event(elsewhere))) is Disposition.ACK
+    assert dead == [("unknown-region", "data.to")]
+    assert len(b.requests) == 1  # the unroutable one never started
