@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 from click.testing import CliRunner
@@ -23,7 +24,11 @@ from orch_support import (
 from bridge.kube import WORKFLOWS
 from orchestrator.cli import main
 from orchestrator.events import LifecycleRequest
-from orchestrator.naming import RESULT_PUBLISHED_ANNOTATION, workflow_name
+from orchestrator.naming import (
+    RESULT_CLAIM_ANNOTATION,
+    RESULT_PUBLISHED_ANNOTATION,
+    workflow_name,
+)
 from orchestrator.pubsub import PubSubBus, PubSubSettings
 from orchestrator.submit import ArgoEngine
 from orchestrator.tracker import ResultPublisher
@@ -301,4 +306,41 @@ def test_racing_publishers_publish_once(sandbox, pubsub_topology) -> None:
         kube.close()
     assert outcomes.count("published") == 1
     assert set(outcomes) <= {"published", "claimed", "already-published"}
+    assert len(drain(t.project, t.results_subscription, expected=1)) == 1
+
+
+def test_a_crashed_publishers_claim_is_taken_over_after_its_ttl(sandbox, pubsub_topology) -> None:
+    t = pubsub_topology
+    prepare_sandbox(sandbox)
+    kube = sandbox_kube(sandbox)
+    request = LifecycleRequest(
+        batch_operation_id="crash-1", tenant_env_id="tenant-3", operation="lifecycle.upsert"
+    )
+    name = ArgoEngine(kube, namespace=WORKFLOW_NAMESPACE).submit(request).name
+    play_argo(kube, name, "crash-1", "Succeeded", JOBS)
+    bus = PubSubBus(PubSubSettings(project=t.project))
+    publisher = ResultPublisher(
+        kube, bus, namespace=WORKFLOW_NAMESPACE, topic=t.results_topic, owner="me", claim_ttl=30
+    )
+
+    def claim(stamp: float) -> None:
+        kube.patch(
+            WORKFLOWS,
+            name,
+            {"metadata": {"annotations": {RESULT_CLAIM_ANNOTATION: f"crashed-pod {stamp}"}}},
+            namespace=WORKFLOW_NAMESPACE,
+        )
+
+    try:
+        claim(time.time())  # someone is publishing right now: hands off
+        assert publisher.publish(name).status == "claimed"
+        claim(time.time() - 31)  # ... and died before marking: take over
+        assert publisher.publish(name).status == "published"
+        assert publisher.publish(name).status == "already-published"
+    finally:
+        bus.close()
+    annotations = kube.get(WORKFLOWS, name, namespace=WORKFLOW_NAMESPACE)["metadata"]["annotations"]
+    assert RESULT_CLAIM_ANNOTATION not in annotations
+    assert annotations[RESULT_PUBLISHED_ANNOTATION]
+    kube.close()
     assert len(drain(t.project, t.results_subscription, expected=1)) == 1
