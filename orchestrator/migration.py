@@ -867,3 +867,18 @@ def step_runners_for(runtime: Any, *, poll_seconds: float = 5.0) -> dict[str, St
         else:
             runners[name] = ArgoStepRunner(lane.engine, poll_seconds=poll_seconds)
     return runners
+
+
+def bus_publisher(bus: Any, topic: str) -> Publish:
+    """``publish`` for :class:`Migration`: each event on ``topic`` with the attributes the
+    orchestrator's results carry (``ce-type``, ``ce-id``, ``tenant``)."""
+
+    def publish(event: Mapping[str, Any]) -> None:
+        attributes = {
+            "ce-type": str(event["type"]),
+            "ce-id": str(event["id"]),
+            "tenant": str(event.get("subject", "")),
+        }
+        bus.publish(topic, encode_event(event), attributes)
+
+    return publish

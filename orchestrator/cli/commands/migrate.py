@@ -218,11 +218,9 @@ class _EventPublisher:
         self.bus = PubSubBus(PubSubSettings(project=project))
 
     def publish(self, event: Mapping[str, Any]) -> None:
-        from orchestrator.events import encode_event  # noqa: PLC0415
+        from orchestrator.migration import bus_publisher  # noqa: PLC0415
 
-        attributes = {"ce-type": str(event["type"]), "ce-id": str(event["id"])}
-        attributes["tenant"] = str(event.get("subject", ""))
-        self.bus.publish(self.topic, encode_event(event), attributes)
+        bus_publisher(self.bus, self.topic)(event)
 
     def close(self) -> None:
         self.bus.close()
