@@ -63,6 +63,24 @@ def subscription_path(project: str, subscription: str) -> str:
     return f"projects/{project}/subscriptions/{subscription}"
 
 
+MAX_ATTRIBUTE_KEY_BYTES = 256
+MAX_ATTRIBUTES = 100
+_RESERVED_PREFIX = "goog"
+
+
+def publishable_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:
+    """Attributes Pub/Sub will accept: no reserved ``goog*`` keys (a dead-lettered message may
+    carry the client library's own), keys within 256 bytes, values clipped, at most 100."""
+    result: dict[str, str] = {}
+    for key, value in (attributes or {}).items():
+        if key.startswith(_RESERVED_PREFIX) or len(key.encode("utf-8")) > MAX_ATTRIBUTE_KEY_BYTES:
+            continue
+        if len(result) >= MAX_ATTRIBUTES:
+            break
+        result[key] = clip_attribute(str(value))
+    return result
+
+
 def clip_attribute(value: str) -> str:
     """Shorten a value to fit a Pub/Sub attribute (1024 bytes of UTF-8)."""
     raw = value.encode("utf-8")
@@ -184,7 +202,7 @@ class PubSubBus:
 
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
         path = topic_path(self.settings.project, topic)
-        attrs = {key: clip_attribute(str(value)) for key, value in (attributes or {}).items()}
+        attrs = publishable_attributes(attributes)
         try:
             future = self._publisher.publish(path, data, **attrs)
             return str(future.result(timeout=self.settings.publish_timeout))

@@ -116,7 +116,8 @@ class Consumer:
         return Disposition.NACK
 
     def _dead_letter(self, message: Message, code: str, reason: str, *, field: str) -> Disposition:
-        attributes: dict[str, str] = dict(message.attributes)
+        # Ours go first: they must survive any limit on the number of attributes.
+        attributes: dict[str, str] = {}
         attributes.update(
             {
                 REASON_ATTRIBUTE: reason,
@@ -128,6 +129,8 @@ class Consumer:
             attributes["field"] = field
         if self.settings.subscription:
             attributes["subscription"] = self.settings.subscription
+        for key, value in message.attributes.items():
+            attributes.setdefault(key, value)
         try:
             self.bus.publish(self.settings.dead_letter_topic, message.data, attributes)
         except BusError as exc:
