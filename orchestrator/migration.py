@@ -69,6 +69,9 @@ IMPORT: Final = "lifecycle.migrate-in"
 MIGRATION_SOURCE: Final = "tenantctl-migrate"
 
 SUCCEEDED, FAILED, CANCELLED, ERROR = "succeeded", "failed", "cancelled", "error"
+# A step left running when this process stopped following it (a listener shutting down): not
+# finished, so not recorded as finished; the next run follows the same batch id again.
+DETACHED = "detached"
 # The longest parent id whose child ids (``-out-99``) still fit a label value (63).
 MAX_PARENT_ID: Final = 63 - len("-out-99")
 
@@ -228,7 +231,7 @@ def migration_event(request: MigrationRequest, *, time: datetime | None = None) 
 
 @dataclass(frozen=True)
 class StepOutcome:
-    status: str  # succeeded | failed | cancelled | error
+    status: str  # succeeded | failed | cancelled | error | detached
     message: str = ""
     jobs: tuple[Mapping[str, Any], ...] = ()
     workflow: str | None = None
@@ -390,7 +393,7 @@ class Migration:
             )
         if into.status == SUCCEEDED:
             status = SUCCEEDED
-        elif CANCELLED in (export.status, into.status):
+        elif {export.status, into.status} & {CANCELLED, DETACHED}:
             status = CANCELLED
         else:
             status = FAILED
@@ -472,6 +475,17 @@ class Migration:
         if operation == IMPORT and outcome.status == SUCCEEDED:
             outcome = _check_coverage(outcome, exported, region=region)
         finished = outcome.finished_at or datetime.now(UTC)
+        if outcome.status == DETACHED:
+            return StepReport(
+                step=operation,
+                region=region,
+                batch_operation_id=batch,
+                status=DETACHED,
+                message=outcome.message,
+                attempt=attempt,
+                workflow=outcome.workflow,
+                source_batch_operation_id=source,
+            )
         self._history(
             "outcome",
             lambda s: s.record_finished(
@@ -656,9 +670,14 @@ class ArgoStepRunner:
     """A step as a Workflow from the WorkflowTemplate in the region's cluster, followed until it
     ends (the same submission ``tenantctl listen`` makes; the name comes from the step id)."""
 
-    def __init__(self, engine: Any, *, poll_seconds: float = 5.0) -> None:
+    def __init__(
+        self, engine: Any, *, poll_seconds: float = 5.0, stop_on_cancel: bool = True
+    ) -> None:
         self.engine = engine  # an orchestrator.submit.ArgoEngine
         self.poll_seconds = poll_seconds
+        # True (tenantctl migrate, Ctrl-C): stop the Workflow. False (a listener shutting
+        # down): leave it running and report the step detached; the next run follows it.
+        self.stop_on_cancel = stop_on_cancel
 
     def run(self, request: LifecycleRequest, *, cancel: threading.Event) -> StepOutcome:
         from bridge.errors import NotFoundError, UnavailableError  # noqa: PLC0415
@@ -688,6 +707,8 @@ class ArgoStepRunner:
                         finished_at=datetime.now(UTC),
                     )
             if cancel.wait(self.poll_seconds):
+                if not self.stop_on_cancel:
+                    return StepOutcome(DETACHED, f"workflow {name} left running", workflow=name)
                 kube.patch(WORKFLOWS, name, {"spec": {"shutdown": "Stop"}}, namespace=namespace)
                 return StepOutcome(CANCELLED, f"workflow {name} stopped", workflow=name)
 
@@ -865,7 +886,11 @@ def step_runners_for(runtime: Any, *, poll_seconds: float = 5.0) -> dict[str, St
         if lane.region.engine == "local":
             runners[name] = LocalStepRunner(lane.engine.engine)
         else:
-            runners[name] = ArgoStepRunner(lane.engine, poll_seconds=poll_seconds)
+            # A listener shutting down leaves the step's Workflow running (detached): the
+            # redelivered request follows the same Workflow again.
+            runners[name] = ArgoStepRunner(
+                lane.engine, poll_seconds=poll_seconds, stop_on_cancel=False
+            )
     return runners
 
 

@@ -249,3 +249,18 @@ def test_the_bus_handler_runs_migrations_and_passes_everything_else_on(
     assert handler(Message(encode_event(elsewhere))) is Disposition.ACK
     assert dead == [("unknown-region", "data.to")]
     assert len(b.requests) == 1  # the unroutable one never started
+
+
+def test_a_detached_step_is_not_finished_and_the_next_run_follows_the_same_id(
+    store: HistoryStore,
+) -> None:
+    a = FakeStepRunner(migrate_out=["detached", "succeeded"])
+    b = FakeStepRunner(migrate_in=["succeeded"])
+    migration = Migration({"eu-west-1": a, "us-east-1": b}, store=store)
+    first = migration.run(make())
+    assert first.status == "cancelled"
+    record = store.get("mig-1-out")
+    assert record is not None
+    assert record.outcome is None
+    assert migration.run(make()).status == "succeeded"
+    assert [r.batch_operation_id for r in a.requests] == ["mig-1-out", "mig-1-out"]
