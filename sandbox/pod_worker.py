@@ -530,6 +530,7 @@ class PodWorker:
                 failed = exc
             else:
                 run.process = process
+                self.runtime.groups.add(process.pid)  # the container's process group id
             self.runs.setdefault(name, []).append(run)
         if failed is not None:
             run.log.close()
@@ -574,6 +575,9 @@ class PodWorker:
         code = process.wait()
         # A container ends with its main process: whatever it left behind goes with it.
         self.runtime.kill_group(process.pid, signal.SIGKILL)
+        threading.Thread(
+            target=self.runtime.forget_group_when_empty, args=(process.pid,), daemon=True
+        ).start()
         reader.join(2.0)
         if process.stdout is not None:
             process.stdout.close()

@@ -28,6 +28,23 @@ Obj = dict[str, Any]
 __all__ = ["NODE_NAME", "PodRuntime", "PodWorker"]
 
 
+def live_members(groups: set[int]) -> list[int]:
+    """Pids of processes (zombies excepted) whose process group is one of ``groups``."""
+    found: list[int] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp in groups and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
 class PodRuntime:
     """Starts a worker per pod; owns every process group it started."""
 
@@ -55,6 +72,7 @@ class PodRuntime:
         self._finished: dict[str, PodWorker] = {}  # kept for their logs
         self._seen_events: set[tuple[str, str, str]] = set()
         self._closing = False
+        self.groups: set[int] = set()  # process group ids of every container started
         self.record_events = True
 
     def pod_created(self, pod: Obj) -> None:
@@ -110,6 +128,19 @@ class PodRuntime:
             return False
         worker.terminate(reason=reason, grace=0)
         return True
+
+    def forget_group_when_empty(self, pgid: int) -> None:
+        """Stop tracking a container's process group once nothing in it runs.
+
+        A group id is only killed at shutdown while it is still ours: once empty, the id could be
+        reused by an unrelated process group.
+        """
+        deadline = time.monotonic() + 1.0
+        while live_members({pgid}):
+            if time.monotonic() >= deadline:
+                return  # still dying: shutdown kills and waits for it
+            time.sleep(0.01)
+        self.groups.discard(pgid)
 
     @staticmethod
     def kill_group(pid: int, sig: int) -> None:
@@ -173,4 +204,11 @@ class PodRuntime:
                 self.kill_group(proc.pid, signal.SIGKILL)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(1.0)
+        # Whatever a container left behind in its process group (a background child) dies too;
+        # wait until the kernel has really ended them, so nothing outlives the sandbox.
+        groups = set(self.groups)
+        for pgid in groups:
+            self.kill_group(pgid, signal.SIGKILL)
+        while live_members(groups) and time.monotonic() < deadline + timeout:
+            time.sleep(0.01)
         self.host_dirs.release_all()
