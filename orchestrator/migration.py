@@ -44,6 +44,7 @@ from typing import Any, Final, Protocol
 from bridge.errors import LifecycleError, UsageError
 from bridge.kube import KubeSettings
 
+from .bus import Disposition, Handler, Message
 from .events import (
     JSON_CONTENT_TYPE,
     SPEC_VERSION,
@@ -760,7 +761,7 @@ def region_runners(
 # migrations from the bus (`tenantctl listen --regions`)
 # --------------------------------------------------------------------------------------------
 
-DeadLetter = Callable[..., Any]  # (message, code, reason, *, field) -> Disposition
+DeadLetter = Callable[..., Disposition]  # (message, code, reason, *, field) -> Disposition
 
 
 def is_migration(data: bytes) -> bool:
@@ -806,10 +807,10 @@ class MigrationHandler:
         self.cancel = threading.Event()
         self.finished: list[MigrationResult] = []
 
-    def wrap(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def wrap(self, handler: Handler) -> Handler:
         """The bus handler: migrations here, every other message to ``handler``."""
 
-        def handle(message: Any) -> Any:
+        def handle(message: Message) -> Disposition:
             if is_migration(message.data):
                 try:
                     parse_migration(message.data)
@@ -821,9 +822,7 @@ class MigrationHandler:
 
         return handle
 
-    def handle(self, message: Any) -> Any:
-        from .bus import Disposition  # noqa: PLC0415
-
+    def handle(self, message: Message) -> Disposition:
         try:
             request = parse_migration(message.data)
         except InvalidEvent as exc:
