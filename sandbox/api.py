@@ -8,22 +8,20 @@ termination, ownerReference garbage collection, and ``limit``/``continue`` over 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import copy
-import json
 import logging
 import random
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from . import defaults
+from . import defaults, pagination
 from .clock import rfc3339
+from .collector import GarbageCollector
+from .pagination import Snapshots
 from .patch import apply_patch
 from .resources import Registry, ResourceType
 from .selectors import FieldSelector, LabelSelector
@@ -32,7 +30,6 @@ from .status import (
     already_exists,
     bad_request,
     conflict,
-    expired,
     not_found,
     success_status,
 )
@@ -41,7 +38,6 @@ from .validation import normalize_secret, validate
 
 log = logging.getLogger(__name__)
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_SNAPSHOTS = 256
 _UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
 # Types whose DELETE answers with the object rather than a Status (as their real registries do).
 _RETURNS_OBJECT = {"pods", "namespaces", "customresourcedefinitions.apiextensions.k8s.io"}
@@ -66,8 +62,8 @@ class Api:
         self.store = store or Store()
         self.registry = registry or Registry.default()
         self.runtime: PodLifecycle | None = None
-        self._snapshots: OrderedDict[str, tuple[int, list[Obj]]] = OrderedDict()
-        self._snap_lock = threading.Lock()
+        self.snapshots = Snapshots()
+        self.gc = GarbageCollector(self)
         self.on_write: list[Callable[[ResourceType, str, Obj | None], None]] = []
 
     # helpers ---------------------------------------------------------------------------------
@@ -198,22 +194,7 @@ class Api:
         labels = labels or LabelSelector()
         fields = fields or FieldSelector()
         if continue_token:
-            rv, start, snap_id = _decode_continue(continue_token)
-            with self._snap_lock:
-                snap = self._snapshots.get(snap_id)
-                if snap is not None:
-                    self._snapshots.move_to_end(snap_id)
-            if snap is None:
-                raise expired(
-                    "The provided continue parameter is too old to display a consistent list "
-                    "result. You can start a new list without the continue parameter, or use "
-                    "the continue token in this response to retrieve the remainder of the "
-                    "results. Continuing with the provided token results in an inconsistent "
-                    "list - objects that were created, modified, or deleted between the time "
-                    "the first chunk was returned and now may show up in the list."
-                )
-            items = snap[1]
-            offset = start
+            rv, offset, snap_id, items = self.snapshots.resume(continue_token)
         else:
             with self.store.lock:
                 rv = self.store.resource_version
@@ -235,12 +216,8 @@ class Api:
         end = offset + len(page)
         if limit > 0 and end < len(items):
             if not snap_id:
-                snap_id = uuid.uuid4().hex
-                with self._snap_lock:
-                    self._snapshots[snap_id] = (rv, items)
-                    while len(self._snapshots) > _SNAPSHOTS:
-                        self._snapshots.popitem(last=False)
-            meta["continue"] = _encode_continue(rv, end, snap_id)
+                snap_id = self.snapshots.save(rv, items)
+            meta["continue"] = pagination.encode(rv, end, snap_id)
             meta["remainingItemCount"] = len(items) - end
         return {
             "kind": rtype.list_kind,
@@ -250,8 +227,7 @@ class Api:
         }
 
     def forget_snapshots(self) -> None:
-        with self._snap_lock:
-            self._snapshots.clear()
+        self.snapshots.clear()
 
     # update / patch --------------------------------------------------------------------------
 
@@ -417,7 +393,7 @@ class Api:
             if propagation is None:
                 propagation = "Orphan" if rtype.default_orphan else "Background"
             if propagation == "Orphan":
-                self._orphan_dependents(meta["uid"])
+                self.gc.orphan_dependents(meta["uid"])
             if rtype.key == "namespaces":
                 if name in _UNDELETABLE_NAMESPACES:
                     raise ApiError(
@@ -508,70 +484,9 @@ class Api:
             defaults.unregister_crd(self.registry, obj)
         # Garbage collection runs outside the caller's critical path.
         threading.Thread(
-            target=self._collect, args=(meta["uid"],), name="sandbox-gc", daemon=True
+            target=self.gc.collect, args=(meta["uid"],), name="sandbox-gc", daemon=True
         ).start()
         return final
-
-    def _collect(self, uid: str) -> None:
-        try:
-            self._collect_dependents(uid)
-        except Exception:  # a GC bug must not kill the caller's test with a thread exception
-            log.exception("sandbox: garbage collection of dependents of %s failed", uid)
-
-    def _collect_dependents(self, uid: str) -> None:
-        for rkey, (ns, name) in self.store.dependents(uid):
-            rtype = self._type_for_key(rkey)
-            if rtype is None:
-                continue
-            with self.store.lock:
-                dep = self.store.get(rkey, ns, name)
-                if dep is None:
-                    continue
-                refs = dep["metadata"].get("ownerReferences") or []
-                alive = [r for r in refs if r.get("uid") != uid and self._owner_exists(r, ns)]
-            try:
-                if alive:
-
-                    def keep_alive(o: Obj, keep: list[Any] = alive) -> None:
-                        o["metadata"]["ownerReferences"] = keep
-
-                    self.update_with(rtype, ns, name, keep_alive)
-                else:
-                    self.delete(rtype, ns, name, propagation="Background")
-            except ApiError:
-                continue
-
-    def _owner_exists(self, ref: dict[str, Any], namespace: str) -> bool:
-        rtype = self.registry.by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
-        if rtype is None:
-            return False
-        owner = self.store.get(
-            rtype.key, namespace if rtype.namespaced else "", ref.get("name", "")
-        )
-        return owner is not None and owner["metadata"]["uid"] == ref.get("uid")
-
-    def _orphan_dependents(self, uid: str) -> None:
-        for rkey, (ns, name) in self.store.dependents(uid):
-            rtype = self._type_for_key(rkey)
-            if rtype is None:
-                continue
-
-            def drop(obj: Obj) -> None:
-                refs = [
-                    r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
-                ]
-                if refs:
-                    obj["metadata"]["ownerReferences"] = refs
-                else:
-                    obj["metadata"].pop("ownerReferences", None)
-
-            self.update_with(rtype, ns, name, drop)
-
-    def _type_for_key(self, rkey: str) -> ResourceType | None:
-        for rtype in self.registry.types.values():
-            if rtype.key == rkey:
-                return rtype
-        return None
 
     def _terminate_namespace(self, rtype: ResourceType, ns_obj: Obj) -> Obj:
         if ns_obj["metadata"].get("deletionTimestamp"):
@@ -583,53 +498,12 @@ class Api:
         self._stamp(new, rv)
         self.store.put(rtype.key, new, rv=rv, event="MODIFIED")
         threading.Thread(
-            target=self._empty_namespace,
+            target=self.gc.empty_namespace,
             args=(new["metadata"]["name"],),
             name="sandbox-ns-delete",
             daemon=True,
         ).start()
         return new
-
-    def _empty_namespace(self, namespace: str) -> None:
-        try:
-            self._empty_namespace_now(namespace)
-        except Exception:
-            log.exception("sandbox: terminating namespace %s failed", namespace)
-
-    def _empty_namespace_now(self, namespace: str) -> None:
-        nstype = self.registry.lookup("", "v1", "namespaces")
-        assert nstype is not None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            contents = self.store.namespaces_in_use(namespace)
-            if not contents:
-                break
-            for rkey, name in contents:
-                rtype = self._type_for_key(rkey)
-                if rtype is None:
-                    continue
-                try:
-                    obj = self.store.get(rkey, namespace, name)
-                    if (
-                        obj is not None
-                        and obj["metadata"].get("deletionTimestamp")
-                        and obj["metadata"].get("finalizers")
-                    ):
-                        self.update_with(
-                            rtype,
-                            namespace,
-                            name,
-                            lambda o: o["metadata"].pop("finalizers", None),
-                        )
-                        self.finish_pod_deletion(namespace, name, obj["metadata"]["uid"])
-                    self.delete(rtype, namespace, name, propagation="Background")
-                except ApiError:
-                    continue
-            time.sleep(0.05)
-        with self.store.lock:
-            ns_obj = self.store.get("namespaces", "", namespace)
-            if ns_obj is not None:
-                self._remove(nstype, ns_obj)
 
     def delete_collection(
         self,
@@ -657,16 +531,3 @@ class Api:
                     raise
         listing["items"] = []
         return listing
-
-
-def _encode_continue(rv: int, offset: int, snap_id: str) -> str:
-    raw = json.dumps({"v": "sandbox/v1", "rv": rv, "start": offset, "snap": snap_id})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_continue(token: str) -> tuple[int, int, str]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode() + b"==="))
-        return int(data["rv"]), int(data["start"]), str(data["snap"])
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise bad_request(f"continue key is not valid: {exc}") from exc

@@ -231,6 +231,13 @@ class Registry:
     def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self.types.get((group, version, plural))
 
+    def by_key(self, key: str) -> ResourceType | None:
+        """The type stored under ``key`` (``pods``, ``jobs.batch``)."""
+        for rtype in self.types.values():
+            if rtype.key == key:
+                return rtype
+        return None
+
     def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
         group, _, version = api_version.rpartition("/")
         for rtype in self.types.values():
