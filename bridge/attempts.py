@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
@@ -158,3 +159,36 @@ def stuck_reason(pod: Mapping[str, Any]) -> tuple[str, str] | None:
 def attempt_number(pod: Mapping[str, Any], label: str) -> int:
     value = ((pod.get("metadata") or {}).get("labels") or {}).get(label, "")
     return int(value) if str(value).isdigit() else 0
+
+
+# -- times ---------------------------------------------------------------------------------------
+
+
+def _parse_time(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def created_at(pod: Mapping[str, Any]) -> float | None:
+    """The pod's creationTimestamp as epoch seconds (where a Job's deadline starts)."""
+    return _parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+
+
+def started_at(pod: Mapping[str, Any]) -> str | None:
+    status = pod.get("status") or {}
+    value = status.get("startTime") or (pod.get("metadata") or {}).get("creationTimestamp")
+    return str(value) if value else None
+
+
+def finished_at(pod: Mapping[str, Any]) -> str:
+    """When the last container ended (now, if none says so)."""
+    times = [
+        str(((c.get("state") or {}).get("terminated") or {}).get("finishedAt") or "")
+        for c in _statuses(pod)
+    ]
+    times = [t for t in times if t]
+    return max(times) if times else datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -22,10 +22,11 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from bridge.attempts import container_started, container_terminated
 from bridge.errors import APIError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -240,3 +241,78 @@ class ContainerLog:
             if close is not None:
                 close()
         return None
+
+
+class PodLogs:
+    """The logs of one pod: a follower thread per container, started once the container has
+    started, all writing whole lines to ``emit`` (prefixed ``[container]`` when the pod has
+    more than one). Init containers run first, so their lines come first.
+
+    Feed it every pod state (:meth:`update`; None once the pod is gone) and :meth:`drain` it
+    when the pod has ended.
+    """
+
+    def __init__(
+        self,
+        source: LogSource,
+        pod: Mapping[str, Any],
+        *,
+        emit: Callable[[str], None],
+        reconnect_delay: float = 0.5,
+    ) -> None:
+        self._source = source
+        self._emit = emit
+        self._reconnect_delay = reconnect_delay
+        meta = pod.get("metadata") or {}
+        self._namespace = str(meta.get("namespace"))
+        self._name = str(meta.get("name"))
+        spec = pod.get("spec") or {}
+        self._containers = [
+            str(c["name"])
+            for c in list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+        ]
+        self._prefix = len(self._containers) > 1
+        self._pod: Mapping[str, Any] = pod
+        self._gone = False
+        self._followers: dict[str, tuple[ContainerLog, threading.Thread]] = {}
+
+    def update(self, pod: Mapping[str, Any] | None) -> None:
+        if pod is None:
+            self._gone = True
+        else:
+            self._pod = pod
+            for container in self._containers:
+                if container not in self._followers and container_started(pod, container):
+                    self._start(container)
+        for follower, _ in self._followers.values():
+            follower.poke()
+
+    def _start(self, container: str) -> None:
+        def terminated() -> bool:
+            return self._gone or container_terminated(self._pod, container)
+
+        prefix = f"[{container}] " if self._prefix else ""
+        follower = ContainerLog(
+            self._source,
+            namespace=self._namespace,
+            pod=self._name,
+            container=container,
+            emit=lambda text: self._emit(prefix + text),
+            terminated=terminated,
+            reconnect_delay=self._reconnect_delay,
+        )
+        thread = threading.Thread(
+            target=follower.run, name=f"log-{self._name}-{container}", daemon=True
+        )
+        self._followers[container] = (follower, thread)
+        thread.start()
+
+    def drain(self, timeout: float) -> None:
+        """Wait for every follower's final read; interrupt the ones still blocked after timeout."""
+        deadline = time.monotonic() + timeout
+        for follower, thread in self._followers.values():
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                follower.stop()
+        for _, thread in self._followers.values():
+            thread.join(timeout)

@@ -22,7 +22,6 @@ One :class:`Runner` runs one Job for one batch operation:
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import importlib
 import logging
@@ -32,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
 import yaml
@@ -50,7 +48,6 @@ from bridge.errors import (
     APIError,
     ConflictError,
     ForbiddenError,
-    GoneError,
     LifecycleError,
     NotFoundError,
     RefusedError,
@@ -58,7 +55,8 @@ from bridge.errors import (
     UnavailableError,
 )
 from bridge.kube import JOBS, NAMESPACES, PODS, SECRETS, Kube
-from bridge.logs import ContainerLog
+from bridge.logs import PodLogs
+from bridge.podwatch import Cancellation, pod_updates
 from bridge.result import (
     EXIT_FAILED,
     EXIT_INFRASTRUCTURE,
@@ -183,67 +181,6 @@ class _Stop:
     message: str
 
 
-# -- log pump -----------------------------------------------------------------------------------
-
-
-class _LogPump:
-    """One follower thread per container of the current pod, started when the container starts."""
-
-    def __init__(self, runner: Runner, pod: Mapping[str, Any]) -> None:
-        self._runner = runner
-        self._name = str(pod["metadata"]["name"])
-        spec = pod.get("spec") or {}
-        self._containers = [
-            str(c["name"])
-            for c in list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
-        ]
-        self._prefix = len(self._containers) > 1
-        self._pod: Mapping[str, Any] = pod
-        self._gone = False
-        self._followers: dict[str, tuple[ContainerLog, threading.Thread]] = {}
-
-    def update(self, pod: Mapping[str, Any] | None) -> None:
-        if pod is None:
-            self._gone = True
-        else:
-            self._pod = pod
-            for container in self._containers:
-                if container not in self._followers and att.container_started(pod, container):
-                    self._start(container)
-        for follower, _ in self._followers.values():
-            follower.poke()
-
-    def _start(self, container: str) -> None:
-        def terminated() -> bool:
-            return self._gone or att.container_terminated(self._pod, container)
-
-        prefix = f"[{container}] " if self._prefix else ""
-        follower = ContainerLog(
-            self._runner.kube,
-            namespace=self._runner.request.namespace,
-            pod=self._name,
-            container=container,
-            emit=lambda text: self._runner.emit(prefix + text),
-            terminated=terminated,
-            reconnect_delay=self._runner.settings.log_reconnect_delay,
-        )
-        thread = threading.Thread(
-            target=follower.run, name=f"log-{self._name}-{container}", daemon=True
-        )
-        self._followers[container] = (follower, thread)
-        thread.start()
-
-    def drain(self, timeout: float) -> None:
-        """Wait for every follower's final read; interrupt the ones still blocked after timeout."""
-        deadline = time.monotonic() + timeout
-        for follower, thread in self._followers.values():
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                follower.stop()
-        for _, thread in self._followers.values():
-            thread.join(timeout)
-
-
 # -- the runner ---------------------------------------------------------------------------------
 
 
@@ -267,11 +204,9 @@ class Runner:
         self._out = out or sys.stdout
         self._out_lock = threading.Lock()
         self._clock = clock
-        # A plain flag, not an Event: cancel() runs in a signal handler, which must take no lock.
-        self._cancel_requested = False
+        # SIGTERM/SIGINT: a flag a signal handler may set (see bridge.podwatch.Cancellation).
+        self._cancellation = Cancellation()
         self._cancel_reported = False
-        self._streams: list[Any] = []
-        self._streams_lock = threading.Lock()
         self._injection: Injection | None = None
         self.identity = podspec.RunIdentity(
             prefix=settings.contract.prefix,
@@ -303,25 +238,18 @@ class Runner:
     def cancel(self) -> None:
         """SIGTERM/SIGINT: stop waiting, delete the pod with its grace, drain logs.
 
-        Called from a signal handler (or any thread): it sets a flag and interrupts the open
-        watch streams -- no lock, no output (the main thread may hold either at that moment).
+        Safe from a signal handler and from any thread: it sets a flag and interrupts the open
+        watch -- no lock, no output.
         """
-        self._cancel_requested = True
-        for stream in tuple(self._streams):  # a tuple copy is atomic under the GIL
-            stream.interrupt()
+        self._cancellation.cancel()
 
     @property
     def cancelled(self) -> bool:
-        if self._cancel_requested and not self._cancel_reported:
+        requested = self._cancellation.requested
+        if requested and not self._cancel_reported:
             self._cancel_reported = True
             self.emit_info("SIGTERM/SIGINT received: stopping")
-        return self._cancel_requested
-
-    def wait(self, seconds: float) -> None:
-        """A short sleep that a cancel cuts short."""
-        deadline = time.monotonic() + seconds
-        while not self._cancel_requested and time.monotonic() < deadline:
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return requested
 
     def run(self) -> RunResult:
         result = self.result
@@ -413,7 +341,7 @@ class Runner:
         deadline_at: float | None = None
         start = self._clock()
         if existing:
-            start = min(start, *(_created(p) or start for p in existing))
+            start = min(start, *(att.created_at(p) or start for p in existing))
         if participant.active_deadline_seconds is not None:
             deadline_at = start + participant.active_deadline_seconds
         label = self.identity.key("attempt")
@@ -534,8 +462,8 @@ class Runner:
             pod=_name(pod),
             exit_code=outcome.exit_code,
             reason=outcome.reason,
-            started_at=_started(pod),
-            finished_at=_finished(pod),
+            started_at=att.started_at(pod),
+            finished_at=att.finished_at(pod),
             # Like INTERFACES.md's example: every attempt counts unless podFailurePolicy
             # ignored it (Ignore); backoffLimit compares the counted *failures*.
             counted=verdict is not att.Verdict.IGNORE,
@@ -558,7 +486,7 @@ class Runner:
                 pod=_name(pod),
                 exit_code=None,
                 reason=stop.reason,
-                started_at=_started(pod),
+                started_at=att.started_at(pod),
                 finished_at=rfc3339(),
                 counted=True,
             )
@@ -684,6 +612,20 @@ class Runner:
 
     # -- supervising one pod --------------------------------------------------------------------
 
+    def _pod_updates(
+        self, name: str, *, until: Callable[[], float], ignore_cancel: bool = False
+    ) -> Iterator[JSON | None]:
+        return pod_updates(
+            self.kube,
+            self.request.namespace,
+            name,
+            until=until,
+            clock=self._clock,
+            cancellation=self._cancellation,
+            ignore_cancel=ignore_cancel,
+            retry_delay=self.settings.log_reconnect_delay,
+        )
+
     def _supervise(
         self, pod: JSON, *, deadline_at: float | None
     ) -> tuple[JSON | None, _Stop | None]:
@@ -693,7 +635,12 @@ class Runner:
         pod has been deleted with its grace and its last log lines drained.
         """
         name = _name(pod)
-        pump = _LogPump(self, pod)
+        pump = PodLogs(
+            self.kube,
+            pod,
+            emit=self.emit,
+            reconnect_delay=self.settings.log_reconnect_delay,
+        )
         latest: JSON = pod
         stuck_since: float | None = None
         grace = self.settings.stuck_grace_seconds
@@ -743,7 +690,7 @@ class Runner:
             pump.drain(self.settings.log_drain_timeout)
         return latest, stop
 
-    def _stop_pod(self, pod: Mapping[str, Any], pump: _LogPump) -> None:
+    def _stop_pod(self, pod: Mapping[str, Any], pump: PodLogs) -> None:
         """Delete a pod we give up on with its grace, and watch it go so its last log lines can
         be drained."""
         name = _name(pod)
@@ -759,74 +706,6 @@ class Runner:
                 break
         pump.update(None)
 
-    def _pod_updates(
-        self,
-        name: str,
-        *,
-        until: Callable[[], float],
-        ignore_cancel: bool = False,
-    ) -> Iterator[JSON | None]:
-        """The pod's latest state (None once deleted): from a list, then on every watch event,
-        and once more at the end of every watch window (at ``until()`` at the latest, or when a
-        cancel closes the stream), so the caller can check its clocks. Drops, 410s and
-        timeouts are resumed transparently; the caller stops by leaving the loop.
-        """
-        ns = self.request.namespace
-        selector = f"metadata.name={name}"
-        version: str | None = None
-        latest: JSON | None = None
-        while True:
-            if version is None:
-                items, version = self.kube.list_with_version(
-                    PODS, namespace=ns, field_selector=selector
-                )
-                latest = items[0] if items else None
-                yield latest
-            if self.cancelled and not ignore_cancel:
-                yield latest
-            wait = max(1, int(until() - self._clock() + 0.999))
-            opened = time.monotonic()
-            try:
-                stream = self.kube.watch(
-                    PODS,
-                    namespace=ns,
-                    field_selector=selector,
-                    resource_version=version or None,
-                    timeout_seconds=wait,
-                )
-            except GoneError:
-                version = None
-                continue
-            timer = threading.Timer(wait, stream.interrupt)
-            timer.daemon = True
-            timer.start()
-            with self._streams_lock:
-                self._streams.append(stream)
-            # A cancel that came while the watch was opening found no stream to interrupt:
-            # registering first and checking after closes that window.
-            if self._cancel_requested and not ignore_cancel:
-                stream.interrupt()
-            events = 0
-            try:
-                for kind, obj in stream:
-                    events += 1
-                    latest = None if kind == "DELETED" else obj
-                    yield latest
-                version = stream.resource_version or version
-            except GoneError:
-                version = None
-            except UnavailableError as exc:
-                log.info("watch of pod %s broke: %s; resuming", name, exc)
-                version = None
-            finally:
-                timer.cancel()
-                stream.close()
-                with self._streams_lock:
-                    self._streams.remove(stream)
-            if not events and time.monotonic() - opened < 0.1:
-                self.wait(self.settings.log_reconnect_delay)  # never spin on a closing server
-            yield latest
-
 
 # -- helpers ------------------------------------------------------------------------------------
 
@@ -835,42 +714,5 @@ def _name(pod: Mapping[str, Any]) -> str:
     return str((pod.get("metadata") or {}).get("name"))
 
 
-def _parse_time(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-
-
-def _created(pod: Mapping[str, Any]) -> float | None:
-    return _parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
-
-
-def _started(pod: Mapping[str, Any]) -> str | None:
-    status = pod.get("status") or {}
-    value = status.get("startTime") or (pod.get("metadata") or {}).get("creationTimestamp")
-    return str(value) if value else None
-
-
-def _finished(pod: Mapping[str, Any]) -> str | None:
-    status = pod.get("status") or {}
-    times = [
-        str(((c.get("state") or {}).get("terminated") or {}).get("finishedAt") or "")
-        for c in list(status.get("initContainerStatuses") or [])
-        + list(status.get("containerStatuses") or [])
-    ]
-    times = [t for t in times if t]
-    return max(times) if times else rfc3339()
-
-
 def _yaml(data: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=False)
-
-
-def decode_secret_value(value: str) -> str:
-    return base64.b64decode(value).decode()
