@@ -7,6 +7,7 @@ import pytest
 from bridge.contract import ContractSettings
 from bridge.discovery import annotated_operations
 from bridge.errors import UsageError
+from bridge.podwatch import Cancellation
 from bridge.sweep import parse_duration
 
 
@@ -40,3 +41,27 @@ def test_annotated_operations_reads_both_keys_leniently() -> None:
         "team.reindex",
     }
     assert annotated_operations({"metadata": {}}, settings) is None
+
+
+class FakeStream:
+    def __init__(self) -> None:
+        self.interrupted = 0
+
+    def interrupt(self) -> None:
+        self.interrupted += 1
+
+
+def test_cancellation_never_loses_a_cancel_that_lands_while_a_stream_opens() -> None:
+    cancellation = Cancellation()
+    open_before = FakeStream()
+    cancellation.register(open_before)
+    cancellation.cancel()  # as from a signal handler
+    assert open_before.interrupted == 1
+    opening = FakeStream()  # was being opened when the signal came
+    cancellation.register(opening)
+    assert opening.interrupted == 1
+    waiting_for_deletion = FakeStream()
+    cancellation.register(waiting_for_deletion, honour=False)
+    assert waiting_for_deletion.interrupted == 0
+    for stream in (open_before, opening, waiting_for_deletion):
+        cancellation.unregister(stream)
