@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from bridge.__main__ import main as bridge_cli
 from bridge.contract import ContractSettings
 from bridge.kube import PODS, SECRETS, Kube, KubeSettings
 from bridge.result import RunResult
@@ -186,6 +188,13 @@ class BridgeEnv:
             batch or f"batch-{self.namespace}-{job}",
             *extra,
         )
+
+    def cli_in_process(self, command: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """``python -m bridge <command>`` through click in this process (no interpreter start):
+        for commands that install no signal handlers (discover, sweep)."""
+        argv = [command, "--kubeconfig", str(self.kubeconfig), *args]
+        result = CliRunner().invoke(bridge_cli, argv, env=FAST_ENV, catch_exceptions=False)
+        return subprocess.CompletedProcess(argv, result.exit_code, result.stdout, result.stderr)
 
     def cli(self, argv: Sequence[str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

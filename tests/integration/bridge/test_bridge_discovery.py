@@ -68,10 +68,8 @@ def test_invalid_participants_fail_discovery_naming_them(
     discovery_env: BridgeEnv, fleet: dict[str, str]
 ) -> None:
     output = discovery_env.tmp / "plan.json"
-    done = discovery_env.cli(
-        discovery_env.cli_args(
-            "discover", "--operation", "lifecycle.upsert", "--output", str(output)
-        )
+    done = discovery_env.cli_in_process(
+        "discover", "--operation", "lifecycle.upsert", "--output", str(output)
     )
     assert done.returncode == 1, done.stderr
     assert f"Job {fleet['b']}/broken" in done.stderr
@@ -90,19 +88,17 @@ def test_skip_invalid_plans_exactly_the_expected_waves(
     environment = discovery_env.tmp / "env.yaml"
     environment.write_text(yaml.safe_dump({"applications": ["catalog"]}))
     output = discovery_env.tmp / "plan.json"
-    done = discovery_env.cli(
-        discovery_env.cli_args(
-            "discover",
-            "--operation",
-            "lifecycle.upsert",
-            "--tenant-env-id",
-            "t-799a",
-            "--environment",
-            str(environment),
-            "--output",
-            str(output),
-            "--skip-invalid",
-        )
+    done = discovery_env.cli_in_process(
+        "discover",
+        "--operation",
+        "lifecycle.upsert",
+        "--tenant-env-id",
+        "t-799a",
+        "--environment",
+        str(environment),
+        "--output",
+        str(output),
+        "--skip-invalid",
     )
     assert done.returncode == 0, done.stderr
     plan = json.loads(output.read_text())

@@ -93,7 +93,7 @@ def test_sweep_deletes_leftovers_of_finished_or_gone_workflows(bridge_env: Bridg
     env.sb.wait_for_pod(env.namespace, "p-orphan")
 
     # Dry run through the CLI: says what would go, deletes nothing.
-    dry = env.cli(env.cli_args("sweep", "--dry-run", "--older-than", "1h"))
+    dry = env.cli_in_process("sweep", "--dry-run", "--older-than", "1h")
     assert dry.returncode == 0, dry.stderr
     assert f"would delete pod {env.namespace}/p-done" in dry.stdout
     assert f"would delete secret {env.namespace}/s-orphan" in dry.stdout
