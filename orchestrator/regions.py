@@ -553,7 +553,7 @@ class RegionalRuntime:
     one result tracker per region, or (local) one in-process submitter per region.
 
     ``start()`` starts the trackers, ``stop()`` stops them and cancels local runs, ``close()``
-    also closes the clients; ``health()`` is unhealthy when any region's tracker is.
+    also closes the clients; ``health()`` is unhealthy only when every region's tracker is.
     """
 
     router: RegionRouter
@@ -572,10 +572,17 @@ class RegionalRuntime:
             self._threads.append(thread)
 
     def health(self) -> tuple[bool, str]:
-        for name, tracker in self.trackers.items():
-            if not tracker.healthy:
-                return False, f"tracker of region {name}: {tracker.last_error}"
-        return True, "ok"
+        """Unhealthy only when *every* region's tracker is failing: one region's outage is
+        that region's problem, and restarting the listener would not help the others."""
+        failing = {
+            name: tracker.last_error
+            for name, tracker in self.trackers.items()
+            if not tracker.healthy
+        }
+        detail = "; ".join(f"tracker of region {name}: {error}" for name, error in failing.items())
+        if failing and len(failing) == len(self.trackers):
+            return False, detail
+        return True, f"ok ({detail})" if detail else "ok"
 
     def stop(self, *, timeout: float | None = None) -> None:
         for tracker in self.trackers.values():

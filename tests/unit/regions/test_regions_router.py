@@ -217,3 +217,24 @@ def test_a_servers_retry_after_lengthens_the_backoff_up_to_the_cap() -> None:
     assert circuit.failure(retry_after=3) == pytest.approx(3.0)
     assert circuit.failure(retry_after=120) == pytest.approx(4.0)
     assert circuit.failure(retry_after=None) == pytest.approx(4.0)
+
+
+def test_the_listener_is_unhealthy_only_when_every_regions_tracker_fails() -> None:
+    from orchestrator.regions import RegionalRuntime
+
+    class FakeTracker:
+        def __init__(self, healthy: bool) -> None:
+            self.healthy = healthy
+            self.last_error = "" if healthy else "connection refused"
+
+    router, _, _, _ = make_router()
+    one_down = RegionalRuntime(
+        router, trackers={"eu-west-1": FakeTracker(False), "us-east-1": FakeTracker(True)}
+    )
+    healthy, detail = one_down.health()
+    assert healthy
+    assert "eu-west-1: connection refused" in detail
+    all_down = RegionalRuntime(
+        router, trackers={"eu-west-1": FakeTracker(False), "us-east-1": FakeTracker(False)}
+    )
+    assert all_down.health()[0] is False
