@@ -186,7 +186,10 @@ def discover(**params: Any) -> None:
             )
         text = found.plan.to_compact_json()
         if params.get("output"):
-            Path(params["output"]).write_text(text)
+            try:
+                Path(params["output"]).write_text(text)
+            except OSError as exc:
+                raise UsageError(f"cannot write --output {params['output']}: {exc}") from exc
         else:
             click.echo(text)
         click.echo(
@@ -316,7 +319,10 @@ def run(**params: Any) -> None:
     except LifecycleError as exc:
         _fail(exc)
     if params.get("result_path"):
-        result.write(params["result_path"])
+        try:
+            result.write(params["result_path"])
+        except OSError as exc:  # the job's outcome stands; Argo reports the missing output
+            click.echo(f"error: cannot write --result {params['result_path']}: {exc}", err=True)
     summary = f"bridge: {result.status.value}: {result.reason}"
     if result.message:
         summary += f": {result.message}"
