@@ -404,6 +404,12 @@ class Circuit:
                 self.failures = 0
                 self._probing = False
 
+    def abandon(self) -> None:
+        """The admitted call was not made (no slot) or ended in a bug: it proves nothing, so a
+        probe it held goes to the next caller."""
+        with self._lock:
+            self._probing = False
+
     def retry_in(self) -> float:
         with self._lock:
             return max(0.0, self._open_until - self._clock()) if self.state == OPEN else 0.0
@@ -483,7 +489,7 @@ class RegionRouter:
                 hint="the message is redelivered; other regions keep flowing",
             )
         if not lane.slots.acquire(blocking=False):
-            lane.circuit.release()
+            lane.circuit.abandon()
             self._count_refused(lane)
             raise RegionUnavailableError(
                 f"region {region.name} has {region.max_in_flight} submissions in flight: "
@@ -510,7 +516,7 @@ class RegionRouter:
             lane.circuit.release()  # the API answered: it is reachable
             raise
         except BaseException:
-            lane.circuit.release()
+            lane.circuit.abandon()
             raise
         finally:
             with lane.lock:

@@ -238,3 +238,16 @@ def test_the_listener_is_unhealthy_only_when_every_regions_tracker_fails() -> No
         router, trackers={"eu-west-1": FakeTracker(False), "us-east-1": FakeTracker(False)}
     )
     assert all_down.health()[0] is False
+
+
+def test_a_probe_that_never_called_does_not_close_the_circuit() -> None:
+    clock = Clock()
+    circuit = Circuit(CircuitSettings(initial_backoff=1.0), clock=clock)
+    circuit.failure()
+    clock.now += 1.0
+    assert circuit.admit() is None  # the probe ...
+    circuit.abandon()  # ... found no free slot and made no call
+    assert circuit.state == HALF_OPEN
+    assert circuit.admit() is None  # the next caller probes instead
+    circuit.failure()
+    assert circuit.state == OPEN
