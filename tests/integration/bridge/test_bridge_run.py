@@ -57,14 +57,19 @@ def test_successful_run_streams_env_and_files_and_cleans_up(bridge_env: BridgeEn
 
 def test_exit_code_after_backoff_limit_plus_one_attempts(bridge_env: BridgeEnv) -> None:
     bridge_env.add_job("fails", "echo try $LIFECYCLE_ATTEMPT; exit 3", backoff_limit=2)
-    result, out = bridge_env.run("fails")
-    assert result.status is Status.FAILED
-    assert result.reason == "BackoffLimitExceeded"
-    assert result.process_exit_code == 3
-    assert [a.attempt for a in result.attempts] == [1, 2, 3]
-    assert all(a.exit_code == 3 and a.counted for a in result.attempts)
-    assert out == ["try 1", "try 2", "try 3"]
-    assert len({a.pod for a in result.attempts}) == 3
+    result_path = bridge_env.tmp / "result.json"
+    done = bridge_env.cli(bridge_env.run_args("fails", "--result", str(result_path)))
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.splitlines() == ["try 1", "try 2", "try 3"]
+    result = json.loads(result_path.read_text())
+    assert result["status"] == "failed"
+    assert result["reason"] == "BackoffLimitExceeded"
+    assert [(a["attempt"], a["exitCode"], a["counted"]) for a in result["attempts"]] == [
+        (1, 3, True),
+        (2, 3, True),
+        (3, 3, True),
+    ]
+    assert len({a["pod"] for a in result["attempts"]}) == 3
     # delete-policy "succeeded": failed pods stay for debugging, their Secrets with them
     assert len(bridge_env.pods()) == 3
 
