@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
 from .harness import SoakConfig, run_soak
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir=args.workdir,
         keep_workdir=args.workdir is not None,
     )
+    # SIGTERM (a CI timeout, kill) unwinds like Ctrl-C: listen, bridges and the emulator stop.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     report = run_soak(config)
     report["command"] = "python -m tests.soak " + " ".join(sys.argv[1:] if argv is None else argv)
     text = json.dumps(report, indent=2, sort_keys=True)

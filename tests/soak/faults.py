@@ -125,7 +125,9 @@ class FaultInjector:
                 if not left:
                     self._stop.wait(0.1)
                     continue
-                kind = self.rng.choice(left)
+                # Weighted by what is left: every kind is spread over the whole run.
+                remaining = self.remaining()
+                kind = self.rng.choices(left, weights=[remaining[k] for k in left])[0]
                 self.inject(kind)
                 # Jitter around the interval, so faults do not beat in step with the jobs.
                 self._stop.wait(self.interval * self.rng.uniform(0.5, 1.5))

@@ -569,11 +569,9 @@ class Soak:
             interval=c.fault_interval,
             restart_consumer=self.restart_consumer,
             kill_bridge=self.kill_bridge,
-            # Faults keep step with the requests: by the time a fraction f of them has a
-            # result, about f of the faults (plus a window's worth) have been injected.
-            allowance=lambda: math.ceil(
-                total_faults * min(1.0, self.done_fraction() + c.window / max(1, c.requests))
-            ),
+            # Faults keep step with the requests: by the time a share f of them has a result,
+            # about f of the faults (plus one per kind) have been injected.
+            allowance=lambda: math.ceil(total_faults * self.done_fraction()) + len(budgets),
             ready=lambda kind: (
                 kind != "consumer-restart" or self.done_fraction() >= c.consumer_restart_after
             ),
