@@ -4,6 +4,7 @@ observation that breaks it, and passes on a clean one (pure functions, no proces
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -60,7 +61,7 @@ def _second_result(obs: inv.Observations, **data: Any) -> None:
     obs.requests["soak-1-00001"] = TENANT
 
 
-BREAKS = {
+BREAKS: dict[str, Callable[[inv.Observations], Any]] = {
     "missing result": lambda o: o.results.clear(),
     "conflicting results": lambda o: o.results.append(
         {**o.results[0], "type": inv.FAILED_TYPE, "data": {"status": "failed"}}
