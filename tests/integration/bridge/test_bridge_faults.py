@@ -15,6 +15,7 @@ from bridge import podspec
 from bridge.errors import NotFoundError
 from bridge.kube import PODS, Kube
 from bridge.result import Status
+from sandbox import Sandbox
 from tests.integration.bridge.conftest import FAST, PREFIX, BridgeEnv, cli_env
 
 TEN_THOUSAND = (
@@ -73,31 +74,18 @@ def test_forbidden_ends_with_a_clear_message_after_at_most_one_retry(bridge_env:
     assert bridge_env.pods() == []
 
 
-def test_forbidden_by_rbac_is_one_clear_line(bridge_env: BridgeEnv, sandbox_rbac: object) -> None:
-    from sandbox import Sandbox
-
-    assert isinstance(sandbox_rbac, Sandbox)
+def test_forbidden_by_rbac_is_an_error_naming_the_permission(
+    bridge_env: BridgeEnv, sandbox_rbac: Sandbox
+) -> None:
     token = sandbox_rbac.issue_token(user="system:serviceaccount:argo:nobody")
-    config = sandbox_rbac.kubeconfig_path(token=token)
-    argv = [
-        *bridge_env.cli_args("run")[:4],
-        "--kubeconfig",
-        str(config),
-        "--namespace",
-        "team-x",
-        "--job",
-        "anything",
-        "--operation",
-        "lifecycle.upsert",
-        "--tenant-env-id",
-        "t",
-        "--batch-operation-id",
-        "b",
-    ]
-    done = bridge_env.cli(argv)
-    assert done.returncode == 1, done.stderr
-    assert "403" in done.stderr
-    assert "Traceback" not in done.stderr
+    with Kube(settings=FAST.kube, host=sandbox_rbac.url, token=token) as kube:
+        result, out = bridge_env.run("anything", kube=kube, namespace="team-x")
+    assert result.status is Status.ERROR
+    assert result.reason == "Forbidden"
+    assert result.process_exit_code == 1
+    assert "403" in result.message
+    assert "system:serviceaccount:argo:nobody" in result.message
+    assert out == []
 
 
 def _start(env: BridgeEnv, argv: list[str]) -> tuple[subprocess.Popen[str], list[str]]:
@@ -246,12 +234,12 @@ def test_restart_replays_finished_attempts_and_reads_a_finished_pod(
         batch_operation_id="b-rs", namespace=bridge_env.namespace, job="twice", attempt=2
     )
     bridge_env.sb.wait_for_pod(bridge_env.namespace, second_pod)  # it ends while no bridge runs
-    again = bridge_env.cli(argv)
-    assert again.returncode == 0, again.stderr
-    assert "second done" in again.stdout.splitlines()
+    # The same request again (in-process; test_sigkill_then_restart_... restarts the CLI).
+    result, out = bridge_env.run("twice", batch_operation_id="b-rs")
+    assert result.status is Status.SUCCEEDED, result.message
+    assert "second done" in out
     assert runs.read_text() == "attempt 1\nattempt 2\n"  # nothing ran again
-    result = json.loads((tmp_path / "result.json").read_text())
-    assert [(a["attempt"], a["exitCode"], a["counted"]) for a in result["attempts"]] == [
+    assert [(a.attempt, a.exit_code, a.counted) for a in result.attempts] == [
         (1, 3, True),
         (2, 0, True),
     ]
