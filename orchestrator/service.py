@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from bridge.errors import BusError, InvalidError, LifecycleError
@@ -37,7 +38,7 @@ from bridge.kube import Kube
 
 from .bus import Bus, Disposition, Message, Subscription
 from .engine import BridgeSettings, EngineSettings, LocalSubmitter, local_engine
-from .events import InvalidEvent, encode_event, parse_request, result_event
+from .events import InvalidEvent, encode_event, parse_request, result_event, rfc3339
 from .metrics import Metrics, MetricsServer
 from .pubsub import PubSubBus, PubSubSettings, ensure_topology
 from .settings import ListenSettings
@@ -143,10 +144,20 @@ class Consumer:
         return Disposition.ACK
 
 
-def local_result_publisher(bus: Bus, topic: str, metrics: Metrics) -> Callable[[Any, Any], None]:
-    """The local engine's ``on_result``: publish its result like the tracker does for Argo."""
+class LocalResultPublisher:
+    """The local engine's callbacks: publish its result like the tracker does for Argo.
 
-    def publish(request: Any, result: Any) -> None:
+    ``on_result`` publishes the run's outcome; ``on_error`` -- the run could not even start
+    (discovery failed, the tenant became busy) -- publishes a ``failed`` result with the reason,
+    so every request that was acked still gets exactly one answer.
+    """
+
+    def __init__(self, bus: Bus, topic: str, metrics: Metrics) -> None:
+        self.bus = bus
+        self.topic = topic
+        self.metrics = metrics
+
+    def on_result(self, request: Any, result: Any) -> None:
         data: Mapping[str, Any] = result.to_event_data()
         event = result_event(
             batch_operation_id=request.batch_operation_id,
@@ -160,19 +171,38 @@ def local_result_publisher(bus: Bus, topic: str, metrics: Metrics) -> Callable[[
             finished_at=data.get("finishedAt"),
         )
         event["data"].update({k: v for k, v in data.items() if k not in event["data"]})
+        self._publish(request, event, phase=str(data.get("status")))
+
+    def on_error(self, request: Any, error: BaseException) -> None:
+        now = rfc3339(datetime.now(UTC))
+        event = result_event(
+            batch_operation_id=request.batch_operation_id,
+            tenant_env_id=request.tenant_env_id,
+            operation=request.operation,
+            status="failed",
+            jobs=[],
+            workflow=None,
+            region=request.region,
+            started_at=now,
+            finished_at=now,
+        )
+        event["data"].update(
+            {"engine": "local", "reason": type(error).__name__, "message": str(error)}
+        )
+        self._publish(request, event, phase="Error")
+
+    def _publish(self, request: Any, event: dict[str, Any], *, phase: str) -> None:
         try:
-            bus.publish(
-                topic,
+            self.bus.publish(
+                self.topic,
                 encode_event(event),
                 {"ce-type": event["type"], "ce-id": event["id"], "tenant": request.tenant_env_id},
             )
         except BusError:
             log.exception("result of %s could not be published", request.batch_operation_id)
             return
-        metrics.results_published.labels(event["data"]["status"]).inc()
-        metrics.workflows_finished.labels(str(data.get("status"))).inc()
-
-    return publish
+        self.metrics.results_published.labels(event["data"]["status"]).inc()
+        self.metrics.workflows_finished.labels(phase).inc()
 
 
 class Service:
@@ -252,9 +282,11 @@ class Service:
             BridgeSettings(kubeconfig=kube.kubeconfig, context=kube.context),
             settings=EngineSettings(parallelism=self.settings.parallelism),
         )
+        results = LocalResultPublisher(self.bus, self.settings.results_topic, self.metrics)
         self._local = LocalSubmitter(
             local,
-            on_result=local_result_publisher(self.bus, self.settings.results_topic, self.metrics),
+            on_result=results.on_result,
+            on_error=results.on_error,
             max_concurrent=self.settings.max_concurrent,
         )
         engine: Engine = self._local

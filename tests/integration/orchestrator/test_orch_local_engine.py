@@ -48,6 +48,19 @@ def job(namespace: str, name: str, *, wave: int, exit_code: int = 0) -> dict[str
     }
 
 
+BROKEN_OPERATION = "orch.broken"
+
+
+def broken_job() -> dict[str, Any]:
+    """A participant whose wave annotation is not a number: discovery refuses the plan."""
+    broken = job("orch-a", "broken", wave=0)
+    broken["metadata"]["annotations"] = {
+        f"{PREFIX}/operations": BROKEN_OPERATION,
+        f"{PREFIX}/wave": "first",
+    }
+    return broken
+
+
 def test_local_engine_runs_the_lifecycle_and_publishes_a_succeeded_result(
     sandbox, pubsub_topology
 ) -> None:
@@ -61,7 +74,7 @@ def test_local_engine_runs_the_lifecycle_and_publishes_a_succeeded_result(
             }
             for ns in ("orch-a", "orch-b")
         ]
-        + [job("orch-a", "prepare", wave=0), job("orch-b", "finish", wave=1)]
+        + [job("orch-a", "prepare", wave=0), job("orch-b", "finish", wave=1), broken_job()]
     )
     settings = KubeSettings(kubeconfig=str(sandbox.kubeconfig_path()))
     service = start_service(sandbox, t, engine="local", kube=settings)
@@ -69,14 +82,24 @@ def test_local_engine_runs_the_lifecycle_and_publishes_a_succeeded_result(
         request = valid_event(id="local-1", subject="tenant-local")
         request["data"]["operation"] = OPERATION
         payload = json.dumps(request).encode()
-        publish_requests(t, [payload, payload])
-        (message,) = drain(t.project, t.results_subscription, expected=1, timeout=60)
+        broken = valid_event(id="local-broken", subject="tenant-other")
+        broken["data"]["operation"] = BROKEN_OPERATION
+        publish_requests(t, [payload, payload, json.dumps(broken).encode()])
+        results = drain(t.project, t.results_subscription, expected=2, timeout=60)
         wait_for(lambda: service.metrics.value("tenantctl_duplicates_total") == 1)
-        assert service.metrics.value("tenantctl_submissions_total", engine="local") == 1
+        assert service.metrics.value("tenantctl_submissions_total", engine="local") == 2
         assert service.metrics.value("tenantctl_results_published_total", status="succeeded") == 1
+        assert service.metrics.value("tenantctl_results_published_total", status="failed") == 1
     finally:
         service.close()
-    (event,) = events([message])
+    by_id = {e["id"]: e for e in events(results)}
+    assert len(results) == 2
+    # discovery refused the broken Job: the request still gets its (failed) answer, with why
+    failed = by_id["local-broken"]
+    assert failed["type"] == "dev.tenant-lifecycle.operation.failed"
+    assert failed["data"]["jobs"] == []
+    assert "wave" in failed["data"]["message"]
+    event = by_id["local-1"]
     assert event["type"] == "dev.tenant-lifecycle.operation.succeeded"
     assert event["id"] == "local-1"
     assert event["subject"] == "tenant-local"
