@@ -332,8 +332,12 @@ class _Run:
                     self._running.pop(job.key, None)
             # Exit 75 is the bridge's "infrastructure error" (API unreachable after its own
             # retries): the only code Argo's retryStrategy retries. The rerun bridge finds its
-            # pod by name and resumes instead of running the job twice.
-            if data.get("exitCode") != INFRA_EXIT_CODE or retry >= settings.infra_retries:
+            # pod by name and resumes instead of running the job twice. A job whose own
+            # container exited 75 is a failed job (status "failed"), never rerun.
+            infrastructure = (
+                data.get("status") == "error" and data.get("exitCode") == INFRA_EXIT_CODE
+            )
+            if not infrastructure or retry >= settings.infra_retries:
                 break
             retry += 1
             delay = min(

@@ -425,6 +425,22 @@ def test_an_infrastructure_exit_is_retried_like_argo_does() -> None:
     assert result.status == "failed"
 
 
+def test_a_job_whose_own_container_exits_75_is_not_rerun() -> None:
+    # Only the bridge's own infrastructure error (status "error") is retried: rerunning a job
+    # that failed by itself with 75 would run it twice.
+    plan = plan_of(UPSERT, ("team-a/x", 0, "abort"))
+    launcher = FakeBridgeLauncher({"team-a/x": FakeJob(status="failed", exit_code=75)})
+    engine = LocalEngine(
+        plan_source=FakePlanSource(plan),
+        launcher=launcher,
+        settings=EngineSettings(infra_retries=2, infra_backoff_seconds=0.01, poll_seconds=0.01),
+    )
+    result = engine.run(RunRequest(UPSERT, "t1"))
+
+    assert [s.job.key for s in launcher.launched] == ["team-a/x"]
+    assert result.status == "failed"
+
+
 def test_an_infrastructure_exit_that_recovers_succeeds() -> None:
     plan = plan_of(UPSERT, ("team-a/x", 0, "abort"))
     launcher = FakeBridgeLauncher({"team-a/x": FakeJob(status="error", exit_code=75)})
