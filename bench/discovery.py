@@ -265,6 +265,9 @@ def run(*, quick: bool, workdir: Path) -> Report:
     def med(rows: list[Row]) -> float:
         return round(common.median([r.run.wall for r in rows]), 3)
 
+    def cpu(rows: list[Row]) -> float:
+        return common.median([r.run.cpu + r.sandbox_cpu for r in rows])
+
     def med_cpu(rows: list[Row]) -> float:
         return round(common.median([r.sandbox_cpu for r in rows]), 3)
 
@@ -322,6 +325,10 @@ def run(*, quick: bool, workdir: Path) -> Report:
         "proposed_over_floor_wall": common.ratio(p_wall, c_wall) if proposed else None,
         "naive_over_proposed_wall": common.ratio(b_wall, p_wall) if proposed else None,
         "naive_over_floor_wall": common.ratio(b_wall, c_wall),
+        # CPU (client + sandbox) is what a loaded machine distorts least: shown beside walls.
+        "ours_over_floor_cpu": common.ratio(cpu(ours), cpu(floor)),
+        "naive_over_ours_cpu": common.ratio(cpu([naive]), cpu(ours)),
+        "proposed_over_floor_cpu": common.ratio(cpu(proposed), cpu(floor)) if proposed else None,
         "ours_over_floor_bytes": common.ratio(ours[-1].bytes, floor[-1].bytes),
         "naive_over_ours_bytes": common.ratio(naive.bytes, ours[-1].bytes),
         "ours_rss_all_jobs_over_lifecycle_only": common.ratio(a_rss, small_rss or 0.0),
