@@ -39,6 +39,8 @@ from bridge.kube import Kube
 from .bus import Bus, Disposition, Message, Subscription
 from .engine import BridgeSettings, EngineSettings, LocalSubmitter, local_engine
 from .events import InvalidEvent, encode_event, parse_request, result_event, rfc3339
+from .history import open_store
+from .history.recorder import HistoryRecorder
 from .metrics import Metrics, MetricsServer
 from .pubsub import PubSubBus, PubSubSettings, ensure_topology
 from .settings import ListenSettings
@@ -73,8 +75,10 @@ class Consumer:
         settings: ConsumerSettings,
         metrics: Metrics,
         sleep: Callable[[float], None] = time.sleep,
+        history: HistoryRecorder | None = None,
     ) -> None:
         self.engine = engine
+        self.history = history or HistoryRecorder(None)
         self.bus = bus
         self.settings = settings
         self.metrics = metrics
@@ -86,6 +90,7 @@ class Consumer:
             request = parse_request(message.data, max_bytes=self.settings.max_event_bytes)
         except InvalidEvent as exc:
             return self._dead_letter(message, exc.reason_code, str(exc), field=exc.field)
+        self.history.request_received(request)
         try:
             outcome = self.engine.submit(request)
         except InvalidError as exc:
@@ -98,6 +103,7 @@ class Consumer:
                 exc,
             )
             return self._retry(getattr(exc, "retry_after", None))
+        self.history.request_submitted(request, workflow=outcome.name)
         if outcome.duplicate:
             self.metrics.duplicates.inc()
             self.metrics.events_received.labels("duplicate").inc()
@@ -152,10 +158,13 @@ class LocalResultPublisher:
     so every request that was acked still gets exactly one answer.
     """
 
-    def __init__(self, bus: Bus, topic: str, metrics: Metrics) -> None:
+    def __init__(
+        self, bus: Bus, topic: str, metrics: Metrics, history: HistoryRecorder | None = None
+    ) -> None:
         self.bus = bus
         self.topic = topic
         self.metrics = metrics
+        self.history = history
 
     def on_result(self, request: Any, result: Any) -> None:
         data: Mapping[str, Any] = result.to_event_data()
@@ -203,6 +212,8 @@ class LocalResultPublisher:
             return
         self.metrics.results_published.labels(event["data"]["status"]).inc()
         self.metrics.workflows_finished.labels(phase).inc()
+        if self.history is not None:
+            self.history.result(request.batch_operation_id, event["data"])
 
 
 class Service:
@@ -234,6 +245,9 @@ class Service:
         self.bus: Bus = bus
         self._own_kube = kube is None
         self.kube = kube or Kube(settings=settings.kube)
+        # Opened (and migrated) before anything is consumed: a wrong URL fails the start.
+        self._history_store = open_store(settings.history_store) if settings.history_store else None
+        self.history = HistoryRecorder(self._history_store)
         self._local: Any = None
         self.engine = engine or self._build_engine()
         self.consumer = Consumer(
@@ -246,6 +260,7 @@ class Service:
                 retry_delay=retry_delay,
             ),
             metrics=self.metrics,
+            history=self.history,
         )
         self.tracker: Tracker | None = None
         if settings.track and settings.engine == "argo":
@@ -257,6 +272,7 @@ class Service:
                 owner=settings.owner,
                 claim_ttl=settings.claim_ttl,
                 metrics=self.metrics,
+                history=self.history,
             )
             self.tracker = Tracker(
                 self.kube,
@@ -282,7 +298,9 @@ class Service:
             BridgeSettings(kubeconfig=kube.kubeconfig, context=kube.context),
             settings=EngineSettings(parallelism=self.settings.parallelism),
         )
-        results = LocalResultPublisher(self.bus, self.settings.results_topic, self.metrics)
+        results = LocalResultPublisher(
+            self.bus, self.settings.results_topic, self.metrics, self.history
+        )
         self._local = LocalSubmitter(
             local,
             on_result=results.on_result,
@@ -359,3 +377,5 @@ class Service:
             self.bus.close()
         if self._own_kube:
             self.kube.close()
+        if self._history_store is not None:
+            self._history_store.close()

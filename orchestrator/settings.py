@@ -61,6 +61,8 @@ class ListenSettings:
     watch_timeout: int = 60
     shutdown_timeout: float = 25.0
     kube: KubeSettings = field(default_factory=KubeSettings)
+    # Operation history (docs/fleet.md): sqlite:///path or postgresql://...; None: no history.
+    history_store: str | None = None
 
     def __post_init__(self) -> None:
         if not self.project:

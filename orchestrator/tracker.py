@@ -33,6 +33,7 @@ from bridge.kube import WORKFLOWS, Kube, WatchStream
 
 from .bus import Bus
 from .events import encode_event, result_event, rfc3339
+from .history.recorder import HistoryRecorder
 from .metrics import Metrics
 from .naming import (
     BATCH_LABEL,
@@ -255,7 +256,9 @@ class ResultPublisher:
         claim_ttl: float = DEFAULT_CLAIM_TTL,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        history: HistoryRecorder | None = None,
     ) -> None:
+        self.history = history
         self.kube = kube
         self.bus = bus
         self.namespace = namespace
@@ -364,6 +367,8 @@ class ResultPublisher:
                 latency = (datetime.now(UTC) - started).total_seconds()
                 self.metrics.end_to_end_latency.observe(max(latency, 0.0))
         log.info("published %s for workflow %s", event["type"], name)
+        if self.history is not None:
+            self.history.result(str(event["id"]), event["data"])
         return PublishOutcome("published", name, event)
 
     def _release(self, name: str) -> None:

@@ -249,6 +249,14 @@ def configure_logging(level: str) -> None:
 )
 @kube_options
 @click.option(
+    "--store",
+    "history_store",
+    envvar=_env("STORE"),
+    show_envvar=True,
+    metavar="URL",
+    help="operation history: sqlite:///path.db or postgresql://user@host/db (default: none)",
+)
+@click.option(
     "--log-level",
     envvar=_env("LOG_LEVEL"),
     default="info",
