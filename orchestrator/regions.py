@@ -626,7 +626,7 @@ def build_regional_runtime(
     from bridge.kube import Kube  # noqa: PLC0415
 
     from .engine import BridgeSettings, EngineSettings, LocalSubmitter, local_engine  # noqa: PLC0415
-    from .service import local_result_publisher  # noqa: PLC0415
+    from .service import LocalResultPublisher  # noqa: PLC0415
     from .submit import ArgoEngine  # noqa: PLC0415
     from .tracker import ResultPublisher, Tracker  # noqa: PLC0415
 
@@ -675,9 +675,11 @@ def build_regional_runtime(
                 bridge = BridgeSettings(
                     kubeconfig=region.cluster.kubeconfig, context=region.cluster.context, env=env
                 )
+                results = LocalResultPublisher(bus, settings.results_topic, metrics)
                 submitter = LocalSubmitter(
                     local_engine(bridge, settings=EngineSettings(parallelism=settings.parallelism)),
-                    on_result=local_result_publisher(bus, settings.results_topic, metrics),
+                    on_result=results.on_result,
+                    on_error=results.on_error,
                     max_concurrent=settings.max_concurrent,
                 )
                 local[region.name] = submitter

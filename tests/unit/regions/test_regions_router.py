@@ -252,3 +252,38 @@ def test_a_probe_that_never_called_does_not_close_the_circuit() -> None:
     assert circuit.admit() is None  # the next caller probes instead
     circuit.failure()
     assert circuit.state == OPEN
+
+
+def test_the_listener_runtime_builds_each_regions_engine_and_tracker(tmp_path: Any) -> None:
+    from bridge.kube import Kube
+    from orchestrator.engine import LocalSubmitter
+    from orchestrator.regions import build_regional_runtime
+    from orchestrator.settings import ListenSettings
+    from orchestrator.submit import ArgoEngine
+
+    regions = parse_region_map(
+        {
+            "regions": {
+                "eu-west-1": {"cluster": {"context": "eu"}, "workflowNamespace": "wf"},
+                "us-east-1": {"cluster": {"kubeconfig": "/dev/null"}, "engine": "local"},
+            }
+        }
+    )
+    kube = Kube(host="http://127.0.0.1:9", token="t")  # never called here
+    runtime = build_regional_runtime(
+        regions,
+        ListenSettings(project="p", metrics_port=-1),
+        bus=FakeBus(),
+        metrics=Metrics(),
+        kubes={"eu-west-1": kube},
+    )
+    try:
+        eu, us = runtime.router.lanes["eu-west-1"], runtime.router.lanes["us-east-1"]
+        assert isinstance(eu.engine, ArgoEngine)
+        assert eu.engine.namespace == "wf"
+        assert isinstance(us.engine, LocalSubmitter)
+        assert set(runtime.trackers) == {"eu-west-1"}
+        assert runtime.owned_kubes == ()  # the given client stays the caller's
+    finally:
+        runtime.close()
+        kube.close()
