@@ -174,19 +174,19 @@ def job_like(draw: st.DrawFn) -> Any:
     spec: dict[str, Any] = {
         "suspend": draw(_weighted(True, st.sampled_from([False, None, "true", 1]))),
         "template": draw(
-            st.just({"spec": {"restartPolicy": "Never", "containers": [container]}}) | JSON_VALUES
+            _weighted({"spec": {"restartPolicy": "Never", "containers": [container]}}, JSON_VALUES)
         ),
     }
     optional = {
-        "backoffLimit": st.integers(-2, 20) | JSON_VALUES,
-        "activeDeadlineSeconds": st.integers(-2, 10**6) | JSON_VALUES,
+        "backoffLimit": _weighted(2, st.integers(-2, 20)),
+        "activeDeadlineSeconds": _weighted(600, st.integers(-2, 10**6)),
         "podFailurePolicy": st.fixed_dictionaries({"rules": st.lists(rule, max_size=3)})
-        | JSON_VALUES,
+        | _weighted({"rules": []}, JSON_VALUES),
         "completions": st.integers(0, 3),
         "parallelism": st.integers(0, 3),
     }
     for name, strategy in optional.items():
-        if draw(st.booleans()):
+        if draw(st.integers(0, 3)) == 0:
             spec[name] = draw(strategy)
     job: dict[str, Any] = {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata}
     job["spec"] = spec if draw(st.integers(0, 19)) else draw(JSON_VALUES)
