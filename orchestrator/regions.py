@@ -615,12 +615,14 @@ def build_regional_runtime(
     metrics: Any,
     kubes: Mapping[str, Any] | None = None,
     circuit: CircuitSettings | None = None,
+    history: Any = None,
 ) -> RegionalRuntime:
     """Build every region's engine from ``settings`` (a :class:`~orchestrator.settings.
     ListenSettings`: template, parallelism, results topic, tracker and kube retry settings).
 
     ``kubes`` may supply a client per region (tests); the others are made from the region's
-    cluster reference and closed by :meth:`RegionalRuntime.close`.
+    cluster reference and closed by :meth:`RegionalRuntime.close`. ``history`` (a
+    :class:`~orchestrator.history.recorder.HistoryRecorder`) records every region's results.
     """
     # Imported here: the service module imports this one lazily, and the engine is heavy.
     from bridge.kube import Kube  # noqa: PLC0415
@@ -659,6 +661,7 @@ def build_regional_runtime(
                         owner=settings.owner,
                         claim_ttl=settings.claim_ttl,
                         metrics=metrics,
+                        history=history,
                     )
                     trackers[region.name] = Tracker(
                         kube,
@@ -675,7 +678,7 @@ def build_regional_runtime(
                 bridge = BridgeSettings(
                     kubeconfig=region.cluster.kubeconfig, context=region.cluster.context, env=env
                 )
-                results = LocalResultPublisher(bus, settings.results_topic, metrics)
+                results = LocalResultPublisher(bus, settings.results_topic, metrics, history)
                 submitter = LocalSubmitter(
                     local_engine(bridge, settings=EngineSettings(parallelism=settings.parallelism)),
                     on_result=results.on_result,
