@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from . import events, install
+from .fleet_cron import fleet_cron_manifest
 from .settings import GENERATED_HEADER, WorkflowSettings
 from .template import workflow_template_manifest
 
@@ -93,6 +94,12 @@ def render_tree(
         (
             argo_dir / "events" / "kustomization.yaml",
             [_kustomization(["eventbus.yaml", "eventsource.yaml", "sensor.yaml"])],
+        ),
+        # Opt-in, not in the base install: a nightly backup of every tenant.
+        (argo_dir / "fleet" / "cronworkflow-nightly-backup.yaml", [fleet_cron_manifest(settings)]),
+        (
+            argo_dir / "fleet" / "kustomization.yaml",
+            [_kustomization(["cronworkflow-nightly-backup.yaml"])],
         ),
     ]
     base = deploy_dir / "base"

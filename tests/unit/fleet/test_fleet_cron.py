@@ -12,8 +12,8 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from orchestrator.cli import main
-from orchestrator.fleet_cron import FleetSchedule, fleet_cron_manifest
 from tests.fixtures.argo_schemas import schemas_dir, strict
+from workflows.fleet_cron import FleetSchedule, fleet_cron_manifest
 from workflows.settings import WorkflowSettings
 
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -16,8 +16,9 @@ Safety, as the CronWorkflow expresses it:
 * ``startingDeadlineSeconds`` — a schedule missed by more than an hour (controller down) is
   skipped rather than run at a surprising time.
 
-``workflows/`` (owned by the workflows engineer) renders it with the other manifests through
-:func:`fleet_cron_manifest`.
+``tenantctl render`` writes it to ``workflows/rendered/fleet/`` through
+:func:`fleet_cron_manifest`. It is not part of the base install: a nightly run over every tenant
+is a decision the operator makes by applying that directory.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 from hera.workflows import Container, CronWorkflow, RetryStrategy
 from hera.workflows import models as m
 
-from workflows.settings import WorkflowSettings
+from .settings import WorkflowSettings
 
 FLEET_CRON_LABEL = "app.kubernetes.io/component"
 
