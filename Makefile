@@ -51,6 +51,10 @@ test-unit: $(STAMP) ## only the fast unit tier
 demo: $(STAMP) ## the main job: a guided tour of the product on a local sandbox
 	$(BIN)/tenantctl demo
 
+.PHONY: sandbox
+sandbox: $(STAMP) ## a local Kubernetes API server for kubectl (prints its kubeconfig)
+	$(BIN)/tenantctl sandbox up
+
 .PHONY: render
 render: $(STAMP) ## regenerate the committed Argo and install manifests
 	$(BIN)/tenantctl render --out workflows/rendered

@@ -25,9 +25,28 @@ ENV_PREFIX = "TENANTCTL"
 class LifecycleGroup(click.Group):
     """A click group that maps the project's errors to one line and an exit code."""
 
+    @staticmethod
+    def _help_path(ctx: click.Context, exc: click.UsageError, subcommand: str | None) -> str:
+        """The command whose ``--help`` answers the error, e.g. ``tenantctl render``."""
+        if exc.ctx is not None and exc.ctx is not ctx:
+            return exc.ctx.command_path
+        # Some parser errors ("--out requires an argument") carry no context of their own.
+        return f"{ctx.command_path} {subcommand}" if subcommand else ctx.command_path
+
     def invoke(self, ctx: click.Context) -> Any:
+        # The group consumes its arguments while dispatching: remember which command was asked.
+        asked = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+        subcommand = asked[0] if asked and asked[0] in self.commands else None
         try:
             return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # a bare command group: click prints its help, as it should
+        except click.UsageError as exc:
+            # click's rendering is three lines (usage, "Try --help", the error); one line that
+            # names the flag and where to read more is what a person scanning a terminal needs.
+            path = self._help_path(ctx, exc, subcommand)
+            click.echo(f"error: {exc.format_message()} (see `{path} --help`)", err=True)
+            sys.exit(2)
         except UsageError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
