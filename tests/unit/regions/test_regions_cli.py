@@ -65,3 +65,59 @@ def test_help_has_an_example() -> None:
     result = CliRunner().invoke(main, ["migrate", "--help"])
     assert result.exit_code == 0
     assert "tenantctl migrate t-42 --from eu-west-1 --to us-east-1" in result.output
+
+
+def test_the_text_summary_says_where_the_tenant_is(
+    regions: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+    import threading
+    from collections.abc import Iterator
+    from typing import Any
+
+    from orchestrator import migration
+    from orchestrator.events import LifecycleRequest
+
+    class Scripted:
+        def __init__(self, status: str) -> None:
+            self.status = status
+
+        def run(
+            self, request: LifecycleRequest, *, cancel: threading.Event
+        ) -> migration.StepOutcome:
+            return migration.StepOutcome(self.status, f"1 job(s) {self.status}")
+
+    @contextlib.contextmanager
+    def fake_runners(*args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        yield {"eu-west-1": Scripted("succeeded"), "us-east-1": Scripted("failed")}
+
+    monkeypatch.setattr(migration, "region_runners", fake_runners)
+    result = CliRunner().invoke(
+        main,
+        [
+            "migrate",
+            "t-42",
+            "--from",
+            "eu-west-1",
+            "--to",
+            "us-east-1",
+            "--regions",
+            str(regions),
+            "--store",
+            f"sqlite:///{tmp_path / 'h.db'}",
+            "--batch-operation-id",
+            "mig-txt",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["STEP", "REGION", "BATCH", "STATUS", "DETAIL"]
+    assert lines[1].split()[:4] == [
+        "lifecycle.migrate-out",
+        "eu-west-1",
+        "mig-txt-out",
+        "succeeded",
+    ]
+    assert lines[2].split()[:4] == ["lifecycle.migrate-in", "us-east-1", "mig-txt-in", "failed"]
+    assert "migration mig-txt: failed" in result.stdout
+    assert "--batch-operation-id mig-txt to resume at the import" in result.stdout
