@@ -139,6 +139,7 @@ def parse_request(
             f"the event is nested {depth} levels deep, more than the limit of {max_depth}",
             hint=f"keep nesting under {max_depth} levels",
         )
+    _check_unicode(text, event)
     if not isinstance(event, dict):
         raise InvalidEvent(
             "NotAnObject",
@@ -146,6 +147,23 @@ def parse_request(
             hint='send {"specversion": "1.0", "type": ..., "id": ..., ...}',
         )
     return _validate_request(event)
+
+
+def _check_unicode(text: str, event: Any) -> None:
+    """Refuse a lone UTF-16 surrogate escape (``"\\ud800"``): valid JSON, but a string that
+    cannot be encoded as UTF-8 again -- publishing the dead-letter reason, an annotation or a
+    history row would fail on it, and the message would come back forever."""
+    if "\\ud" not in text.lower():
+        return  # raw UTF-8 text cannot hold a surrogate; only an escape can
+    try:
+        json.dumps(event, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidEvent(
+            "InvalidUnicode",
+            "the event contains a lone UTF-16 surrogate escape (\\ud800-\\udfff without its "
+            "pair), which is not a Unicode character",
+            hint="escape characters outside the BMP as a surrogate pair, or send them as UTF-8",
+        ) from exc
 
 
 def _validate_request(event: Mapping[str, Any]) -> LifecycleRequest:

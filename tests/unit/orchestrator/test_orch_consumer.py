@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pytest
 
@@ -10,6 +11,7 @@ from bridge.errors import BusError, InvalidError, UnavailableError
 from orchestrator.bus import Disposition, FakeBus
 from orchestrator.events import LifecycleRequest
 from orchestrator.metrics import Metrics
+from orchestrator.pubsub import publishable_attributes
 from orchestrator.service import Consumer, ConsumerSettings
 from orchestrator.submit import SubmitOutcome
 
@@ -110,3 +112,39 @@ def test_long_reason_is_kept_whole_for_the_bus_adapter_to_clip(setup) -> None:
     bus, _, _ = setup
     bus.deliver(SUBSCRIPTION, json.dumps(valid_event(id="x" * 5000)).encode())
     assert bus.published[DLQ][0].attributes["reasonCode"] == "InvalidId"
+
+
+class EncodingBus(FakeBus):
+    """Publishes like the Pub/Sub adapter does: attributes made publishable, UTF-8 on the wire."""
+
+    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
+        attrs = publishable_attributes(attributes)
+        for key, value in attrs.items():
+            (key + value).encode("utf-8")
+        return super().publish(topic, data, attrs)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # a lone UTF-16 surrogate escape: valid JSON, but not encodable as UTF-8 text
+        b'{"specversion": "1.0", "\\ud800x": 1}',
+        json.dumps(valid_event(source="tenant-\ud800manager")).encode(),
+        json.dumps(
+            valid_event(data={"operation": "lifecycle.upsert", "changeset": {"k": "\udfff"}})
+        ).encode(),
+    ],
+)
+def test_lone_surrogate_escapes_are_dead_lettered_not_redelivered_forever(payload) -> None:
+    bus, engine, metrics = EncodingBus(), FakeEngine(), Metrics()
+    consumer = Consumer(
+        engine,
+        bus,
+        settings=ConsumerSettings(dead_letter_topic=DLQ, subscription=SUBSCRIPTION),
+        metrics=metrics,
+        sleep=lambda _: None,
+    )
+    bus.subscribe(SUBSCRIPTION, consumer.handle)
+    assert bus.deliver(SUBSCRIPTION, payload) is Disposition.ACK
+    assert engine.submitted == []
+    assert bus.published[DLQ][0].attributes["reasonCode"] == "InvalidUnicode"
