@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 REASON_ATTRIBUTE = "reason"
 REASON_CODE_ATTRIBUTE = "reasonCode"
 MAX_RETRY_AFTER = 5.0
+# A local run's result event: publish attempts after the first, and their backoff (1, 2, 4, ...
+# capped): about five minutes of bus outage before the result is given up (and logged).
+RESULT_PUBLISH_RETRIES = 10
+RESULT_RETRY_DELAY = 1.0
+MAX_RESULT_RETRY_DELAY = 60.0
 
 
 @dataclass(frozen=True)
@@ -159,12 +164,21 @@ class LocalResultPublisher:
     """
 
     def __init__(
-        self, bus: Bus, topic: str, metrics: Metrics, history: HistoryRecorder | None = None
+        self,
+        bus: Bus,
+        topic: str,
+        metrics: Metrics,
+        history: HistoryRecorder | None = None,
+        *,
+        retries: int = RESULT_PUBLISH_RETRIES,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.bus = bus
         self.topic = topic
         self.metrics = metrics
         self.history = history
+        self.retries = retries
+        self._sleep = sleep
 
     def on_result(self, request: Any, result: Any) -> None:
         data: Mapping[str, Any] = result.to_event_data()
@@ -201,15 +215,31 @@ class LocalResultPublisher:
         self._publish(request, event, phase="Error")
 
     def _publish(self, request: Any, event: dict[str, Any], *, phase: str) -> None:
-        try:
-            self.bus.publish(
-                self.topic,
-                encode_event(event),
-                {"ce-type": event["type"], "ce-id": event["id"], "tenant": request.tenant_env_id},
-            )
-        except BusError:
-            log.exception("result of %s could not be published", request.batch_operation_id)
-            return
+        # The request was acked when the run started and the run's outcome lives only in this
+        # process: there is no marker to retry from later (unlike the Argo path), so a bus that
+        # is briefly unreachable is waited out here rather than losing the answer.
+        data = encode_event(event)
+        attributes = {
+            "ce-type": event["type"],
+            "ce-id": event["id"],
+            "tenant": request.tenant_env_id,
+        }
+        for attempt in range(self.retries + 1):
+            try:
+                self.bus.publish(self.topic, data, attributes)
+                break
+            except BusError as exc:
+                if attempt == self.retries:
+                    log.exception("result of %s could not be published", request.batch_operation_id)
+                    return
+                delay = min(RESULT_RETRY_DELAY * 2**attempt, MAX_RESULT_RETRY_DELAY)
+                log.warning(
+                    "result of %s not published yet (%s); retrying in %.0fs",
+                    request.batch_operation_id,
+                    exc,
+                    delay,
+                )
+                self._sleep(delay)
         self.metrics.results_published.labels(event["data"]["status"]).inc()
         self.metrics.workflows_finished.labels(phase).inc()
         if self.history is not None:
