@@ -173,6 +173,7 @@ def test_a_down_region_waits_on_the_bus_while_the_other_keeps_flowing(regions: R
     wait_for(lambda: regions.runtime.router.status()["region-a"]["refused"] > 0)
     assert regions.runtime.router.status()["region-a"]["circuit"] in ("open", "half-open")
 
+    wait_for(lambda: {b for b, _, d in regions.handled if d is Disposition.ACK} == b_batches)
     regions.a.faults.clear()  # region A comes back
     wait_for(lambda: regions.workflows(regions.a) == a_batches)
     assert regions.workflows(regions.b) == b_batches
