@@ -22,18 +22,14 @@ import os
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bridge.errors import LifecycleError
 from bridge.manifests import load_objects
@@ -46,6 +42,9 @@ from orchestrator.engine import (
     local_engine,
 )
 from orchestrator.engine.view import LiveView, format_seconds, summary_lines
+
+if TYPE_CHECKING:
+    from sandbox.emulators import PubSubEmulator, SeaweedFS
 
 # The example Jobs keep tenant state under this hostPath; the demo points it at a temp dir.
 EXAMPLE_STATE_PATH = "/var/lib/tenant-lifecycle-demo"
@@ -79,209 +78,58 @@ class Step:
 
 
 # --------------------------------------------------------------------------------------------
-# SeaweedFS: an S3-compatible store, started only for the migration step
+# The helpers (sandbox.emulators): SeaweedFS for the migration step, the Pub/Sub emulator for
+# the result events. Both are started early and waited for when their step comes.
 # --------------------------------------------------------------------------------------------
 
-
-def find_weed() -> str | None:
-    beside_python = Path(sys.executable).parent / "weed"
-    if beside_python.exists():
-        return str(beside_python)
-    return shutil.which("weed")
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-@dataclass
-class Weed:
-    """A running ``weed server -s3`` with one identity; stop() kills its process group."""
-
-    process: subprocess.Popen[bytes]
-    endpoint_url: str
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    log_path: Path
-    socket_dir: Path
-
-    @classmethod
-    def start(cls, binary: str, root: Path) -> Weed:
-        access_key = "DEMO" + secrets.token_hex(8).upper()
-        secret_key = secrets.token_urlsafe(24)
-        identities = {
-            "identities": [
-                {
-                    "name": "demo",
-                    "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
-            ]
-        }
-        root.mkdir(parents=True, exist_ok=True)
-        config = root / "s3.json"
-        config.write_text(json.dumps(identities), encoding="utf-8")
-        config.chmod(0o600)
-        (root / "data").mkdir(exist_ok=True)
-        # Unix socket paths are limited to 107 bytes: a deep TMPDIR would make weed exit.
-        socket_dir = Path(tempfile.mkdtemp(prefix="tl-weed-"))
-        if len(str(socket_dir)) > 80:
-            shutil.rmtree(socket_dir, ignore_errors=True)
-            socket_dir = Path(tempfile.mkdtemp(prefix="tl-weed-", dir="/tmp"))
-        master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = _free_ports(8)
-        argv = [
-            binary,
-            f"-logdir={root}",  # glog files, which default to TMPDIR
-            "server",
-            f"-dir={root / 'data'}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            f"-master.port={master}",
-            f"-master.port.grpc={master_grpc}",
-            "-master.telemetry=false",
-            "-master.volumeSizeLimitMB=64",
-            f"-volume.port={volume}",
-            f"-volume.port.grpc={volume_grpc}",
-            "-volume.max=0",
-            f"-filer.port={filer}",
-            f"-filer.port.grpc={filer_grpc}",
-            f"-filer.localSocket={socket_dir / 'filer.sock'}",
-            "-s3",
-            f"-s3.port={s3}",
-            f"-s3.port.grpc={s3_grpc}",
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
-            f"-s3.localSocket={socket_dir / 's3.sock'}",
-            f"-s3.config={config}",
-        ]
-        log_path = root / "weed.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
-            )
-        return cls(process, f"http://127.0.0.1:{s3}", access_key, secret_key, log_path, socket_dir)
-
-    def _log_tail(self) -> str:
-        try:
-            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            return ""
-        return " | ".join(line.strip() for line in lines[-3:])
-
-    def wait_ready(self, *, cancel: threading.Event, timeout: float = WEED_START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if cancel.is_set():
-                raise DemoInterruptedError
-            if self.process.poll() is not None:
-                raise DemoError(
-                    f"SeaweedFS exited with {self.process.returncode}: {self._log_tail()}",
-                    hint="run tenantctl demo --no-storage to skip the migration step",
-                )
-            try:
-                with urllib.request.urlopen(self.endpoint_url + "/", timeout=1):  # noqa: S310
-                    return
-            except urllib.error.HTTPError as exc:  # 403 without a signature: it is up
-                exc.close()
-                return
-            except (urllib.error.URLError, OSError):
-                cancel.wait(0.1)
-        raise DemoError(
-            f"SeaweedFS did not answer within {timeout:.0f}s: {self._log_tail()}",
-            hint="run tenantctl demo --no-storage to skip the migration step",
-        )
-
-    def stop(self) -> None:
-        # weed can take many seconds to stop on SIGTERM: a short grace, then SIGKILL the group.
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=WEED_STOP_GRACE)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        shutil.rmtree(self.socket_dir, ignore_errors=True)
-
-    def bridge_env(self) -> dict[str, str]:
-        """``BRIDGE_STORAGE_*`` for the bridges: static keys (SeaweedFS has no STS)."""
-        return {
-            "BRIDGE_STORAGE_BUCKET": DEMO_BUCKET,
-            "BRIDGE_STORAGE_ENDPOINT_URL": self.endpoint_url,
-            "BRIDGE_STORAGE_REGION": "us-east-1",
-            "BRIDGE_STORAGE_CREDENTIALS": "static",
-            "BRIDGE_STORAGE_ACCESS_KEY_ID": self.access_key_id,
-            "BRIDGE_STORAGE_SECRET_ACCESS_KEY": self.secret_access_key,
-        }
-
-
-# --------------------------------------------------------------------------------------------
-# The Pub/Sub emulator: where the result events go
-# --------------------------------------------------------------------------------------------
-
-PUBSUB_EMULATOR = Path(
-    "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator"
-)
 PUBSUB_PROJECT = "tenant-lifecycle-demo"
 RESULTS_TOPIC = "lifecycle-results"
 RESULTS_SUBSCRIPTION = "lifecycle-results-demo"
 EMULATOR_START_TIMEOUT = 45.0
+EMULATOR_STOP_GRACE = 5.0
+STORAGE_HINT = "run tenantctl demo --no-storage to skip the migration step"
 
 
-@dataclass
-class Emulator:
-    """A running Pub/Sub emulator (a JVM in its own process group)."""
+def start_weed(binary: str, root: Path) -> SeaweedFS:
+    """``weed server -s3`` under ``root`` with one fresh identity, started (not yet ready)."""
+    from sandbox.emulators import SeaweedFS  # noqa: PLC0415 - the sandbox is for demos and tests
 
-    process: subprocess.Popen[bytes]
-    host: str
-    log_path: Path
+    weed = SeaweedFS(
+        root,
+        access_key="DEMO" + secrets.token_hex(8).upper(),
+        secret_key=secrets.token_urlsafe(24),
+        identity="demo",
+        binary=binary,
+        start_timeout=WEED_START_TIMEOUT,
+        stop_grace=WEED_STOP_GRACE,
+    )
+    return weed.start()
 
-    @classmethod
-    def start(cls, root: Path) -> Emulator:
-        root.mkdir(parents=True, exist_ok=True)
-        (port,) = _free_ports(1)
-        log_path = root / "emulator.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [str(PUBSUB_EMULATOR), "--host=127.0.0.1", f"--port={port}", f"--data-dir={root}"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        return cls(process, f"127.0.0.1:{port}", log_path)
 
-    def wait_ready(
-        self, *, cancel: threading.Event, timeout: float = EMULATOR_START_TIMEOUT
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while "Server started" not in self.log_path.read_text(errors="replace"):
-            if cancel.is_set():
-                raise DemoInterruptedError
-            if self.process.poll() is not None:
-                raise DemoError(f"the Pub/Sub emulator exited with {self.process.returncode}")
-            if time.monotonic() > deadline:
-                raise DemoError(f"the Pub/Sub emulator did not start within {timeout:.0f}s")
-            cancel.wait(0.1)
+def weed_bridge_env(weed: SeaweedFS) -> dict[str, str]:
+    """``BRIDGE_STORAGE_*`` for the bridges: static keys (SeaweedFS has no STS)."""
+    return {
+        "BRIDGE_STORAGE_BUCKET": DEMO_BUCKET,
+        "BRIDGE_STORAGE_ENDPOINT_URL": weed.endpoint_url,
+        "BRIDGE_STORAGE_REGION": "us-east-1",
+        "BRIDGE_STORAGE_CREDENTIALS": "static",
+        "BRIDGE_STORAGE_ACCESS_KEY_ID": weed.access_key,
+        "BRIDGE_STORAGE_SECRET_ACCESS_KEY": weed.secret_key,
+    }
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=5)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+
+def wait_ready(
+    helper: SeaweedFS | PubSubEmulator, *, cancel: threading.Event, hint: str | None = None
+) -> None:
+    """Wait for a helper; Ctrl-C interrupts the demo, a failure is a :class:`DemoError`."""
+    from sandbox.emulators import EmulatorCancelledError, EmulatorError  # noqa: PLC0415
+
+    try:
+        helper.wait_ready(cancel=cancel)
+    except EmulatorCancelledError as exc:
+        raise DemoInterruptedError from exc
+    except EmulatorError as exc:
+        raise DemoError(str(exc), hint=hint) from exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,9 +174,9 @@ class Demo:
         self.cancel = cancel
         self.steps: list[Step] = []
         self.results: list[OperationResult] = []
-        self.weed: Weed | None = None
+        self.weed: SeaweedFS | None = None
         self.weed_skip = ""
-        self.emulator: Emulator | None = None
+        self.emulator: PubSubEmulator | None = None
         self.bus_skip = ""
         self.tty = bool(getattr(out, "isatty", lambda: False)())
 
@@ -405,8 +253,10 @@ class Demo:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _start_helpers(self, workdir: Path) -> None:
+        from sandbox import emulators  # noqa: PLC0415 - the sandbox is for demos and tests only
+
         s = self.settings
-        binary = find_weed() if s.storage else None
+        binary = emulators.find_weed() if s.storage else None
         if not s.storage:
             self.weed_skip = "--no-storage was given"
         elif binary is None:
@@ -417,13 +267,20 @@ class Demo:
         elif not (s.jobs_dir / "archive").is_dir():
             self.weed_skip = f"{s.jobs_dir}/archive (the team that migrates data) is missing"
         else:
-            self.weed = Weed.start(binary, workdir / "seaweedfs")
+            self.weed = start_weed(binary, workdir / "seaweedfs")
         if not s.bus:
             self.bus_skip = "--no-bus was given"
-        elif not PUBSUB_EMULATOR.exists():
-            self.bus_skip = f"the Pub/Sub emulator is not installed ({PUBSUB_EMULATOR})"
+        elif emulators.find_pubsub_emulator() is None:
+            self.bus_skip = (
+                f"the Pub/Sub emulator is not installed ({emulators.PUBSUB_EMULATOR_PATH})"
+            )
         else:
-            self.emulator = Emulator.start(workdir / "pubsub")
+            self.emulator = emulators.PubSubEmulator(
+                project=PUBSUB_PROJECT,
+                workdir=workdir / "pubsub",
+                start_timeout=EMULATOR_START_TIMEOUT,
+                stop_grace=EMULATOR_STOP_GRACE,
+            ).start()
 
     def _story(self, *, workdir: Path, state: Path, tenant_dir: Path, started: float) -> int:
         from sandbox import Sandbox  # noqa: PLC0415 - the sandbox is for demos and tests only
@@ -450,7 +307,9 @@ class Demo:
             self.say(f"tenant state lives on the 'node' under {state} (the Jobs' hostPath)")
             kubeconfig = str(sandbox.kubeconfig_path())
             weed = self.weed
-            bridge = BridgeSettings(kubeconfig=kubeconfig, env=weed.bridge_env() if weed else {})
+            bridge = BridgeSettings(
+                kubeconfig=kubeconfig, env=weed_bridge_env(weed) if weed else {}
+            )
             engine = local_engine(bridge, settings=EngineSettings(parallelism=s.parallelism))
             batch = f"demo-{secrets.token_hex(4)}"
 
@@ -522,12 +381,12 @@ class Demo:
         self._where_to_look(time.monotonic() - started)
         return 0
 
-    def _migrate(self, engine: LocalEngine, weed: Weed, tenant_dir: Path, batch: str) -> None:
+    def _migrate(self, engine: LocalEngine, weed: SeaweedFS, tenant_dir: Path, batch: str) -> None:
         from bridge.storage import ObjectStore  # noqa: PLC0415 - boto3 only for this step
         from bridge.storage_settings import load_storage_settings  # noqa: PLC0415
 
-        weed.wait_ready(cancel=self.cancel)
-        settings = load_storage_settings(env=weed.bridge_env())
+        wait_ready(weed, cancel=self.cancel, hint=STORAGE_HINT)
+        settings = load_storage_settings(env=weed_bridge_env(weed))
         with ObjectStore(settings) as store:
             store.create_bucket(DEMO_BUCKET)
         self.say(f"SeaweedFS (S3) at {weed.endpoint_url}, bucket {DEMO_BUCKET}")
@@ -581,7 +440,7 @@ class Demo:
             self.steps.append(Step("result events", "skipped", self.bus_skip))
             return
         began = time.monotonic()
-        self.emulator.wait_ready(cancel=self.cancel)
+        wait_ready(self.emulator, cancel=self.cancel)
         from orchestrator.bus import Message  # noqa: PLC0415
         from orchestrator.events import encode_event, result_event  # noqa: PLC0415
         from orchestrator.pubsub import (  # noqa: PLC0415 - google-cloud-pubsub is heavy
