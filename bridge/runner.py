@@ -559,19 +559,6 @@ class Runner:
             job=req.job,
             attempt=attempt,
         )
-        secret = podspec.build_secret(
-            name=name,
-            identity=self.identity,
-            attempt=attempt,
-            environment_yaml=_yaml(req.environment),
-            changeset_yaml=_yaml(req.changeset),
-            secret_env=injection.secret_env,
-        )
-        try:
-            self.kube.create(SECRETS, secret, namespace=req.namespace)
-        except ConflictError:
-            # Left by a bridge that crashed before its pod existed: ours (same run), refresh it.
-            self.kube.patch(SECRETS, name, {"data": secret["data"]}, namespace=req.namespace)
         env = podspec.PodEnv(
             values=podspec.lifecycle_env(
                 self.identity,
@@ -590,12 +577,34 @@ class Runner:
             env=env,
             mount_path=settings.mount_path,
         )
+        # The pod body is built before the Secret is created: a template we cannot turn into a
+        # pod must not leave the tenant's data behind in a Secret for a pod that never comes.
+        secret = podspec.build_secret(
+            name=name,
+            identity=self.identity,
+            attempt=attempt,
+            environment_yaml=_yaml(req.environment),
+            changeset_yaml=_yaml(req.changeset),
+            secret_env=injection.secret_env,
+        )
+        try:
+            self.kube.create(SECRETS, secret, namespace=req.namespace)
+        except ConflictError:
+            # Left by a bridge that crashed before its pod existed: ours (same run), refresh it.
+            self.kube.patch(SECRETS, name, {"data": secret["data"]}, namespace=req.namespace)
         try:
             pod = self.kube.create(PODS, body, namespace=req.namespace)
             self.emit_info(f"created pod {name} (attempt {attempt})")
         except ConflictError:
             pod = self.kube.get(PODS, name, namespace=req.namespace)
             self.emit_info(f"pod {name} exists already: attaching (attempt {attempt})")
+        except UnavailableError:
+            raise  # the pod may have landed: the bridge Argo restarts attaches to it and its Secret
+        except APIError:
+            # Refused for good (admission 403, invalid 422): no pod will ever own the Secret.
+            with contextlib.suppress(APIError):
+                self.kube.delete(SECRETS, name, namespace=req.namespace, missing_ok=True)
+            raise
         self._own_secret(pod)
         return pod
 
