@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bridge.attempts import container_started, container_terminated
-from bridge.errors import APIError, NotFoundError
+from bridge.errors import APIError, ForbiddenError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,9 @@ class ContainerLog:
                 self._read(follow=True)
             except NotFoundError:
                 return  # the pod is gone: nothing more to read
+            except ForbiddenError as exc:
+                self._forbidden(exc)
+                return
             except APIError as exc:
                 log.info("log of %s/%s: %s; reconnecting", self._pod, self._container, exc)
             if self._terminated() or self._stopping.is_set():
@@ -188,6 +191,9 @@ class ContainerLog:
                 partial = self._read(follow=False)
             except NotFoundError:
                 return
+            except ForbiddenError as exc:
+                self._forbidden(exc)
+                return
             except APIError as exc:
                 log.info("final log read of %s/%s: %s", self._pod, self._container, exc)
                 idle += 1
@@ -205,6 +211,11 @@ class ContainerLog:
             confirm = partial
             if self.lines == before:
                 idle += 1
+
+    def _forbidden(self, exc: ForbiddenError) -> None:
+        # A permission problem does not fix itself: say so once, never reconnect in a storm
+        # (the adapter already retried once, for a rotated token). The job runs on regardless.
+        log.warning("cannot read the log of %s/%s: %s", self._pod, self._container, exc)
 
     def _read(self, *, follow: bool) -> str | None:
         """One stream: print its new complete lines; return a trailing partial line, if any."""

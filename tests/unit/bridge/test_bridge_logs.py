@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge.errors import ForbiddenError
 from bridge.logs import ContainerLog, Dedupe, parse_timestamp, since_time, split_line
 
 
@@ -148,3 +149,43 @@ def test_final_read_only_for_a_finished_container() -> None:
     source = FakeLogSource([(BASE, "a"), (BASE + 1, "tail")], cuts=[], final_newline=False)
     assert _follow(source, follows=0) == ["a", "tail"]
     assert [follow for _, follow in source.calls] == [False, False]
+
+
+class FakeForbiddenLogSource:
+    """pods/log not granted: every stream is refused with 403 (after the adapter's one retry)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def stream_log(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str,
+        since_time: str | None = None,
+        timestamps: bool = True,
+        follow: bool = True,
+        keep_ends: bool = False,
+    ) -> Iterator[str]:
+        self.calls += 1
+        raise ForbiddenError(f"get pods/log {namespace}/{pod}: 403 Forbidden", status=403)
+
+
+def test_forbidden_log_is_not_retried_in_a_storm() -> None:
+    # A permission problem does not fix itself: one refusal ends following (and the final read)
+    # instead of a reconnect every reconnect_delay for as long as the pod runs.
+    source = FakeForbiddenLogSource()
+    printed: list[str] = []
+    follower = ContainerLog(
+        source,
+        namespace="team-a",
+        pod="p",
+        container="main",
+        emit=printed.append,
+        terminated=lambda: source.calls >= 5,
+        reconnect_delay=0.001,
+    )
+    follower.run()
+    assert source.calls == 1
+    assert printed == []
