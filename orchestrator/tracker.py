@@ -10,7 +10,9 @@
 3. **mark**: merge-patch ``result-published: <time>`` and drop the claim.
 
 A crash between 2 and 3 leaves a claim and no marker: after ``claim_ttl`` (immediately for the
-same owner) someone publishes again. Publishing is therefore at-least-once, and the result event
+same owner) someone publishes again; a mark that merely *failed* (the API server, not the process)
+is retried alone by the same publisher, without a second publish. Publishing is therefore
+at-least-once only across a crash, and the result event
 ``id`` is the batch operation id -- deterministic -- so consumers deduplicate by ``id`` + ``type``.
 A crash before 2 only delays the result; a marker is never set without a publish, so no result is
 lost. On start the tracker lists every labelled Workflow and catches up on terminal, unmarked
@@ -19,6 +21,7 @@ ones, then watches from the list's resourceVersion (re-listing after a 410).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -267,6 +270,10 @@ class ResultPublisher:
         self.claim_ttl = claim_ttl
         self.metrics = metrics
         self._clock = clock
+        # Published, but the marker could not be set yet (the API server failed after the bus
+        # took the event): the next attempt only sets the marker -- publishing again here would
+        # be a duplicate without any crash to excuse it.
+        self._unmarked: dict[str, tuple[Mapping[str, Any], dict[str, Any], str | None]] = {}
 
     def _claim_holder(self, annotations: Mapping[str, Any]) -> str | None:
         """Who holds a live claim (None when nobody, or when it is ours or expired)."""
@@ -291,6 +298,8 @@ class ResultPublisher:
         workflow_status: str | None = None,
     ) -> PublishOutcome:
         """Publish the result of Workflow ``name`` unless it was (or is being) published."""
+        if name in self._unmarked:
+            return self._mark_published(name)
         current = workflow
         for _ in range(10):
             if current is None:
@@ -345,19 +354,27 @@ class ResultPublisher:
         except LifecycleError:
             self._release(name)
             raise
-        self.kube.patch(
-            WORKFLOWS,
-            name,
-            {
-                "metadata": {
-                    "annotations": {
-                        RESULT_PUBLISHED_ANNOTATION: rfc3339(datetime.now(UTC)),
-                        RESULT_CLAIM_ANNOTATION: None,
+        self._unmarked[name] = (workflow, event, workflow_status)
+        return self._mark_published(name)
+
+    def _mark_published(self, name: str) -> PublishOutcome:
+        workflow, event, workflow_status = self._unmarked[name]
+        # NotFound: deleted after its result went out, nothing left to mark.
+        with contextlib.suppress(NotFoundError):
+            self.kube.patch(
+                WORKFLOWS,
+                name,
+                {
+                    "metadata": {
+                        "annotations": {
+                            RESULT_PUBLISHED_ANNOTATION: rfc3339(datetime.now(UTC)),
+                            RESULT_CLAIM_ANNOTATION: None,
+                        }
                     }
-                }
-            },
-            namespace=self.namespace,
-        )
+                },
+                namespace=self.namespace,
+            )
+        del self._unmarked[name]
         if self.metrics is not None:
             phase = str(workflow_status or (workflow.get("status") or {}).get("phase") or "")
             self.metrics.workflows_finished.labels(phase or "Unknown").inc()
