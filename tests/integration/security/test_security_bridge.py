@@ -42,7 +42,7 @@ from orchestrator.engine import (
 from orchestrator.engine import RunRequest as EngineRequest
 from orchestrator.engine.plan import PlannedJob
 from orchestrator.metrics import Metrics
-from orchestrator.service import local_result_publisher
+from orchestrator.service import LocalResultPublisher
 from sandbox import Sandbox
 from tests.fixtures.seaweedfs import SeaweedS3
 
@@ -260,7 +260,7 @@ def test_no_secret_value_leaks_from_a_whole_lifecycle(
     assert lines == ["line 1", "line 2", "line 3", "uploaded"]
 
     bus = FakeBus()
-    local_result_publisher(bus, "results", Metrics())(request, outcome)
+    LocalResultPublisher(bus, "results", Metrics()).on_result(request, outcome)
     published = [json.loads(m.data) for m in bus.published["results"]]
     assert len(published) == 1
     assert next(m.attributes for m in bus.published["results"])["ce-id"] == "b-leak"
