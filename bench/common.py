@@ -16,9 +16,7 @@ import json
 import logging
 import os
 import platform
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,7 +31,6 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PYTHON = sys.executable
-EMULATOR = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 
 
 # -- machine ------------------------------------------------------------------------------------
@@ -481,42 +478,17 @@ def byte_counter() -> ByteCounter:
 # -- the Pub/Sub emulator -----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def pubsub_emulator(host: str | None = None) -> Iterator[str]:
     """``PUBSUB_EMULATOR_HOST`` of a running emulator: ``host`` when given (reuse), else one
-    started here (a JVM, a few seconds) and killed as a process group afterwards."""
+    started here (``sandbox.emulators.PubSubEmulator``: a JVM, a few seconds) and stopped after."""
     if host:
         yield host
         return
-    if not EMULATOR.exists():
-        raise RuntimeError(f"the Pub/Sub emulator is not installed at {EMULATOR}")
-    port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-pubsub-"))
-    log_path = workdir / "emulator.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [str(EMULATOR), "--host=127.0.0.1", f"--port={port}", f"--data-dir={workdir}"],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while "Server started" not in log_path.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Pub/Sub emulator did not start:\n{log_path.read_text()}")
-            time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        stop_process(process, grace=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+    from sandbox.emulators import PubSubEmulator
+
+    with PubSubEmulator(project="bench", start_timeout=90.0) as emulator:
+        yield emulator.host
 
 
 # -- small helpers ------------------------------------------------------------------------------
