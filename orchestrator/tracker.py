@@ -85,12 +85,12 @@ def _plan_waves(nodes: Mapping[str, Any]) -> dict[tuple[str, str], int]:
         if not isinstance(plan, dict):
             continue
         for wave in plan.get("waves") or []:
-            if not isinstance(wave, dict):
+            if not isinstance(wave, dict) or not _is_int(wave.get("wave", 0)):
                 continue
             for job in wave.get("jobs") or []:
                 if isinstance(job, dict):
                     waves[(str(job.get("namespace")), str(job.get("name")))] = int(
-                        wave.get("wave", 0)
+                        str(wave.get("wave", 0))
                     )
     return waves
 
@@ -316,6 +316,9 @@ class ResultPublisher:
                 return PublishOutcome("not-finished", name)
             if self._claim_holder(annotations):
                 return PublishOutcome("claimed", name)
+            # Built before claiming: a Workflow the builder chokes on is left unclaimed, so the
+            # exit handler (or another replica) is not kept waiting for a claim that never ends.
+            event = build_result(current, workflow_status=workflow_status)
             claim = {
                 "metadata": {
                     "resourceVersion": metadata.get("resourceVersion"),
@@ -329,17 +332,16 @@ class ResultPublisher:
                 continue
             except NotFoundError:
                 return PublishOutcome("gone", name)
-            return self._publish_claimed(current, workflow_status=workflow_status)
+            return self._publish_claimed(current, event, workflow_status=workflow_status)
         raise UnavailableError(
             f"workflow {self.namespace}/{name} kept changing; could not claim its result",
             reason="ClaimContention",
         )
 
     def _publish_claimed(
-        self, workflow: Mapping[str, Any], *, workflow_status: str | None
+        self, workflow: Mapping[str, Any], event: dict[str, Any], *, workflow_status: str | None
     ) -> PublishOutcome:
         name = str(workflow["metadata"]["name"])
-        event = build_result(workflow, workflow_status=workflow_status)
         try:
             self.bus.publish(
                 self.topic,
@@ -480,6 +482,12 @@ class Tracker:
             name = (workflow.get("metadata") or {}).get("name")
             log.warning("result of workflow %s not published yet: %s", name, exc)
             self._recheck[str(name)] = time.monotonic() + self.retry_delay
+        except Exception:
+            # A bug on one Workflow's data must not end the tracker thread (and with it every
+            # other Workflow's result); look at it again much later, it will not heal by itself.
+            name = (workflow.get("metadata") or {}).get("name")
+            log.exception("result of workflow %s could not be built", name)
+            self._recheck[str(name)] = time.monotonic() + self.publisher.claim_ttl
 
     def _recheck_due(self) -> None:
         now = time.monotonic()

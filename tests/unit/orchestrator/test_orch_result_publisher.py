@@ -4,15 +4,17 @@ a small fake of the Kubernetes adapter (our own seam)."""
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from bridge.errors import ConflictError, NotFoundError, UnavailableError
+from orchestrator import tracker as tracker_module
 from orchestrator.bus import FakeBus
 from orchestrator.naming import RESULT_CLAIM_ANNOTATION, RESULT_PUBLISHED_ANNOTATION
-from orchestrator.tracker import ResultPublisher
+from orchestrator.tracker import ResultPublisher, Tracker, build_result
 
 from .test_orch_workflow import bridge_result, node, workflow
 
@@ -87,3 +89,76 @@ def test_a_failed_mark_after_a_publish_does_not_publish_the_result_again() -> No
     assert RESULT_CLAIM_ANNOTATION not in annotations
     assert publisher.publish("lc-b1").status == "already-published"
     assert len(bus.published[RESULTS]) == 1
+
+
+class _EmptyWatch:
+    def __init__(self, tracker: Tracker) -> None:
+        self.resource_version = "9"
+        tracker.stop()  # one catch-up, then the loop ends
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+
+class ListingKube(FakeKube):
+    tracker: Tracker
+
+    def list_with_version(self, resource: Any, **_: Any) -> tuple[list[dict[str, Any]], str]:
+        return [copy.deepcopy(wf) for wf in self.objects.values()], "5"
+
+    def watch(self, resource: Any, **_: Any) -> _EmptyWatch:
+        return _EmptyWatch(self.tracker)
+
+
+def malformed_plan_workflow() -> dict[str, Any]:
+    """A Workflow whose discovery output has a wave that is not a number."""
+    plan = json.dumps({"waves": [{"wave": "first", "jobs": [{"namespace": "a", "name": "b"}]}]})
+    wf = workflow(
+        {
+            "d": {
+                "displayName": "discover",
+                "outputs": {"parameters": [{"name": "plan", "value": plan}]},
+            },
+            "n1": node("bridge", job="team-a/schema", result=bridge_result("team-a", "schema")),
+        }
+    )
+    wf["metadata"]["name"] = "lc-bad"
+    return wf
+
+
+def test_a_malformed_plan_output_does_not_stop_the_result() -> None:
+    event = build_result(malformed_plan_workflow())
+    assert [job["job"] for job in event["data"]["jobs"]] == ["schema"]
+
+
+def test_one_workflow_that_breaks_the_result_builder_does_not_stop_the_tracker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    good = finished_workflow()
+    bad = copy.deepcopy(good)
+    bad["metadata"]["name"] = "lc-bug"
+    kube, bus = ListingKube(bad, good), FakeBus()
+    publisher = ResultPublisher(
+        kube,  # type: ignore[arg-type]
+        bus,
+        namespace="argo",
+        topic=RESULTS,
+        owner="listener-1",
+    )
+    real_build = tracker_module.build_result
+
+    def build(wf: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if wf["metadata"]["name"] == "lc-bug":
+            raise TypeError("a bug in the result builder")
+        return real_build(wf, **kwargs)
+
+    monkeypatch.setattr(tracker_module, "build_result", build)
+    tracker = Tracker(kube, publisher, namespace="argo")  # type: ignore[arg-type]
+    kube.tracker = tracker
+    tracker.run()
+    assert [m.attributes["workflow"] for m in bus.published[RESULTS]] == ["lc-b1"]
+    # the broken one holds no claim that would make the exit handler wait for it
+    assert RESULT_CLAIM_ANNOTATION not in kube.objects["lc-bug"]["metadata"].get("annotations", {})
