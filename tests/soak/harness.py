@@ -403,6 +403,10 @@ class Soak:
             "--log-level",
             "info",
         ]
+        if _listen_takes_client_id():
+            # A stable client id lets a restarted consumer take over at once the messages the
+            # emulator still routes to its predecessor's stream (instead of after a lease).
+            argv += ["--client-id", "soak-consumer"]
         with log.open("wb") as handle:
             self.listen = subprocess.Popen(
                 argv,
@@ -765,6 +769,12 @@ class Soak:
         for subscription in self._subscriptions:
             subscription.stop(timeout=10)
         self.bus.close()
+
+
+def _listen_takes_client_id() -> bool:
+    from orchestrator.cli.commands.listen import listen
+
+    return any(param.name == "client_id" for param in listen.params)
 
 
 def _count(values: list[str]) -> dict[str, int]:
