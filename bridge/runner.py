@@ -548,11 +548,13 @@ class Runner:
 
     def _create(self, job: JSON, attempt: int) -> JSON:
         req, settings = self.request, self.settings
-        if self.cancelled:
-            raise _CancelledError
         if self._injection is None:
             self._injection = self.hooks.before_pod(req.context)
         injection = self._injection
+        # Checked after the hook (which may take a while), and again before the pod: a stopped
+        # workflow must not start the team's job only to kill it a moment later.
+        if self.cancelled:
+            raise _CancelledError
         name = podspec.pod_name(
             batch_operation_id=req.batch_operation_id,
             namespace=req.namespace,
@@ -592,6 +594,9 @@ class Runner:
         except ConflictError:
             # Left by a bridge that crashed before its pod existed: ours (same run), refresh it.
             self.kube.patch(SECRETS, name, {"data": secret["data"]}, namespace=req.namespace)
+        if self.cancelled:
+            self._discard_secret(name)
+            raise _CancelledError
         try:
             pod = self.kube.create(PODS, body, namespace=req.namespace)
             self.emit_info(f"created pod {name} (attempt {attempt})")
@@ -602,11 +607,15 @@ class Runner:
             raise  # the pod may have landed: the bridge Argo restarts attaches to it and its Secret
         except APIError:
             # Refused for good (admission 403, invalid 422): no pod will ever own the Secret.
-            with contextlib.suppress(APIError):
-                self.kube.delete(SECRETS, name, namespace=req.namespace, missing_ok=True)
+            self._discard_secret(name)
             raise
         self._own_secret(pod)
         return pod
+
+    def _discard_secret(self, name: str) -> None:
+        """Delete a per-run Secret no pod will own (best effort: sweep deletes leftovers)."""
+        with contextlib.suppress(APIError):
+            self.kube.delete(SECRETS, name, namespace=self.request.namespace, missing_ok=True)
 
     def _own_secret(self, pod: Mapping[str, Any]) -> None:
         """Make the pod own its Secret (so it goes when the pod goes); idempotent."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+from typing import Any
+
 import pytest
 
 from bridge.result import Status
-from tests.integration.bridge.conftest import BridgeEnv
+from bridge.runner import Injection, RunContext, Runner
+from tests.integration.bridge.conftest import FAST, BridgeEnv
 
 
 def test_a_pod_the_template_cannot_make_leaves_no_secret(bridge_env: BridgeEnv) -> None:
@@ -39,5 +43,47 @@ def test_a_rejected_pod_create_leaves_no_secret(bridge_env: BridgeEnv, status: i
     assert result.status is Status.ERROR
     assert str(status) in result.message
     assert out == []
+    assert bridge_env.pods() == []
+    assert bridge_env.secrets() == []
+
+
+class CancelInBeforePod:
+    """SIGTERM arrives while the storage hook prepares the run (STS, bucket checks take time)."""
+
+    def __init__(self) -> None:
+        self.runner: Runner | None = None
+
+    def before_pod(self, ctx: RunContext) -> Injection:
+        assert self.runner is not None
+        self.runner.cancel()
+        return Injection()
+
+    def after_success(self, ctx: RunContext) -> None:
+        raise AssertionError("the job must not run")
+
+
+def test_sigterm_before_the_pod_exists_starts_no_pod(bridge_env: BridgeEnv) -> None:
+    # A stopped workflow must not start the team's job only to kill it a moment later.
+    bridge_env.add_job("late", "echo started")
+    created: list[str] = []
+    create = bridge_env.kube.create
+
+    def recording(resource: Any, body: Any, **kwargs: Any) -> Any:
+        created.append(resource.plural)
+        return create(resource, body, **kwargs)
+
+    bridge_env.kube.create = recording  # type: ignore[method-assign]
+    hooks = CancelInBeforePod()
+    out = io.StringIO()
+    runner = Runner(
+        bridge_env.kube, bridge_env.request("late"), settings=FAST, hooks=hooks, out=out
+    )
+    hooks.runner = runner
+    result = runner.run()
+    assert result.status is Status.CANCELLED
+    assert result.process_exit_code == 143
+    assert created == []
+    assert result.attempts == []
+    assert out.getvalue() == ""
     assert bridge_env.pods() == []
     assert bridge_env.secrets() == []
