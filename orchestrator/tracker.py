@@ -104,6 +104,7 @@ def collect_jobs(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
     """
     nodes: Mapping[str, Any] = (workflow.get("status") or {}).get("nodes") or {}
     waves = _plan_waves(nodes)
+    batch, tenant, operation = _identity(workflow)
     best: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
     for node in nodes.values():
         if not isinstance(node, dict):
@@ -121,16 +122,21 @@ def collect_jobs(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
         inputs = _parameters(node, "inputs")
         if job is None and _is_failed_bridge_node(node, inputs):
             namespace, _, name = str(inputs["job"]).partition("/")
+            # The same keys as a bridge result (and as the local engine's job without one).
             job = {
                 "namespace": namespace,
                 "job": name,
+                "operation": operation,
+                "tenantEnvId": tenant,
+                "batchOperationId": batch,
                 "status": "error",
+                "exitCode": None,
                 "reason": str(node.get("phase")),
                 "message": str(node.get("message") or "the bridge node ended without a result"),
-                "exitCode": None,
                 "attempts": [],
                 "startedAt": node.get("startedAt"),
                 "finishedAt": node.get("finishedAt"),
+                "durationSeconds": _duration(node.get("startedAt"), node.get("finishedAt")),
             }
         if job is not None and "wave" not in job and _is_int(inputs.get("wave")):
             job = {**job, "wave": int(str(inputs["wave"]))}
@@ -148,6 +154,31 @@ def collect_jobs(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
         jobs.append(entry)
     jobs.sort(key=_job_order)
     return jobs
+
+
+def _duration(started: Any, finished: Any) -> float | None:
+    begin, end = _parse_time(started), _parse_time(finished)
+    if begin is None or end is None:
+        return None
+    return round((end - begin).total_seconds(), 3)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _identity(workflow: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(batch operation id, tenant env id, operation) from the labels, else the arguments."""
+    labels = (workflow.get("metadata") or {}).get("labels") or {}
+    batch = labels.get(BATCH_LABEL) or _argument(workflow, "batch-operation-id") or ""
+    tenant = labels.get(TENANT_LABEL) or _argument(workflow, "tenant-env-id") or ""
+    operation = labels.get(OPERATION_LABEL) or _argument(workflow, "operation") or ""
+    return str(batch), str(tenant), str(operation)
 
 
 def _job_order(job: Mapping[str, Any]) -> tuple[int, str, str]:
@@ -208,7 +239,6 @@ def build_result(
     only when the Workflow did and every job did.
     """
     metadata = workflow.get("metadata") or {}
-    labels = metadata.get("labels") or {}
     annotations = metadata.get("annotations") or {}
     status = workflow.get("status") or {}
     phase = workflow_status or status.get("phase") or ""
@@ -216,9 +246,7 @@ def build_result(
     ok = phase not in {"Failed", "Error"} and all(j.get("status") == "succeeded" for j in jobs)
     if ok and phase not in TERMINAL_PHASES:
         ok = not failed_steps(workflow)
-    batch = labels.get(BATCH_LABEL) or _argument(workflow, "batch-operation-id") or ""
-    tenant = labels.get(TENANT_LABEL) or _argument(workflow, "tenant-env-id") or ""
-    operation = labels.get(OPERATION_LABEL) or _argument(workflow, "operation") or ""
+    batch, tenant, operation = _identity(workflow)
     return result_event(
         batch_operation_id=batch,
         tenant_env_id=tenant,
@@ -405,12 +433,9 @@ class ResultPublisher:
 def _request_time(workflow: Mapping[str, Any]) -> datetime | None:
     annotations = (workflow.get("metadata") or {}).get("annotations") or {}
     for key in (REQUESTED_AT_ANNOTATION, RECEIVED_AT_ANNOTATION):
-        value = annotations.get(key)
-        if isinstance(value, str):
-            try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                continue
+        moment = _parse_time(annotations.get(key))
+        if moment is not None:
+            return moment
     return None
 
 

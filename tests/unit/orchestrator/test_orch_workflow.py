@@ -252,3 +252,36 @@ def test_plan_output_supplies_the_wave_when_the_node_has_none() -> None:
         }
     )
     assert collect_jobs(wf)[0]["wave"] == 2
+
+
+# The bridge's result JSON (INTERFACES.md, "Result JSON"), plus the wave: every job of a result
+# event has these keys, whichever engine ran it and whether or not the bridge wrote a result.
+BRIDGE_RESULT_KEYS = {
+    "namespace",
+    "job",
+    "operation",
+    "tenantEnvId",
+    "batchOperationId",
+    "status",
+    "exitCode",
+    "reason",
+    "message",
+    "attempts",
+    "startedAt",
+    "finishedAt",
+    "durationSeconds",
+    "wave",
+}
+
+
+def test_a_bridge_node_without_a_result_has_the_shape_of_a_bridge_result() -> None:
+    died = node("a(0:team-a/schema)", job="team-a/schema", wave="-1", phase="Error")
+    died.update(startedAt="2026-11-22T10:00:00Z", finishedAt="2026-11-22T10:00:42Z")
+    (job,) = collect_jobs(workflow({"n1": died}, phase="Failed"))
+    assert set(job) == BRIDGE_RESULT_KEYS
+    assert (job["operation"], job["tenantEnvId"], job["batchOperationId"]) == (
+        "lifecycle.upsert",
+        "t1",
+        "b1",
+    )
+    assert (job["wave"], job["durationSeconds"]) == (-1, 42.0)
