@@ -118,7 +118,15 @@ class Store:
                 if best is None or len(keys) < len(best):
                     best = keys
             if best is not None:
-                keys_sorted = sorted(k for k in best if namespace is None or k[0] == namespace)
+                # A namespaced LIST over a label shared by the whole cluster (discovery's
+                # enabled label) must not scan every namespace's matches: start from the
+                # smaller of the namespace's names and the label's keys.
+                names = table.by_ns.get(namespace, set()) if namespace is not None else None
+                if namespace is not None and names is not None and len(names) <= len(best):
+                    ns: str = namespace
+                    keys_sorted = sorted((ns, n) for n in names if (ns, n) in best)
+                else:
+                    keys_sorted = sorted(k for k in best if namespace is None or k[0] == namespace)
             else:
                 keys_sorted = table.sorted_keys(namespace)
             objects = table.objects

@@ -140,3 +140,28 @@ def test_timestamps_and_expansion_and_images() -> None:
     assert is_valid_reference("busybox")
     assert not is_valid_reference("Bad Image!")
     assert is_pull_error("sandbox.invalid/pull-error:v2")
+
+
+def test_label_selected_candidates_in_a_namespace_match_a_plain_filter() -> None:
+    # The store narrows a namespaced, label-selected LIST from whichever index is smaller;
+    # both ways must give exactly the objects a plain filter would, in key order.
+    from sandbox.store import Store
+
+    store = Store()
+    label = ("tenant-lifecycle.dev/enabled", "true")
+    for ns in ("team-a", "team-b", "team-c"):
+        for i in range(6 if ns == "team-a" else 2):
+            labels = {label[0]: label[1]} if i % 2 == 0 else {}
+            obj = {"metadata": {"namespace": ns, "name": f"job-{i}", "labels": labels}}
+            store.put("batch/v1/jobs", obj, rv=store.next_rv(), event="ADDED")
+
+    for ns in ("team-a", "team-b", "team-c", "team-none"):
+        got = [key for key, _ in store.candidates("batch/v1/jobs", ns, [label])]
+        expected = (
+            sorted((ns, f"job-{i}") for i in range(6 if ns == "team-a" else 2) if i % 2 == 0)
+            if ns != "team-none"
+            else []
+        )
+        assert got == expected
+    everywhere = [key for key, _ in store.candidates("batch/v1/jobs", None, [label])]
+    assert len(everywhere) == 3 + 1 + 1
