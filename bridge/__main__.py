@@ -283,6 +283,12 @@ def run(**params: Any) -> None:
           --batch-operation-id b-123 --environment env.yaml --result /tmp/result.json
     """
     try:
+        if params.get("environment") == "-" and params.get("changeset") == "-":
+            # stdin can be read once: the second document would silently be empty.
+            raise UsageError(
+                "--environment - and --changeset - cannot both read stdin",
+                hint="pass one of them as a file",
+            )
         settings = _settings(
             params,
             stuck_grace_seconds=params["stuck_grace"],
