@@ -1,7 +1,9 @@
 """Discovery: which Jobs take part in an operation, in which waves.
 
 Two server-side label-selected LISTs, never a scan of all Jobs: the opted-in Namespaces
-(``<prefix>/enabled=true``), then in each of them the Jobs with the same label (paginated).
+(``<prefix>/enabled=true``), then the Jobs with the same label across the cluster (paginated),
+kept when their namespace is opted in; an account that may only list Jobs per namespace falls
+back to one such LIST in each opted-in namespace.
 The label is what makes a Job discoverable: a Job annotated for an operation but missing the
 label cannot be found by the selector, and a cluster-wide scan to catch it would not scale to
 thousands of namespaces -- ``tenantctl validate`` reports the missing label before deploy.
@@ -14,7 +16,7 @@ lists it under ``rejected``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,7 @@ from bridge.contract import (
     check_job,
     is_namespace_opted_in,
 )
-from bridge.errors import ContractError
+from bridge.errors import ContractError, ForbiddenError
 from bridge.kube import JOBS, NAMESPACES, Kube
 from bridge.planner import MAX_PLAN_BYTES, Plan, Rejected, build_plan, plan_size
 
@@ -78,29 +80,26 @@ def discover(
     invalid: list[Rejected] = []
     ignored: list[Rejected] = []
     seen = 0
-    for namespace in namespaces:
-        for job in kube.list(
-            JOBS, namespace=namespace, label_selector=selector, page_size=page_size
-        ):
-            seen += 1
-            participant, problems = check_job(job, settings=settings, source="cluster")
-            if participant is not None:
-                participants.append(participant)
-                continue
-            if not problems:
-                continue  # not a participant at all (e.g. enabled: "false")
-            meta = job.get("metadata") or {}
-            rejected = Rejected(
-                namespace=str(meta.get("namespace") or namespace),
-                name=str(meta.get("name") or "<unnamed>"),
-                errors=tuple(_describe(p) for p in problems),
-            )
-            operations = annotated_operations(job, settings)
-            # Unreadable operations: it may be meant for this operation, so count it.
-            if operations is None or operation in operations:
-                invalid.append(rejected)
-            else:
-                ignored.append(rejected)
+    for namespace, job in _lifecycle_jobs(kube, namespaces, selector=selector, page_size=page_size):
+        seen += 1
+        participant, problems = check_job(job, settings=settings, source="cluster")
+        if participant is not None:
+            participants.append(participant)
+            continue
+        if not problems:
+            continue  # not a participant at all (e.g. enabled: "false")
+        meta = job.get("metadata") or {}
+        rejected = Rejected(
+            namespace=str(meta.get("namespace") or namespace),
+            name=str(meta.get("name") or "<unnamed>"),
+            errors=tuple(_describe(p) for p in problems),
+        )
+        operations = annotated_operations(job, settings)
+        # Unreadable operations: it may be meant for this operation, so count it.
+        if operations is None or operation in operations:
+            invalid.append(rejected)
+        else:
+            ignored.append(rejected)
     if invalid and not skip_invalid:
         lines = "\n".join(
             f"  Job {r.namespace}/{r.name}:\n" + "\n".join(f"    - {e}" for e in r.errors)
@@ -132,6 +131,35 @@ def discover(
         invalid=tuple(invalid),
         ignored_invalid=tuple(ignored),
     )
+
+
+def _lifecycle_jobs(
+    kube: Kube, namespaces: list[str], *, selector: str, page_size: int
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The labelled Jobs of the opted-in namespaces, as (namespace, job).
+
+    One cluster-wide, label-selected LIST costs as many requests as the matching Jobs need
+    pages, where one LIST per namespace costs at least one request per opted-in namespace (2,000
+    of them in the discovery benchmark: 8x the floor). A discovery account bound only per
+    namespace gets 403 on the cluster-wide LIST, on its first page: then list per namespace.
+    """
+    opted_in = set(namespaces)
+    yielded = False
+    try:
+        for job in kube.list(JOBS, label_selector=selector, page_size=page_size):
+            namespace = str((job.get("metadata") or {}).get("namespace") or "")
+            if namespace in opted_in:
+                yielded = True
+                yield namespace, job
+        return
+    except ForbiddenError:
+        if yielded:
+            raise  # never mid-way in practice; falling back would repeat Jobs already planned
+    for namespace in namespaces:
+        for job in kube.list(
+            JOBS, namespace=namespace, label_selector=selector, page_size=page_size
+        ):
+            yield namespace, job
 
 
 def _describe(problem: Problem) -> str:

@@ -11,7 +11,7 @@ import yaml
 
 from bridge.contract import ContractSettings
 from bridge.discovery import discover
-from bridge.errors import ContractError
+from bridge.errors import ContractError, ForbiddenError
 from bridge.kube import Kube
 from sandbox import Sandbox
 from tests.integration.bridge.conftest import FAST_KUBE, PREFIX, BridgeEnv
@@ -139,8 +139,42 @@ def test_discovery_pages_through_jobs_with_label_selectors_only(
     assert fleet["c"] not in found.namespaces
     selector = f"{PREFIX}/enabled=true"
     assert all(kwargs["label_selector"] == selector for _, kwargs in calls)
-    assert all(kwargs.get("namespace") for plural, kwargs in calls if plural == "jobs")
+    # One cluster-wide LIST of the labelled Jobs, not one per namespace.
+    assert [kwargs.get("namespace") for plural, kwargs in calls if plural == "jobs"] == [None]
     names = [j.name for j in found.plan.jobs()]
     assert names == ["schema", "migrate", "search-index", "reindex", "catalog-cache"]
     with pytest.raises(ContractError, match="broken"):
         discover(discovery_env.kube, operation="lifecycle.upsert", settings=ContractSettings())
+
+
+def test_discovery_falls_back_to_per_namespace_lists_when_cluster_wide_is_forbidden(
+    discovery_env: BridgeEnv, fleet: dict[str, str]
+) -> None:
+    # A discovery account bound per namespace (RoleBindings, no ClusterRole on Jobs) gets 403
+    # on the cluster-wide LIST: the plan must be the same, from one LIST per namespace.
+    expected = discover(
+        discovery_env.kube,
+        operation="lifecycle.upsert",
+        settings=ContractSettings(),
+        skip_invalid=True,
+    )
+    calls: list[str | None] = []
+    original = discovery_env.kube.list
+
+    def namespaced_only(resource: Any, **kwargs: Any) -> Any:
+        if resource.plural == "jobs":
+            calls.append(kwargs.get("namespace"))
+            if kwargs.get("namespace") is None:
+                raise ForbiddenError("jobs is forbidden at the cluster scope", status=403)
+        return original(resource, **kwargs)
+
+    discovery_env.kube.list = namespaced_only  # type: ignore[method-assign]
+    found = discover(
+        discovery_env.kube,
+        operation="lifecycle.upsert",
+        settings=ContractSettings(),
+        skip_invalid=True,
+    )
+    assert found.plan.to_json() == expected.plan.to_json()
+    assert calls[0] is None
+    assert sorted(ns for ns in calls[1:] if ns) == sorted(found.namespaces)
