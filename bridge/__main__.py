@@ -42,6 +42,11 @@ from bridge.sweep import Sweeper, parse_duration
 EXIT_USAGE = 2
 EXIT_INFRASTRUCTURE = 75
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+# Negative seconds or counts are mistakes click reports in one line (a negative timeout would
+# otherwise reach urllib3 and end as an internal error; a negative grace fails every pod).
+_SECONDS = click.FloatRange(min=0)
+_TIMEOUT = click.FloatRange(min=0, min_open=True)
+_COUNT = click.IntRange(min=0)
 
 
 def _fail(exc: LifecycleError) -> NoReturn:
@@ -72,23 +77,27 @@ def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="A single annotation listing operations, honoured too.",
         ),
         click.option(
-            "--max-retries", envvar="BRIDGE_MAX_RETRIES", type=int, default=5, show_default=True
+            "--max-retries", envvar="BRIDGE_MAX_RETRIES", type=_COUNT, default=5, show_default=True
         ),
         click.option(
             "--backoff-base",
             envvar="BRIDGE_BACKOFF_BASE",
-            type=float,
+            type=_SECONDS,
             default=0.2,
             show_default=True,
             help="First retry waits up to this many seconds (full jitter, doubling).",
         ),
         click.option(
-            "--backoff-max", envvar="BRIDGE_BACKOFF_MAX", type=float, default=5.0, show_default=True
+            "--backoff-max",
+            envvar="BRIDGE_BACKOFF_MAX",
+            type=_SECONDS,
+            default=5.0,
+            show_default=True,
         ),
         click.option(
             "--request-timeout",
             envvar="BRIDGE_REQUEST_TIMEOUT",
-            type=float,
+            type=_TIMEOUT,
             default=30.0,
             show_default=True,
         ),
@@ -241,7 +250,7 @@ def discover(**params: Any) -> None:
 @click.option(
     "--stuck-grace",
     envvar="BRIDGE_STUCK_GRACE",
-    type=float,
+    type=_SECONDS,
     default=120.0,
     show_default=True,
     help="Seconds a pod may be stuck (image pull, config error, unschedulable).",
@@ -249,7 +258,7 @@ def discover(**params: Any) -> None:
 @click.option(
     "--unschedulable-grace",
     envvar="BRIDGE_UNSCHEDULABLE_GRACE",
-    type=float,
+    type=_SECONDS,
     default=600.0,
     show_default=True,
     help="Seconds a pod may stay unschedulable (an autoscaler may be adding a node).",
@@ -257,13 +266,13 @@ def discover(**params: Any) -> None:
 @click.option(
     "--delete-grace",
     envvar="BRIDGE_DELETE_GRACE",
-    type=int,
+    type=_COUNT,
     help="Grace seconds for pods the bridge deletes (default: the pod's own).",
 )
 @click.option(
     "--log-reconnect-delay",
     envvar="BRIDGE_LOG_RECONNECT_DELAY",
-    type=float,
+    type=_SECONDS,
     default=0.5,
     show_default=True,
 )
