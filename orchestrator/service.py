@@ -36,13 +36,15 @@ from typing import Any
 from bridge.errors import BusError, InvalidError, LifecycleError
 from bridge.kube import Kube
 
-from .bus import Bus, Disposition, Message, Subscription
+from .bus import Bus, Disposition, Handler, Message, Subscription
 from .engine import BridgeSettings, EngineSettings, LocalSubmitter, local_engine
 from .events import InvalidEvent, encode_event, parse_request, result_event, rfc3339
 from .history import open_store
 from .history.recorder import HistoryRecorder
 from .metrics import Metrics, MetricsServer
+from .migration import MigrationHandler, bus_publisher, step_runners_for
 from .pubsub import PubSubBus, PubSubSettings, ensure_topology
+from .regions import RegionalRuntime, build_regional_runtime, load_region_map
 from .settings import ListenSettings
 from .submit import ArgoEngine, Engine
 from .tracker import ResultPublisher, Tracker
@@ -98,6 +100,10 @@ class Consumer:
         self.history.request_received(request)
         try:
             outcome = self.engine.submit(request)
+        except InvalidEvent as exc:
+            # A valid request the engine cannot place: the region router's unknown-region /
+            # missing-region. No redelivery can change that.
+            return self._dead_letter(message, exc.reason_code, str(exc), field=exc.field)
         except InvalidError as exc:
             # The API server will never accept this Workflow: retrying cannot help.
             return self._dead_letter(message, "WorkflowRejected", str(exc), field="")
@@ -273,11 +279,24 @@ class Service:
                 )
             )
         self.bus: Bus = bus
-        self._own_kube = kube is None
-        self.kube = kube or Kube(settings=settings.kube)
         # Opened (and migrated) before anything is consumed: a wrong URL fails the start.
         self._history_store = open_store(settings.history_store) if settings.history_store else None
         self.history = HistoryRecorder(self._history_store)
+        # --regions: one engine (and tracker) per region, from the region map; no single cluster.
+        self.regional: RegionalRuntime | None = None
+        if settings.regions and engine is None:
+            self.regional = build_regional_runtime(
+                load_region_map(settings.regions),
+                settings,
+                bus=self.bus,
+                metrics=self.metrics,
+                history=self.history,
+            )
+            engine = self.regional.router
+        self._own_kube = kube is None and self.regional is None
+        self.kube: Kube | None = (
+            kube if self.regional is not None else kube or Kube(settings=settings.kube)
+        )
         self._local: Any = None
         self.engine = engine or self._build_engine()
         self.consumer = Consumer(
@@ -292,8 +311,21 @@ class Service:
             metrics=self.metrics,
             history=self.history,
         )
+        self.migrations: MigrationHandler | None = None
+        if self.regional is not None:
+            # Migrations are resumable from the history store (--store); without one, each
+            # delivery runs both steps.
+            self.migrations = MigrationHandler(
+                step_runners_for(self.regional, poll_seconds=settings.migration_poll_seconds),
+                dead_letter=self.consumer._dead_letter,
+                store=self._history_store,
+                publish=bus_publisher(self.bus, settings.results_topic),
+                router=self.regional.router,
+                max_concurrent=settings.max_migrations,
+                retry_delay=retry_delay,
+            )
         self.tracker: Tracker | None = None
-        if settings.track and settings.engine == "argo":
+        if settings.track and settings.engine == "argo" and self.kube is not None:
             publisher = ResultPublisher(
                 self.kube,
                 self.bus,
@@ -316,6 +348,7 @@ class Service:
         self._stopped = False
 
     def _build_engine(self) -> Engine:
+        assert self.kube is not None  # only --regions has no single cluster
         if self.settings.engine == "argo":
             return ArgoEngine(
                 self.kube,
@@ -345,6 +378,8 @@ class Service:
             return False, "stopping"
         if self.tracker is not None and not self.tracker.healthy:
             return False, f"tracker: {self.tracker.last_error}"
+        if self.regional is not None:
+            return self.regional.health()
         return True, "ok"
 
     def start(self) -> None:
@@ -365,7 +400,12 @@ class Service:
                 target=self.tracker.run, name="tenantctl-tracker", daemon=True
             )
             self._tracker_thread.start()
-        self._subscription = self.bus.subscribe(s.subscription, self.consumer.handle)
+        if self.regional is not None:
+            self.regional.start()
+        handler: Handler = self.consumer.handle
+        if self.migrations is not None:
+            handler = self.migrations.wrap(handler)
+        self._subscription = self.bus.subscribe(s.subscription, handler)
         log.info(
             "listening on %s (engine %s, workflows in %s)",
             s.subscription,
@@ -388,6 +428,10 @@ class Service:
         if self._stopped:
             return
         self._stopped = True
+        if self.migrations is not None:
+            # Migrations in flight stop following their steps and are nacked; the next
+            # listener resumes them from the history.
+            self.migrations.cancel.set()
         if self._subscription is not None:
             self._subscription.stop(timeout=self.settings.shutdown_timeout)
         if self.tracker is not None:
@@ -398,6 +442,8 @@ class Service:
             # Running local operations are cancelled (each bridge deletes its pod); their
             # ``cancelled`` results are still published.
             self._local.close(cancel=True)
+        if self.regional is not None:
+            self.regional.stop(timeout=self.settings.shutdown_timeout)
 
     def close(self) -> None:
         self.stop()
@@ -405,7 +451,9 @@ class Service:
             self.server.close()
         if self._own_bus:
             self.bus.close()
-        if self._own_kube:
+        if self._own_kube and self.kube is not None:
             self.kube.close()
+        if self.regional is not None:
+            self.regional.close()
         if self._history_store is not None:
             self._history_store.close()

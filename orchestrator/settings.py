@@ -63,6 +63,12 @@ class ListenSettings:
     kube: KubeSettings = field(default_factory=KubeSettings)
     # Operation history (docs/fleet.md): sqlite:///path or postgresql://...; None: no history.
     history_store: str | None = None
+    # --regions FILE: the region map (docs/regions.md); each request goes to its region's
+    # cluster and engine, and --engine/--workflow-namespace/--kubeconfig are not used.
+    regions: str | None = None
+    # With --regions: migrations running at once, and how often a step's Workflow is looked at.
+    max_migrations: int = 2
+    migration_poll_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.project:
@@ -73,7 +79,13 @@ class ListenSettings:
             raise UsageError(
                 f"unknown engine {self.engine!r}", hint=f"use one of: {', '.join(ENGINES)}"
             )
-        for name in ("max_messages", "max_bytes", "max_event_bytes", "handler_threads"):
+        for name in (
+            "max_messages",
+            "max_bytes",
+            "max_event_bytes",
+            "handler_threads",
+            "max_migrations",
+        ):
             if getattr(self, name) < 1:
                 raise UsageError(
                     f"{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}",

@@ -249,6 +249,22 @@ def configure_logging(level: str) -> None:
 )
 @kube_options
 @click.option(
+    "--regions",
+    envvar=_env("REGIONS"),
+    show_envvar=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False, exists=True),
+    help="region map: route each request to its region's cluster (docs/regions.md)",
+)
+@click.option(
+    "--max-migrations",
+    envvar=_env("MAX_MIGRATIONS"),
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="with --regions: migrations running at once (each holds a handler thread)",
+)
+@click.option(
     "--store",
     "history_store",
     envvar=_env("STORE"),
@@ -277,6 +293,7 @@ def listen(**options: Any) -> None:
       export PUBSUB_EMULATOR_HOST=127.0.0.1:8085   # for the emulator
       tenantctl listen --project dev --create-topology --kubeconfig sandbox.kubeconfig
       TENANTCTL_PROJECT=prod tenantctl listen --workflow-namespace argo --metrics-port 9464
+      tenantctl listen --project prod --regions regions.yaml --store sqlite:///history.db
     """
     from bridge.kube import KubeSettings  # noqa: PLC0415 - keep --help fast
     from orchestrator.service import Service  # noqa: PLC0415 - keep --help fast
