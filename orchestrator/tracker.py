@@ -35,6 +35,8 @@ from bridge.errors import ConflictError, GoneError, LifecycleError, NotFoundErro
 from bridge.kube import WORKFLOWS, Kube, WatchStream
 
 from .bus import Bus
+from .engine.plan import ABORT, EnginePlan
+from .engine.result import JobResult
 from .events import encode_event, result_event, rfc3339
 from .history.recorder import HistoryRecorder
 from .metrics import Metrics
@@ -95,12 +97,16 @@ def _plan_waves(nodes: Mapping[str, Any]) -> dict[tuple[str, str], int]:
     return waves
 
 
-def collect_jobs(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
+def collect_jobs(
+    workflow: Mapping[str, Any], *, include_skipped: bool = False
+) -> list[dict[str, Any]]:
     """Each bridge node's ``result`` output (the bridge's result JSON), plus ``wave``.
 
     Argo copies a retried node's last attempt's outputs onto the parent retry node, so one job can
     appear more than once: the latest finished one wins. A bridge node that died without writing a
     result (its pod was killed) is reported as ``error`` from the node's own phase and message.
+    ``include_skipped`` (for a finished Workflow): every job of the discovery plan that never
+    ran is listed as ``skipped``, exactly as the local engine lists it.
     """
     nodes: Mapping[str, Any] = (workflow.get("status") or {}).get("nodes") or {}
     waves = _plan_waves(nodes)
@@ -152,8 +158,54 @@ def collect_jobs(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
         if "wave" not in entry:
             entry["wave"] = waves.get(key)
         jobs.append(entry)
+    if include_skipped:
+        jobs += _never_ran(_plan(nodes), best, batch=batch, tenant=tenant, operation=operation)
     jobs.sort(key=_job_order)
     return jobs
+
+
+def _plan(nodes: Mapping[str, Any]) -> EnginePlan | None:
+    """The discovery node's ``plan`` output, when there is a readable one."""
+    for node in nodes.values():
+        raw = _parameters(node, "outputs").get(PLAN_PARAMETER) if isinstance(node, dict) else None
+        if not isinstance(raw, str):
+            continue
+        try:
+            return EnginePlan.from_json(json.loads(raw))
+        except (ValueError, LifecycleError):
+            continue
+    return None
+
+
+def _never_ran(
+    plan: EnginePlan | None,
+    ran: Mapping[tuple[str, str], tuple[str, Mapping[str, Any]]],
+    *,
+    batch: str,
+    tenant: str,
+    operation: str,
+) -> list[dict[str, Any]]:
+    """The plan's jobs without a bridge node result, as the local engine reports them: after a
+    failed ``abort`` job in an earlier wave ``WaveAborted``, otherwise (the Workflow was
+    stopped) ``Cancelled``."""
+    if plan is None:
+        return []
+    skipped: list[dict[str, Any]] = []
+    aborted = False  # an earlier wave had a failed abort job
+    for wave in plan.waves:
+        failed_abort = False
+        for job in wave.jobs:
+            key = (job.namespace, job.name)
+            if key in ran:
+                failed_abort |= job.on_failure == ABORT and ran[key][1].get("status") != "succeeded"
+                continue
+            why = "WaveAborted" if aborted else "Cancelled"
+            result = JobResult.skipped(
+                job, operation=operation, tenant_env_id=tenant, batch=batch, why=why
+            )
+            skipped.append(result.to_json())
+        aborted = aborted or failed_abort
+    return skipped
 
 
 def _duration(started: Any, finished: Any) -> float | None:
@@ -242,7 +294,7 @@ def build_result(
     annotations = metadata.get("annotations") or {}
     status = workflow.get("status") or {}
     phase = workflow_status or status.get("phase") or ""
-    jobs = collect_jobs(workflow)
+    jobs = collect_jobs(workflow, include_skipped=phase in TERMINAL_PHASES)
     ok = phase not in {"Failed", "Error"} and all(j.get("status") == "succeeded" for j in jobs)
     if ok and phase not in TERMINAL_PHASES:
         ok = not failed_steps(workflow)
