@@ -8,7 +8,7 @@ both one indexed query.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -182,7 +182,3 @@ def check_limit(limit: int | None) -> int | None:
 def jobs_list(jobs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per-job results as plain JSON-able dicts (the bridge result objects)."""
     return [dict(job) for job in jobs]
-
-
-def sort_newest_first(records: Sequence[HistoryRecord]) -> list[HistoryRecord]:
-    return sorted(records, key=lambda r: (r.requested_at, r.batch_id), reverse=True)
