@@ -76,10 +76,8 @@ class LocalSubmitter:
 
     def submit(self, request: LifecycleRequest) -> SubmitOutcome:
         """The orchestrator's :class:`~orchestrator.submit.Engine` seam."""
-        with self._lock:
-            if request.batch_operation_id in self._seen:
-                return SubmitOutcome("duplicate", request.batch_operation_id, engine="local")
-        self.start(request)
+        if self._start(request, dedupe=True) is None:
+            return SubmitOutcome("duplicate", request.batch_operation_id, engine="local")
         return SubmitOutcome("submitted", request.batch_operation_id, engine="local")
 
     def submission(self, batch_operation_id: str) -> LocalSubmission | None:
@@ -89,7 +87,18 @@ class LocalSubmitter:
 
     def start(self, request: RequestLike) -> LocalSubmission:
         """Start ``request``; raises :class:`TenantBusyError` when its tenant is busy."""
+        submission = self._start(request, dedupe=False)
+        assert submission is not None
+        return submission
+
+    def _start(self, request: RequestLike, *, dedupe: bool) -> LocalSubmission | None:
+        """None when ``dedupe`` and the batch id was accepted before. The duplicate check and
+        the registration are one critical section: two deliveries of one request racing on
+        two handler threads must not both pass the check (the first run may even be over
+        before the second registers, so the tenant lock would not stop it)."""
         with self._lock:
+            if dedupe and request.batch_operation_id in self._seen:
+                return None
             busy = self._active.get(request.tenant_env_id)
             if busy is not None:
                 raise TenantBusyError(

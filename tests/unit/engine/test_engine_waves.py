@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -517,3 +518,42 @@ def test_a_cancel_after_every_job_ended_changes_nothing() -> None:
         RunRequest(UPSERT, "t1"), cancel=cancel, observer=CancelAtTheEnd()
     )
     assert result.status == "succeeded"
+
+
+class _InterleavingLock:
+    """A lock that, the first time it is released, lets ``interleave`` run right then: the
+    moment another handler thread could get in between two of the owner's steps."""
+
+    def __init__(self, interleave: Callable[[], None]) -> None:
+        self._lock = threading.Lock()
+        self._interleave: Callable[[], None] | None = interleave
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+        interleave, self._interleave = self._interleave, None
+        if interleave is not None:
+            interleave()
+
+
+def test_two_deliveries_of_one_request_run_it_once_however_they_interleave() -> None:
+    launcher = FakeBridgeLauncher()
+    submitter = LocalSubmitter(engine_for(plan_of(UPSERT, ("team-a/x", 0, "abort")), launcher))
+    request = LifecycleRequest(batch_operation_id="b-1", tenant_env_id="t1", operation=UPSERT)
+
+    def second_delivery() -> None:
+        # Pub/Sub redelivers the same request to another handler thread, whose run is over
+        # before the first handler goes on.
+        if not submitter.submit(request).duplicate:
+            submission = submitter.submission("b-1")
+            assert submission is not None
+            submission.result(timeout=10)
+
+    submitter._lock = _InterleavingLock(second_delivery)  # type: ignore[assignment]
+    try:
+        submitter.submit(request)
+    finally:
+        submitter.close()
+    assert len(launcher.launched) == 1
