@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         help="consumer restarts instead of --faults-per-kind (each takes seconds)",
     )
     parser.add_argument(
+        "--consumer-restart-after",
+        type=float,
+        default=0.0,
+        help="restart the consumer only once this share of the requests has a result",
+    )
+    parser.add_argument(
         "--collision-rate",
         type=float,
         default=0.1,
@@ -66,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             else {}
         ),
         collision_rate=args.collision_rate,
+        consumer_restart_after=args.consumer_restart_after,
         consumer_restart_after=args.consumer_restart_after,
         timeout=args.timeout,
         emulator_host=args.emulator_host,
