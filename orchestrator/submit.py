@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, Protocol
 
-from bridge.errors import ConflictError
+from bridge.errors import ConflictError, InvalidError, NotFoundError
 from bridge.kube import WORKFLOWS, Kube
 
 from .events import LifecycleRequest, rfc3339
@@ -141,6 +141,25 @@ class ArgoEngine:
             self.kube.create(WORKFLOWS, body, namespace=self.namespace)
         except ConflictError:
             # The name is the batch id: this request was submitted before (a redelivery, a
-            # replay, another replica). Nothing else to do.
+            # replay, another replica). Nothing else to do -- unless the Workflow holding the
+            # name belongs to another batch (two ids that sanitize to one name): counting
+            # that as a duplicate would drop this request without a trace.
+            self._check_same_batch(name, request.batch_operation_id)
             return SubmitOutcome("duplicate", name, self.namespace, self.name)
         return SubmitOutcome("submitted", name, self.namespace, self.name)
+
+    def _check_same_batch(self, name: str, batch_operation_id: str) -> None:
+        try:
+            existing = self.kube.get(WORKFLOWS, name, namespace=self.namespace)
+        except NotFoundError:
+            return  # deleted since the 409 (cleaned up after it ran): it was a duplicate
+        labels = (existing.get("metadata") or {}).get("labels") or {}
+        holder = labels.get(BATCH_LABEL)
+        if holder is not None and holder != batch_operation_id:
+            raise InvalidError(
+                f"batch {batch_operation_id}: its Workflow name {self.namespace}/{name} is "
+                f"taken by batch {holder}",
+                status=409,
+                reason="WorkflowNameTaken",
+                hint="use batch ids that differ after lower-casing, e.g. UUIDs",
+            )

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from bridge.errors import ConflictError, InvalidError
 from orchestrator.events import LifecycleRequest
 from orchestrator.naming import workflow_name
-from orchestrator.submit import build_workflow
+from orchestrator.submit import ArgoEngine, build_workflow
 from orchestrator.tracker import build_result, collect_jobs, failed_steps
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
@@ -285,3 +286,38 @@ def test_a_bridge_node_without_a_result_has_the_shape_of_a_bridge_result() -> No
         "b1",
     )
     assert (job["wave"], job["durationSeconds"]) == (-1, 42.0)
+
+
+class _KubeWithWorkflows:
+    """The Kubernetes adapter's create/get for Workflows (409 on a taken name)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+
+    def create(self, resource: Any, body: dict[str, Any], *, namespace: str | None = None) -> Any:
+        name = body["metadata"]["name"]
+        if name in self.objects:
+            raise ConflictError(f"workflows {name!r} already exists", status=409)
+        self.objects[name] = body
+        return body
+
+    def get(self, resource: Any, name: str, *, namespace: str | None = None) -> dict[str, Any]:
+        return self.objects[name]
+
+
+def test_a_different_batch_whose_name_is_taken_is_not_counted_as_a_duplicate() -> None:
+    # "X" sanitizes with a hash suffix; a second id can be exactly that suffixed form.
+    hashed = workflow_name("X")
+    lookalike = hashed.removeprefix("lc-")
+    assert workflow_name(lookalike) == hashed
+    engine = ArgoEngine(_KubeWithWorkflows(), namespace="argo")  # type: ignore[arg-type]
+    first = LifecycleRequest(
+        batch_operation_id="X", tenant_env_id="t1", operation="lifecycle.upsert"
+    )
+    assert engine.submit(first).status == "submitted"
+    assert engine.submit(first).status == "duplicate"
+    other = LifecycleRequest(
+        batch_operation_id=lookalike, tenant_env_id="t2", operation="lifecycle.upsert"
+    )
+    with pytest.raises(InvalidError, match=lookalike):
+        engine.submit(other)
