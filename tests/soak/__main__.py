@@ -73,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         ),
         collision_rate=args.collision_rate,
         consumer_restart_after=args.consumer_restart_after,
-        consumer_restart_after=args.consumer_restart_after,
         timeout=args.timeout,
         emulator_host=args.emulator_host,
         workdir=args.workdir,
