@@ -15,10 +15,12 @@ the process's lifetime; the Argo path gets this from the Workflow name across re
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from orchestrator.events import LifecycleRequest
 from orchestrator.submit import SubmitOutcome
@@ -26,6 +28,8 @@ from orchestrator.submit import SubmitOutcome
 from .engine import LocalEngine, RequestLike
 from .locks import TenantBusyError
 from .result import OperationResult
+
+log = logging.getLogger(__name__)
 
 # Batch ids remembered for duplicate detection.
 MAX_REMEMBERED = 10_000
@@ -123,12 +127,23 @@ class LocalSubmitter:
             self._finish(submission)
             submission.future.set_exception(exc)
             if self._on_error is not None:
-                self._on_error(request, exc)
+                self._callback(self._on_error, request, exc)
             return
         self._finish(submission)
         submission.future.set_result(result)
         if self._on_result is not None:
-            self._on_result(request, result)
+            self._callback(self._on_result, request, result)
+
+    @staticmethod
+    def _callback(
+        callback: Callable[[RequestLike, Any], None], request: RequestLike, value: Any
+    ) -> None:
+        # The pool would keep the exception in a future nobody reads: the result event would
+        # be missing without a word.
+        try:
+            callback(request, value)
+        except Exception:
+            log.exception("publishing the outcome of batch %s failed", request.batch_operation_id)
 
     def _finish(self, submission: LocalSubmission) -> None:
         with self._lock:

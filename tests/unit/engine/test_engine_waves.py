@@ -557,3 +557,21 @@ def test_two_deliveries_of_one_request_run_it_once_however_they_interleave() -> 
     finally:
         submitter.close()
     assert len(launcher.launched) == 1
+
+
+def test_a_failing_result_callback_is_logged_not_swallowed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def on_result(request: object, result: object) -> None:
+        raise RuntimeError("results topic misconfigured")
+
+    submitter = LocalSubmitter(
+        engine_for(plan_of(UPSERT, ("team-a/x", 0, "abort")), FakeBridgeLauncher()),
+        on_result=on_result,
+    )
+    submitter.submit(
+        LifecycleRequest(batch_operation_id="b-1", tenant_env_id="t1", operation=UPSERT)
+    )
+    submitter.close()
+    assert "results topic misconfigured" in caplog.text
+    assert "b-1" in caplog.text
