@@ -208,6 +208,8 @@ class Runner:
         self._cancellation = Cancellation()
         self._cancel_reported = False
         self._injection: Injection | None = None
+        # The pod being supervised: stopped if the run ends with an error Argo will not retry.
+        self._live_pod: JSON | None = None
         self.identity = podspec.RunIdentity(
             prefix=settings.contract.prefix,
             namespace=request.namespace,
@@ -287,6 +289,8 @@ class Runner:
                 message=f"internal error: {type(exc).__name__}: {exc}",
                 exit_code=EXIT_FAILED,
             )
+        if result.status is Status.ERROR and result.process_exit_code != EXIT_INFRASTRUCTURE:
+            self._abandon_live_pod()
         if self.cancelled and result.status is not Status.CANCELLED:
             result.finish(
                 Status.CANCELLED,
@@ -370,11 +374,13 @@ class Runner:
                 self._finish_deadline(participant)
                 return
             pod = resume if resume is not None else self._create(job, attempt)
+            self._live_pod = pod
             if resume is not None:
                 self.emit_info(f"attaching to existing pod {_name(pod)} (attempt {attempt})")
-                self._own_secret(pod)
+            self._own_secret(pod)
             resume = None
             final, stop = self._supervise(pod, deadline_at=deadline_at)
+            self._live_pod = None
             if stop is not None:
                 self._record_stop(pod, attempt, stop)
                 if stop.kind == "cancelled":
@@ -535,6 +541,26 @@ class Runner:
             except APIError as exc:
                 self.emit_info(f"warning: could not delete pod {record.pod}: {exc}")
 
+    def _abandon_live_pod(self) -> None:
+        """The run ended with an error Argo does not retry (exit 1) while a pod was running:
+        nobody would supervise, time out or clean up that job any more, so stop it (best
+        effort). Exit 75 keeps it: the restarted bridge attaches to it."""
+        pod, self._live_pod = self._live_pod, None
+        if pod is None:
+            return
+        name = _name(pod)
+        self.emit_info(f"deleting pod {name}: the run ended with an error")
+        try:
+            self._delete_pod_and_secret(name, grace=self._delete_grace(pod))
+        except APIError as exc:
+            self.emit_info(f"warning: could not delete pod {name}: {exc}")
+
+    def _delete_grace(self, pod: Mapping[str, Any]) -> int:
+        grace = self.settings.delete_grace_seconds
+        if grace is None:
+            grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds") or 30)
+        return grace
+
     def _delete_pod_and_secret(self, name: str, *, grace: int | None = None) -> None:
         ns = self.request.namespace
         try:
@@ -609,7 +635,6 @@ class Runner:
             # Refused for good (admission 403, invalid 422): no pod will ever own the Secret.
             self._discard_secret(name)
             raise
-        self._own_secret(pod)
         return pod
 
     def _discard_secret(self, name: str) -> None:
@@ -712,9 +737,7 @@ class Runner:
         """Delete a pod we give up on with its grace, and watch it go so its last log lines can
         be drained."""
         name = _name(pod)
-        grace = self.settings.delete_grace_seconds
-        if grace is None:
-            grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds") or 30)
+        grace = self._delete_grace(pod)
         self.emit_info(f"deleting pod {name} (grace {grace}s)")
         self._delete_pod_and_secret(name, grace=grace)
         limit = self._clock() + grace + 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import pytest
@@ -87,3 +88,39 @@ def test_sigterm_before_the_pod_exists_starts_no_pod(bridge_env: BridgeEnv) -> N
     assert out.getvalue() == ""
     assert bridge_env.pods() == []
     assert bridge_env.secrets() == []
+
+
+def test_an_error_the_workflow_will_not_retry_leaves_no_running_pod(bridge_env: BridgeEnv) -> None:
+    # The pod exists, then a call fails for good (here the Secret's ownerReference patch, 422):
+    # the bridge ends with exit 1, which Argo does not retry -- so nobody would supervise, time
+    # out or clean up the team's job any more. It must not keep running behind the result.
+    bridge_env.add_job("orphan", "sleep 30; echo finished")
+    bridge_env.sb.faults.fail_next(
+        1, status=422, retry_after=None, method="PATCH", path=r"/secrets/"
+    )
+    result, out = bridge_env.run("orphan")
+    assert result.status is Status.ERROR
+    assert result.process_exit_code == 1
+    assert "422" in result.message
+    assert out == []
+    deadline = time.monotonic() + 20
+    while bridge_env.pods() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert bridge_env.pods() == []
+    assert bridge_env.secrets() == []
+
+
+def test_an_infrastructure_error_keeps_the_pod_for_the_restarted_bridge(
+    bridge_env: BridgeEnv,
+) -> None:
+    # Exit 75 is retried by Argo: the restarted bridge attaches to the running pod, so it stays.
+    bridge_env.add_job("kept", "sleep 1; echo finished")
+    bridge_env.sb.faults.fail_next(
+        6, status=503, retry_after=None, method="PATCH", path=r"/secrets/"
+    )
+    result, _ = bridge_env.run("kept")
+    assert result.process_exit_code == 75
+    assert len(bridge_env.pods()) == 1
+    again, out = bridge_env.run("kept")
+    assert again.status is Status.SUCCEEDED, again.message
+    assert out == ["finished"]
