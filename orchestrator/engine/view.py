@@ -23,8 +23,6 @@ from .engine import RequestLike, RunObserver
 from .plan import EnginePlan, PlannedJob, PlannedWave
 from .result import SUCCEEDED, JobResult, OperationResult
 
-LOGS_CHOICES = ("all", "failed", "none")
-
 _CLEAR_TO_END = "\x1b[J"
 # The bridge says "created pod <name> (attempt N)" on stderr for every attempt it starts.
 _ATTEMPT = re.compile(r"\(attempt (\d+)\)")
