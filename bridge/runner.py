@@ -389,10 +389,7 @@ class Runner:
                     self._finish_deadline(participant)
                     return
                 if stop.kind == "stuck":
-                    result.finish(
-                        Status.FAILED, reason=stop.reason, message=stop.message, exit_code=None
-                    )
-                    self._apply_delete_policy(participant, succeeded=False)
+                    self._failed(participant, reason=stop.reason, message=stop.message)
                     return
                 # deleted under us (evicted, killed, an operator): a counted failure
                 counted += 1
@@ -404,39 +401,35 @@ class Runner:
                     self._succeeded(participant)
                     return
                 if verdict is att.Verdict.FAIL_JOB:
-                    result.finish(
-                        Status.FAILED,
+                    self._failed(
+                        participant,
                         reason="PodFailurePolicy",
                         message=f"{_name(final)}: container {record.container} exited "
                         f"{record.exit_code}, matching a FailJob podFailurePolicy rule",
                         exit_code=record.exit_code,
                     )
-                    self._apply_delete_policy(participant, succeeded=False)
                     return
                 counted += verdict is att.Verdict.COUNT
                 ignored += verdict is att.Verdict.IGNORE
             if counted > participant.backoff_limit:
                 last = result.attempts[-1]
-                result.finish(
-                    Status.FAILED,
+                self._failed(
+                    participant,
                     reason="BackoffLimitExceeded",
                     message=f"{req.namespace}/{req.job} failed {counted} time(s) "
                     f"(backoffLimit {participant.backoff_limit}); last: {last.pod} "
                     f"{last.reason} exit code {last.exit_code}",
                     exit_code=last.exit_code,
                 )
-                self._apply_delete_policy(participant, succeeded=False)
                 return
             if ignored > self.settings.max_ignored_failures:
-                last = result.attempts[-1]
-                result.finish(
-                    Status.FAILED,
+                self._failed(
+                    participant,
                     reason="TooManyIgnoredFailures",
                     message=f"{ignored} failures matched an Ignore podFailurePolicy rule "
                     f"(the bridge stops after {self.settings.max_ignored_failures})",
-                    exit_code=last.exit_code,
+                    exit_code=result.attempts[-1].exit_code,
                 )
-                self._apply_delete_policy(participant, succeeded=False)
                 return
             if self.cancelled:
                 raise _CancelledError
@@ -498,24 +491,26 @@ class Runner:
             )
         )
 
+    def _failed(
+        self, participant: Participant, *, reason: str, message: str, exit_code: int | None = None
+    ) -> None:
+        """The job failed (exit code None: it has none -- deadline, stuck, verification)."""
+        self.result.finish(Status.FAILED, reason=reason, message=message, exit_code=exit_code)
+        self._apply_delete_policy(participant, succeeded=False)
+
     def _finish_deadline(self, participant: Participant) -> None:
-        self.result.finish(
-            Status.FAILED,
+        self._failed(
+            participant,
             reason="DeadlineExceeded",
             message=f"Job {self.request.namespace}/{self.request.job} was active longer than "
             f"activeDeadlineSeconds={participant.active_deadline_seconds}",
-            exit_code=None,
         )
-        self._apply_delete_policy(participant, succeeded=False)
 
     def _succeeded(self, participant: Participant) -> None:
         try:
             self.hooks.after_success(self.request.context)
         except StorageError as exc:
-            self.result.finish(
-                Status.FAILED, reason="StorageVerificationFailed", message=str(exc), exit_code=None
-            )
-            self._apply_delete_policy(participant, succeeded=False)
+            self._failed(participant, reason="StorageVerificationFailed", message=str(exc))
             return
         self.result.finish(
             Status.SUCCEEDED,
