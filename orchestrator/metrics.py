@@ -87,26 +87,21 @@ class Metrics:
             f"received_{o}": self.value("tenantctl_events_received_total", outcome=o)
             for o in OUTCOMES
         }
-        out["submissions"] = sum(
-            s.value
-            for m in self.submissions.collect()
-            for s in m.samples
-            if s.name.endswith("_total")
-        )
+        out["submissions"] = _total(self.submissions)
         out["duplicates"] = self.value("tenantctl_duplicates_total")
-        out["dead_letters"] = sum(
-            s.value
-            for m in self.dead_letters.collect()
-            for s in m.samples
-            if s.name.endswith("_total")
-        )
-        out["results_published"] = sum(
-            s.value
-            for m in self.results_published.collect()
-            for s in m.samples
-            if s.name.endswith("_total")
-        )
+        out["dead_letters"] = _total(self.dead_letters)
+        out["results_published"] = _total(self.results_published)
         return out
+
+
+def _total(counter: Counter) -> float:
+    """The sum of a labelled counter over all its label values."""
+    return sum(
+        sample.value
+        for metric in counter.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
 
 
 class MetricsServer:
