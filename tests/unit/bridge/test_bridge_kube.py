@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from bridge import kube
 from bridge.errors import (
+    APIError,
     ConflictError,
     ForbiddenError,
     GoneError,
@@ -136,7 +137,7 @@ def test_get_returns_plain_dict_with_bearer_token(fake_api: FakeApiServer, api: 
     ],
 )
 def test_error_statuses_translate_without_retry(
-    fake_api: FakeApiServer, api: kube.Kube, code: int, reason: str, error: type[Exception]
+    fake_api: FakeApiServer, api: kube.Kube, code: int, reason: str, error: type[APIError]
 ) -> None:
     fake_api.reply(code, status_body(code, reason, 'jobs.batch "x" oops'))
     with pytest.raises(error) as info:
