@@ -248,6 +248,10 @@ class LocalResultPublisher:
                 self._sleep(delay)
         self.metrics.results_published.labels(event["data"]["status"]).inc()
         self.metrics.workflows_finished.labels(phase).inc()
+        requested = getattr(request, "time", None)  # the request event's own time, when sent
+        if isinstance(requested, datetime):
+            latency = (datetime.now(UTC) - requested).total_seconds()
+            self.metrics.end_to_end_latency.observe(max(latency, 0.0))
         if self.history is not None:
             self.history.result(request.batch_operation_id, event["data"])
 

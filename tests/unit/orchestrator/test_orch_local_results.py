@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 from bridge.errors import BusError, RefusedError
 from orchestrator.bus import FakeBus
@@ -39,3 +40,15 @@ def test_a_result_is_published_once_after_the_bus_comes_back() -> None:
     assert (event["id"], event["data"]["status"]) == ("batch-1", "failed")
     assert len(pauses) == 3
     assert metrics.value("tenantctl_results_published_total", status="failed") == 1
+
+
+def test_a_local_result_observes_the_end_to_end_latency_like_the_argo_path() -> None:
+    bus, metrics = FakeBus(), Metrics()
+    publisher = LocalResultPublisher(bus, RESULTS, metrics)
+    request = LifecycleRequest(
+        "batch-2", "tenant-1", "lifecycle.upsert", time=datetime.now(UTC) - timedelta(seconds=90)
+    )
+    publisher.on_error(request, RefusedError("tenant tenant-1 is busy"))
+    assert metrics.value("tenantctl_end_to_end_latency_seconds_count") == 1
+    assert metrics.value("tenantctl_end_to_end_latency_seconds_bucket", le="60.0") == 0
+    assert metrics.value("tenantctl_end_to_end_latency_seconds_bucket", le="120.0") == 1
