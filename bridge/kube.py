@@ -505,11 +505,16 @@ class Kube:
                 retry=retry,
                 resource=resource,
             )
-        except ConflictError:
+        except ConflictError as conflict:
             if not (name and retry.transient_seen):
                 raise
             # Our earlier, retried attempt landed before the connection broke: that object is ours.
-            return self.get(resource, str(name), namespace=namespace)
+            try:
+                return self.get(resource, str(name), namespace=namespace)
+            except ForbiddenError:
+                # Allowed to create but not to read it (the bridge and Secrets, docs/rbac.md):
+                # the caller resolves the conflict as it would on a first try.
+                raise conflict from None
 
     def patch(
         self,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bridge import podspec
 from bridge.result import Status
 from bridge.runner import Injection, RunContext, Runner
 from tests.integration.bridge.conftest import FAST, BridgeEnv
@@ -124,3 +125,34 @@ def test_an_infrastructure_error_keeps_the_pod_for_the_restarted_bridge(
     again, out = bridge_env.run("kept")
     assert again.status is Status.SUCCEEDED, again.message
     assert out == ["finished"]
+
+
+def test_a_retried_secret_create_needs_no_read_access_to_secrets(bridge_env: BridgeEnv) -> None:
+    # docs/rbac.md grants the bridge no `get` on Secrets. A Secret create whose first try landed
+    # before a 5xx is retried into a 409; resolving that 409 by reading the Secret is forbidden,
+    # which turned a transient blip into a failed run (exit 1, never retried by Argo).
+    bridge_env.add_job("blip", 'cat "$LIFECYCLE_TENANT_ENV_FILE"')
+    request = bridge_env.request("blip", environment={"region": "eu"})
+    name = podspec.pod_name(
+        batch_operation_id=request.batch_operation_id,
+        namespace=request.namespace,
+        job=request.job,
+        attempt=1,
+    )
+    # What the first, landed try left: the run's Secret (stale content, refreshed by the patch).
+    bridge_env.sb.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": bridge_env.namespace},
+                "data": {},
+            }
+        ]
+    )
+    faults = bridge_env.sb.faults
+    faults.fail_next(1, status=500, retry_after=None, method="POST", path=r"/secrets$")
+    faults.fail_next(2, status=403, retry_after=None, method="GET", path=r"/secrets/")
+    result, out = bridge_env.run("blip", environment={"region": "eu"})
+    assert result.status is Status.SUCCEEDED, result.message
+    assert out == ["region: eu"]
