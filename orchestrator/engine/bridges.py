@@ -395,6 +395,10 @@ class SubprocessBridgeLauncher:
         self.settings = settings
         self.reap: Reaper = reap or delete_run_pods
 
+    def cleanup(self, spec: BridgeSpec) -> list[str]:
+        """Delete the pods a bridge left for its rerun (it exited 75) when there will be none."""
+        return self.reap(self.settings, spec)
+
     def command(
         self, spec: BridgeSpec, *, environment: Path, changeset: Path, result: Path
     ) -> list[str]:

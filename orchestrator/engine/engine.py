@@ -26,7 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bridge.errors import UsageError
+from bridge.errors import LifecycleError, UsageError
 
 from .launcher import BridgeHandle, BridgeLauncher, BridgeSpec, PlanSource
 from .locks import TenantLocks
@@ -297,6 +297,7 @@ class _Run:
         )
         data: Mapping[str, Any] | None = None
         retry = 0
+        cancelled_rerun = False
         while True:
             started = utc_now()
             with self._lock:
@@ -304,6 +305,7 @@ class _Run:
                 # launched before the cancel (and then terminated by it) or not at all.
                 if self.cancel.is_set():
                     if data is not None:  # cancelled while waiting to retry
+                        cancelled_rerun = True
                         break
                     skipped = JobResult.skipped(
                         job,
@@ -350,10 +352,32 @@ class _Run:
                 "engine",
             )
             if self.cancel.wait(delay):
+                cancelled_rerun = True
                 break
+        if cancelled_rerun:  # outside the lock: the cleanup calls the API server
+            data = self._cleanup_after_cancel(spec, data)
         result = JobResult(job, data)
         self.observer.on_job_finish(result)
         return result
+
+    def _cleanup_after_cancel(self, spec: BridgeSpec, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Cancelled between an infrastructure exit and its rerun: the bridge kept its pod for
+        the rerun to resume, and no bridge is left to delete it -- the launcher does."""
+        cleanup = getattr(self.engine.launcher, "cleanup", None)
+        note = "cancelled before the bridge was rerun"
+        if cleanup is not None:
+            try:
+                deleted = cleanup(spec)
+                note += f"; the engine deleted its pods: {', '.join(deleted) or 'none left'}"
+            except LifecycleError as exc:
+                note += f"; deleting its pods failed: {exc} (python -m bridge sweep removes them)"
+        self.observer.on_job_line(spec.job, f"engine: {note}", "engine")
+        return {
+            **data,
+            "status": CANCELLED,
+            "reason": "Cancelled",
+            "message": f"{note} (after {data.get('reason')}: {data.get('message') or ''})",
+        }
 
 
 def _launch_error(spec: BridgeSpec, exc: Exception, started: Any) -> dict[str, Any]:

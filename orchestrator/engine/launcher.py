@@ -46,6 +46,9 @@ class BridgeHandle(Protocol):
 
 
 class BridgeLauncher(Protocol):
+    """Also, optionally, ``cleanup(spec) -> list[str]``: delete the pods a bridge that exited 75
+    kept for its rerun, when the run is cancelled before that rerun (the names deleted)."""
+
     def launch(self, spec: BridgeSpec, *, on_line: LineSink) -> BridgeHandle: ...
 
 

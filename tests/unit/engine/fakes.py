@@ -112,7 +112,13 @@ class FakeBridgeLauncher:
     running: int = 0
     max_running: int = 0
     fail_launch: set[str] = field(default_factory=set)
+    cleaned: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cleanup(self, spec: BridgeSpec) -> list[str]:
+        """Delete what a bridge that exited 75 left (its pod); the names deleted."""
+        self.cleaned.append(spec.job.key)
+        return [f"lc-{spec.job.name}-1"]
 
     def launch(self, spec: BridgeSpec, *, on_line: LineSink) -> FakeBridge:
         if spec.job.key in self.fail_launch:

@@ -575,3 +575,28 @@ def test_a_failing_result_callback_is_logged_not_swallowed(
     submitter.close()
     assert "results topic misconfigured" in caplog.text
     assert "b-1" in caplog.text
+
+
+def test_a_cancel_while_waiting_to_rerun_an_infrastructure_exit_deletes_the_kept_pod() -> None:
+    # A bridge that exits 75 leaves its pod running on purpose (the rerun resumes it); when the
+    # run is cancelled before that rerun, nobody else would ever delete that pod.
+    plan = plan_of(UPSERT, ("team-a/x", 0, "abort"))
+    launcher = FakeBridgeLauncher({"team-a/x": FakeJob(status="error", exit_code=75)})
+    cancel = threading.Event()
+
+    class CancelOnRetry(RunObserver):
+        def on_job_line(self, job: object, line: str, stream: str) -> None:
+            if "retry 1 of" in line:
+                cancel.set()
+
+    engine = LocalEngine(
+        plan_source=FakePlanSource(plan),
+        launcher=launcher,
+        settings=EngineSettings(infra_backoff_seconds=30, poll_seconds=0.01),
+    )
+    result = engine.run(RunRequest(UPSERT, "t1"), cancel=cancel, observer=CancelOnRetry())
+
+    assert [s.job.key for s in launcher.launched] == ["team-a/x"]
+    assert launcher.cleaned == ["team-a/x"]
+    assert result.job("team-a/x").status == "cancelled"
+    assert result.status == "cancelled"
