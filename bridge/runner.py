@@ -289,7 +289,9 @@ class Runner:
                 message=f"internal error: {type(exc).__name__}: {exc}",
                 exit_code=EXIT_FAILED,
             )
-        if result.status is Status.ERROR and result.process_exit_code != EXIT_INFRASTRUCTURE:
+        if self._cancellation.requested or (
+            result.status is Status.ERROR and result.process_exit_code != EXIT_INFRASTRUCTURE
+        ):
             self._abandon_live_pod()
         if self.cancelled and result.status is not Status.CANCELLED:
             result.finish(
@@ -537,9 +539,9 @@ class Runner:
                 self.emit_info(f"warning: could not delete pod {record.pod}: {exc}")
 
     def _abandon_live_pod(self) -> None:
-        """The run ended with an error Argo does not retry (exit 1) while a pod was running:
-        nobody would supervise, time out or clean up that job any more, so stop it (best
-        effort). Exit 75 keeps it: the restarted bridge attaches to it."""
+        """The run ended with an error Argo does not retry (exit 1), or was cancelled, while a
+        pod was running: nobody would supervise, time out or clean up that job any more, so stop
+        it (best effort). Exit 75 keeps it: the restarted bridge attaches to it."""
         pod, self._live_pod = self._live_pod, None
         if pod is None:
             return

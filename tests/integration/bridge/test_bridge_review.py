@@ -156,3 +156,29 @@ def test_a_retried_secret_create_needs_no_read_access_to_secrets(bridge_env: Bri
     result, out = bridge_env.run("blip", environment={"region": "eu"})
     assert result.status is Status.SUCCEEDED, result.message
     assert out == ["region: eu"]
+
+
+def test_sigterm_with_the_api_failing_still_deletes_the_pod(bridge_env: BridgeEnv) -> None:
+    # SIGTERM lands while the API is failing (here the ownerReference patch, 503 until the
+    # retries run out): the run ends as cancelled (143), which Argo does not retry for a
+    # stopped workflow -- so the pod must go now, not run on until sweep.
+    bridge_env.add_job("stopped", "sleep 30; echo finished")
+    bridge_env.sb.faults.fail_next(
+        6, status=503, retry_after=None, method="PATCH", path=r"/secrets/"
+    )
+    out = io.StringIO()
+    runner = Runner(bridge_env.kube, bridge_env.request("stopped"), settings=FAST, out=out)
+    patch = bridge_env.kube.patch
+
+    def cancelling(*args: Any, **kwargs: Any) -> Any:
+        runner.cancel()
+        return patch(*args, **kwargs)
+
+    bridge_env.kube.patch = cancelling  # type: ignore[method-assign]
+    result = runner.run()
+    assert result.status is Status.CANCELLED
+    assert result.process_exit_code == 143
+    deadline = time.monotonic() + 20
+    while bridge_env.pods() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert bridge_env.pods() == []
