@@ -747,7 +747,11 @@ class Soak:
             key = argv_path.name.removesuffix(".argv")
             out = self.tee / f"{key}.out"
             lines = out.read_text(errors="replace").splitlines() if out.exists() else []
-            argv = tuple(json.loads(argv_path.read_text()))
+            try:
+                argv = tuple(json.loads(argv_path.read_text()))
+            except ValueError:
+                # Killed (SIGKILL, a consumer restart) before it wrote its argv: nothing to check.
+                continue
             outputs.append(inv.BridgeOutput(key=key, argv=argv, lines=tuple(lines)))
         return outputs
 

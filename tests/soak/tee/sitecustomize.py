@@ -56,8 +56,9 @@ def _install() -> None:
         return
     # pid + clock: pids are reused over a long soak.
     base = os.path.join(directory, f"{os.getpid()}-{time.time_ns()}")
-    with open(base + ".argv", "w", encoding="utf-8") as handle:
+    with open(base + ".argv.tmp", "w", encoding="utf-8") as handle:
         json.dump(args, handle)
+    os.replace(base + ".argv.tmp", base + ".argv")  # whole or absent, however it dies
     copy = open(base + ".out", "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
     sys.stdout = _Tee(sys.stdout, copy)
 
