@@ -62,6 +62,12 @@ def _nested(depth: int) -> Any:
 BAD_EVENTS: list[tuple[str, bytes, str, str]] = [
     ("not-json", b"lifecycle.upsert please", "NotJSON", "not JSON"),
     ("not-utf8", b'{"id": "\xff\xfe"}', "NotUTF8", "UTF-8"),
+    (
+        "lone-surrogate-escape",
+        _encode(valid_event(source="tenant-\ud800manager")),
+        "InvalidUnicode",
+        "surrogate",
+    ),
     ("empty-body", b"", "NotJSON", "not JSON"),
     ("json-array", b'[{"specversion": "1.0"}]', "NotAnObject", "array"),
     ("json-string", b'"hello"', "NotAnObject", "string"),
