@@ -35,6 +35,7 @@ from .locks import TenantBusyError, TenantLocks
 from .plan import EnginePlan, PlannedJob, PlannedWave
 from .result import JobResult, OperationResult
 from .submitter import LocalSubmission, LocalSubmitter
+from .threads import ThreadBridge, ThreadBridgeLauncher
 
 
 def local_engine(
@@ -46,14 +47,18 @@ def local_engine(
 ) -> LocalEngine:
     """The usual engine: discovery in-process (``bridge.discovery``, the function
     ``python -m bridge discover`` runs; ``discovery_in_process=False`` runs that command
-    instead), every bridge as a ``python -m bridge run`` subprocess."""
+    instead), every bridge as a ``python -m bridge run`` subprocess -- or, with
+    ``EngineSettings(launcher="thread")``, as a ``Runner`` in a thread of this process."""
     bridge = bridge or BridgeSettings()
+    launcher: BridgeLauncher = SubprocessBridgeLauncher(bridge)
+    if settings is not None and settings.launcher == "thread":
+        launcher = ThreadBridgeLauncher(bridge)
     plan_source: PlanSource = (
         LibraryDiscovery(bridge) if discovery_in_process else SubprocessDiscovery(bridge)
     )
     return LocalEngine(
         plan_source=plan_source,
-        launcher=SubprocessBridgeLauncher(bridge),
+        launcher=launcher,
         settings=settings,
         locks=locks,
     )
@@ -82,6 +87,8 @@ __all__ = [
     "SubprocessDiscovery",
     "TenantBusyError",
     "TenantLocks",
+    "ThreadBridge",
+    "ThreadBridgeLauncher",
     "local_engine",
     "new_batch_operation_id",
 ]

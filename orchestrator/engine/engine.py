@@ -84,6 +84,9 @@ class RunRequest:
     source_batch_operation_id: str | None = None
 
 
+LAUNCHERS = ("process", "thread")
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     parallelism: int = 4
@@ -96,8 +99,17 @@ class EngineSettings:
     infra_retries: int = 4
     infra_backoff_seconds: float = 2.0
     infra_backoff_cap: float = 30.0
+    # How local_engine() runs each bridge: "process" (a `python -m bridge run` subprocess, as in
+    # Argo: SIGTERM, isolation) or "thread" (the same Runner in a thread: no interpreter start
+    # per bridge, see orchestrator.engine.threads).
+    launcher: str = "process"
 
     def __post_init__(self) -> None:
+        if self.launcher not in LAUNCHERS:
+            raise UsageError(
+                f"launcher must be one of {', '.join(LAUNCHERS)}, not {self.launcher!r}",
+                hint="pass --launcher process or --launcher thread",
+            )
         if self.parallelism < 1:
             raise UsageError(
                 f"parallelism must be at least 1, not {self.parallelism}",

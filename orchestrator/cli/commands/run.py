@@ -164,13 +164,16 @@ def run_local(
     kubeconfig: str | None,
     context: str | None,
     skip_invalid: bool,
+    launcher: str = "process",
 ) -> int:
     from orchestrator.engine import BridgeSettings, EngineSettings, local_engine  # noqa: PLC0415
     from orchestrator.engine.view import LiveView, summary_lines  # noqa: PLC0415
 
     out = sys.stdout if output == "text" else sys.stderr
     bridge = BridgeSettings(kubeconfig=kubeconfig, context=context, skip_invalid=skip_invalid)
-    engine = local_engine(bridge, settings=EngineSettings(parallelism=parallelism))
+    engine = local_engine(
+        bridge, settings=EngineSettings(parallelism=parallelism, launcher=launcher)
+    )
     view = LiveView(out, logs=logs, tty=_is_tty(out), parallelism=parallelism)
     cancel = threading.Event()
 
@@ -314,6 +317,13 @@ def follow_workflow(
     show_default=True,
     help="local: which jobs' logs to show (failed: held back, shown for failed jobs only)",
 )
+@click.option(
+    "--launcher",
+    type=click.Choice(["process", "thread"]),
+    default="process",
+    show_default=True,
+    help="local: each bridge a `python -m bridge run` process, or a thread of this one (faster)",
+)
 @click.option("--wait", is_flag=True, help="argo: follow the workflow until it ends")
 @output_option
 @kube_options
@@ -351,6 +361,7 @@ def run(
     engine: str,
     parallelism: int,
     logs: str,
+    launcher: str,
     wait: bool,
     output: str,
     kubeconfig: str | None,
@@ -421,6 +432,7 @@ def run(
             kubeconfig=kubeconfig,
             context=context,
             skip_invalid=skip_invalid,
+            launcher=launcher,
         )
     ctx.exit(code)
 
