@@ -6,7 +6,8 @@
 
 The ideal: 4 waves x (1 s + the sandbox's pod start), the pod start measured separately
 (created -> container running, pods like the bridge's: a per-run Secret mounted). Also shown:
-the same fan-out with bridges in threads of the engine process (bench/proposed.py), and where
+the same fan-out with the product's ``--launcher thread`` (every bridge a ``Runner`` in a thread
+of tenantctl), with bridges in threads of the engine process (bench/proposed.py), and where
 the CPU went (the two cores' capacity over the run vs what the sandbox and the children used).
 """
 
@@ -215,6 +216,32 @@ def run(*, quick: bool, workdir: Path) -> Report:
             workdir,
             "ours",
         )
+        # The product's own thread launcher (`--launcher thread`, orchestrator.engine.threads):
+        # the same command as `ours`, every bridge a Runner in a thread of tenantctl.
+        launcher_thread = _run_engine(
+            sb,
+            [
+                TENANTCTL,
+                "run",
+                OPERATION,
+                "--tenant-env-id",
+                "t-fanout-launcher-thread",
+                "--engine",
+                "local",
+                "--launcher",
+                "thread",
+                "--parallelism",
+                str(parallelism),
+                "--logs",
+                "none",
+                "--output",
+                "json",
+                "--kubeconfig",
+                kubeconfig,
+            ],
+            workdir,
+            "launcher-thread",
+        )
         threads = None
         if not quick:  # the proposed variant only means something at parallelism 50
             threads = _run_engine(
@@ -253,6 +280,19 @@ def run(*, quick: bool, workdir: Path) -> Report:
         "cpu_s_sandbox": round(ours["sandbox_cpu"], 1),
         "cpu_s_capacity_2_cores_x_wall": round(capacity, 1),
     }
+    lt = launcher_thread
+    lt_s = lt["engine_s"] if lt["engine_s"] is not None else lt["wall"]
+    report.figures.update(
+        {
+            "launcher_thread_total_s": round(lt_s, 3),
+            "launcher_thread_process_wall_s": round(lt["wall"], 3),
+            "launcher_thread_jobs_succeeded": lt["succeeded"],
+            "launcher_thread_wave_spans_s": lt["waves"],
+            "launcher_thread_cpu_s_tenantctl_pods": round(lt["children_cpu"], 1),
+            "launcher_thread_cpu_s_sandbox": round(lt["sandbox_cpu"], 1),
+            "launcher_thread_peak_rss_mb": round(lt["rss"], 1),
+        }
+    )
     if threads is not None:
         report.figures.update(
             {
@@ -271,13 +311,14 @@ def run(*, quick: bool, workdir: Path) -> Report:
     }
     report.ratios = {
         "total_over_ideal": common.ratio(total_s, ideal),
+        "launcher_thread_over_ideal": common.ratio(lt_s, ideal),
         "proposed_threads_over_ideal": common.ratio(threads_s, ideal) if threads else None,
         "cpu_demand_over_capacity": common.ratio(
             ours["children_cpu"] + ours["sandbox_cpu"], capacity
         ),
     }
     report.target("total / ideal", report.ratios["total_over_ideal"], "<=", 1.5)
-    for label, row in (("engine", ours), ("threads", threads)):
+    for label, row in (("engine", ours), ("launcher thread", lt), ("threads", threads)):
         if row is not None and row["succeeded"] != total:
             report.notes.append(
                 f"{label}: {row['succeeded']} of {total} jobs succeeded (exit {row['exit']}): "
@@ -286,7 +327,8 @@ def run(*, quick: bool, workdir: Path) -> Report:
     report.notes.append(
         "total = the engine's own startedAt -> finishedAt (discovery + 4 waves; the tenantctl "
         "process start is in process_wall_s). proposed_threads_* = the same engine and plan "
-        "with bridges in threads (bench/proposed.py), not the product's code."
+        "with bridges in threads (bench/proposed.py), not the product's code. launcher_thread_* "
+        "= the product's `tenantctl run --launcher thread` (orchestrator.engine.threads)."
     )
     errors_note = common.sandbox_errors_note(sb.bench_errors)
     if errors_note:
