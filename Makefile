@@ -59,6 +59,13 @@ sandbox: $(STAMP) ## a local Kubernetes API server for kubectl (prints its kubec
 render: $(STAMP) ## regenerate the committed Argo and install manifests
 	$(BIN)/tenantctl render --out workflows/rendered
 
+# The full soak under injected faults; size it with SOAK_ARGS (docs/reliability.md).
+SOAK_ARGS ?= --requests 500 --tenants 50 --faults-per-kind 200 --seed 1 --report soak-report.json
+
+.PHONY: chaos
+chaos: $(STAMP) ## the full soak under faults, invariants checked (SOAK_ARGS to size it)
+	$(BIN)/python -m tests.soak $(SOAK_ARGS)
+
 .PHONY: bench
 bench: $(STAMP) ## run the benchmarks in bench/ and write bench/results/
 	$(BIN)/python -m bench
