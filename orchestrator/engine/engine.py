@@ -344,14 +344,8 @@ class _Run:
             finally:
                 with self._lock:
                     self._running.pop(job.key, None)
-            # Exit 75 is the bridge's "infrastructure error" (API unreachable after its own
-            # retries): the only code Argo's retryStrategy retries. The rerun bridge finds its
-            # pod by name and resumes instead of running the job twice. A job whose own
-            # container exited 75 is a failed job (status "failed"), never rerun.
-            infrastructure = (
-                data.get("status") == "error" and data.get("exitCode") == INFRA_EXIT_CODE
-            )
-            if not infrastructure or retry >= settings.infra_retries:
+            # Like Argo's retryStrategy: rerun only what the infrastructure broke (_rerunnable).
+            if not _rerunnable(data) or retry >= settings.infra_retries:
                 break
             retry += 1
             delay = min(
@@ -359,8 +353,8 @@ class _Run:
             )
             self.observer.on_job_line(
                 job,
-                f"engine: the bridge exited {INFRA_EXIT_CODE} (infrastructure: "
-                f"{data.get('reason')}); retry {retry} of {settings.infra_retries} in {delay:g}s",
+                f"engine: the bridge exited {data.get('exitCode')} ({data.get('reason')}); "
+                f"retry {retry} of {settings.infra_retries} in {delay:g}s",
                 "engine",
             )
             if self.cancel.wait(delay):
@@ -409,3 +403,20 @@ def _launch_error(spec: BridgeSpec, exc: Exception, started: Any) -> dict[str, A
         "finishedAt": rfc3339(finished),
         "durationSeconds": round((finished - started).total_seconds(), 3),
     }
+
+
+def _rerunnable(data: Mapping[str, Any]) -> bool:
+    """Whether a bridge's outcome is the infrastructure's fault, so running it again is safe.
+
+    Exit 75 is the bridge's own "infrastructure error" (the API unreachable after its
+    retries). A bridge killed by a signal we did not send (the OOM killer, a node going away)
+    wrote no result at all. Either way its pod, if any, is still there: the rerun bridge finds it
+    by name and resumes instead of running the job twice -- and without the rerun that pod would
+    run on unwatched after the tenant's lock is released. A job whose own container exited 75
+    is a failed job (status "failed"), never rerun.
+    """
+    if data.get("status") != "error":
+        return False
+    code = data.get("exitCode")
+    killed = data.get("reason") == "NoResult" and isinstance(code, int) and code < 0
+    return code == INFRA_EXIT_CODE or killed

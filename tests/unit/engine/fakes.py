@@ -49,6 +49,7 @@ class FakeJob:
     seconds: float = 0.0
     gate: Callable[[], None] | None = None  # called before finishing (a barrier, an event)
     hang: bool = False  # run until terminated
+    reason: str | None = None  # the result's reason, when not the status' usual one
 
 
 class FakeBridge:
@@ -79,7 +80,9 @@ class FakeBridge:
             status, code, reason = "cancelled", 143, "Terminated"
         else:
             status, code = self.job.status, self.job.exit_code
-            reason = "Completed" if status == "succeeded" else "BackoffLimitExceeded"
+            reason = self.job.reason or (
+                "Completed" if status == "succeeded" else "BackoffLimitExceeded"
+            )
         return {
             "namespace": self.spec.job.namespace,
             "job": self.spec.job.name,

@@ -442,6 +442,31 @@ def test_a_job_whose_own_container_exits_75_is_not_rerun() -> None:
     assert result.status == "failed"
 
 
+def test_a_bridge_killed_by_a_signal_we_did_not_send_is_rerun() -> None:
+    # Its pod runs on; without a rerun nobody would watch it after the tenant lock is released.
+    plan = plan_of(UPSERT, ("team-a/x", 0, "abort"))
+    launcher = FakeBridgeLauncher(
+        {"team-a/x": FakeJob(status="error", exit_code=-9, reason="NoResult")}
+    )
+    lines: list[str] = []
+
+    class Recorder(RunObserver):
+        def on_job_line(self, job: object, line: str, stream: str) -> None:
+            lines.append(line)
+            launcher.jobs["team-a/x"] = FakeJob()  # the rerun bridge attaches and finishes
+
+    engine = LocalEngine(
+        plan_source=FakePlanSource(plan),
+        launcher=launcher,
+        settings=EngineSettings(infra_backoff_seconds=0.01, poll_seconds=0.01),
+    )
+    result = engine.run(RunRequest(UPSERT, "t1"), observer=Recorder())
+
+    assert result.succeeded
+    assert len(launcher.launched) == 2
+    assert any("exited -9 (NoResult)" in line for line in lines)
+
+
 def test_an_infrastructure_exit_that_recovers_succeeds() -> None:
     plan = plan_of(UPSERT, ("team-a/x", 0, "abort"))
     launcher = FakeBridgeLauncher({"team-a/x": FakeJob(status="error", exit_code=75)})
