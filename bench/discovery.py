@@ -190,14 +190,11 @@ def _measure(argv: list[str]) -> tuple[common.Measured, int, int, float]:
     return run, after[0] - before[0], after[1] - before[1], cpu
 
 
-def _discover(sb: Any, workdir: Path, *, proposed: bool = False) -> Row:
-    """(a): the real ``python -m bridge discover`` (or, ``proposed``, the patched one)."""
+def _discover(sb: Any, workdir: Path) -> Row:
+    """(a): the real ``python -m bridge discover``."""
     plan_path = workdir / f"plan-{uuid.uuid4().hex[:6]}.json"
     kubeconfig = str(sb.kubeconfig_path())
-    if proposed:
-        argv = [common.PYTHON, "-m", "bench.workers", "discover-proposed"]
-    else:
-        argv = [common.PYTHON, "-m", "bridge", "discover", "--tenant-env-id", "bench"]
+    argv = [common.PYTHON, "-m", "bridge", "discover", "--tenant-env-id", "bench"]
     argv += ["--kubeconfig", kubeconfig, "--operation", OPERATION, "--output", str(plan_path)]
     run, sent, requests, cpu = _measure(argv)
     plan = json.loads(plan_path.read_text())
@@ -247,19 +244,17 @@ def run(*, quick: bool, workdir: Path) -> Report:
         seeder = Seeder(sb)
         t0 = time.monotonic()
         seed_lifecycle(seeder, namespaces)
-        # Quick (smoke) mode skips the two extra variants: they only mean something at scale.
+        # Quick (smoke) mode skips the extra variant (lifecycle Jobs only): it only means
+        # something at scale.
         small = None if quick else _discover(sb, workdir)
         seed_ordinary(seeder, namespaces)
         seeded = time.monotonic() - t0 - (small.run.wall if small else 0.0)
         total_jobs = sb.store.count(seeder.jobs.key)
         ours: list[Row] = []
         floor: list[Row] = []
-        proposed: list[Row] = []
         for _ in range(repeats):  # interleaved: load from other processes drifts alike for all
             ours.append(_discover(sb, workdir))
             floor.append(_list(sb, selector=SELECTOR))
-            if not quick:
-                proposed.append(_discover(sb, workdir, proposed=True))
         naive = _list(sb, selector="")
 
     def med(rows: list[Row]) -> float:
@@ -272,7 +267,6 @@ def run(*, quick: bool, workdir: Path) -> Report:
         return round(common.median([r.sandbox_cpu for r in rows]), 3)
 
     a_wall, c_wall, b_wall = med(ours), med(floor), round(naive.run.wall, 3)
-    p_wall = med(proposed) if proposed else 0.0
     small_rss = round(small.run.max_rss_mb, 1) if small else None
     a_rss = round(max(r.run.max_rss_mb for r in ours), 1)
     report.figures = {
@@ -286,18 +280,6 @@ def run(*, quick: bool, workdir: Path) -> Report:
         "ours_peak_rss_mb_lifecycle_jobs_only": small_rss,
         "ours_wall_s_all_runs": [round(r.run.wall, 3) for r in ours],
     }
-    if proposed:
-        report.figures.update(
-            {
-                "proposed_wall_s": p_wall,
-                "proposed_peak_rss_mb": round(max(r.run.max_rss_mb for r in proposed), 1),
-                "proposed_bytes_received_mb": common.mb(proposed[-1].bytes),
-                "proposed_requests": proposed[-1].requests,
-                "proposed_sandbox_cpu_s": med_cpu(proposed),
-                "proposed_client_cpu_s": round(common.median([r.run.cpu for r in proposed]), 3),
-                "proposed_jobs_planned": proposed[-1].out["planned"],
-            }
-        )
     report.baselines = {
         "naive_wall_s": b_wall,
         "naive_peak_rss_mb": round(naive.run.max_rss_mb, 1),
@@ -322,13 +304,10 @@ def run(*, quick: bool, workdir: Path) -> Report:
     report.ratios = {
         "ours_over_floor_wall": common.ratio(a_wall, c_wall),
         "naive_over_ours_wall": common.ratio(b_wall, a_wall),
-        "proposed_over_floor_wall": common.ratio(p_wall, c_wall) if proposed else None,
-        "naive_over_proposed_wall": common.ratio(b_wall, p_wall) if proposed else None,
         "naive_over_floor_wall": common.ratio(b_wall, c_wall),
         # CPU (client + sandbox) is what a loaded machine distorts least: shown beside walls.
         "ours_over_floor_cpu": common.ratio(cpu(ours), cpu(floor)),
         "naive_over_ours_cpu": common.ratio(cpu([naive]), cpu(ours)),
-        "proposed_over_floor_cpu": common.ratio(cpu(proposed), cpu(floor)) if proposed else None,
         "ours_over_floor_bytes": common.ratio(ours[-1].bytes, floor[-1].bytes),
         "naive_over_ours_bytes": common.ratio(naive.bytes, ours[-1].bytes),
         "ours_rss_all_jobs_over_lifecycle_only": common.ratio(a_rss, small_rss or 0.0),
@@ -347,8 +326,6 @@ def run(*, quick: bool, workdir: Path) -> Report:
     checks = [("discovery", ours[-1].out["planned"]), ("naive", naive.out["matched"])]
     if small is not None:
         checks.append(("discovery with only lifecycle Jobs", small.out["planned"]))
-    if proposed:
-        checks.append(("proposed discovery", proposed[-1].out["planned"]))
     for label, got in checks:
         if got != expected:
             report.notes.append(f"{label} found {got} jobs for {OPERATION}, expected {expected}")
@@ -357,9 +334,7 @@ def run(*, quick: bool, workdir: Path) -> Report:
         "interleaved repeats; peak RSS = the process's own (wait4 through a small launcher). "
         "Bytes = what the sandbox wrote to the client (headers + body, before TLS), counted "
         "server side while only that client ran. sandbox_cpu_s = CPU the sandbox process spent "
-        "serving that run; client_cpu_s = the client process's own CPU. proposed_* = "
-        "discovery with one cluster-wide label-selected LIST (bench/proposed.py), not the "
-        "product's code."
+        "serving that run; client_cpu_s = the client process's own CPU."
     )
     errors_note = common.sandbox_errors_note(sb.bench_errors)
     if errors_note:

@@ -7,8 +7,8 @@
 The ideal: 4 waves x (1 s + the sandbox's pod start), the pod start measured separately
 (created -> container running, pods like the bridge's: a per-run Secret mounted). Also shown:
 the same fan-out with the product's ``--launcher thread`` (every bridge a ``Runner`` in a thread
-of tenantctl), with bridges in threads of the engine process (bench/proposed.py), and where
-the CPU went (the two cores' capacity over the run vs what the sandbox and the children used).
+of tenantctl), and where the CPU went (the two cores' capacity over the run vs what the sandbox
+and the children used).
 """
 
 from __future__ import annotations
@@ -242,32 +242,8 @@ def run(*, quick: bool, workdir: Path) -> Report:
             workdir,
             "launcher-thread",
         )
-        threads = None
-        if not quick:  # the proposed variant only means something at parallelism 50
-            threads = _run_engine(
-                sb,
-                [
-                    common.PYTHON,
-                    "-m",
-                    "bench.workers",
-                    "fanout-threads",
-                    "--kubeconfig",
-                    kubeconfig,
-                    "--operation",
-                    OPERATION,
-                    "--tenant-env-id",
-                    "t-fanout-threads",
-                    "--parallelism",
-                    str(parallelism),
-                ],
-                workdir,
-                "threads",
-            )
     ideal = waves * (1.0 + start_s)
     total_s = ours["engine_s"] if ours["engine_s"] is not None else ours["wall"]
-    threads_s = 0.0
-    if threads is not None:
-        threads_s = threads["engine_s"] if threads["engine_s"] is not None else threads["wall"]
     capacity = 2 * ours["wall"]
     report.figures = {
         "total_s": round(total_s, 3),
@@ -293,17 +269,6 @@ def run(*, quick: bool, workdir: Path) -> Report:
             "launcher_thread_peak_rss_mb": round(lt["rss"], 1),
         }
     )
-    if threads is not None:
-        report.figures.update(
-            {
-                "proposed_threads_total_s": round(threads_s, 3),
-                "proposed_threads_jobs_succeeded": threads["succeeded"],
-                "proposed_threads_wave_spans_s": threads["waves"],
-                "proposed_threads_cpu_s_children": round(threads["children_cpu"], 1),
-                "proposed_threads_cpu_s_sandbox": round(threads["sandbox_cpu"], 1),
-                "proposed_threads_peak_rss_mb": round(threads["rss"], 1),
-            }
-        )
     report.baselines = {
         "ideal_s": round(ideal, 3),
         "sandbox_pod_start_s": round(start_s, 3),
@@ -312,23 +277,21 @@ def run(*, quick: bool, workdir: Path) -> Report:
     report.ratios = {
         "total_over_ideal": common.ratio(total_s, ideal),
         "launcher_thread_over_ideal": common.ratio(lt_s, ideal),
-        "proposed_threads_over_ideal": common.ratio(threads_s, ideal) if threads else None,
         "cpu_demand_over_capacity": common.ratio(
             ours["children_cpu"] + ours["sandbox_cpu"], capacity
         ),
     }
     report.target("total / ideal", report.ratios["total_over_ideal"], "<=", 1.5)
-    for label, row in (("engine", ours), ("launcher thread", lt), ("threads", threads)):
-        if row is not None and row["succeeded"] != total:
+    for label, row in (("engine", ours), ("launcher thread", lt)):
+        if row["succeeded"] != total:
             report.notes.append(
                 f"{label}: {row['succeeded']} of {total} jobs succeeded (exit {row['exit']}): "
                 f"{row['stderr_tail'][-400:]}"
             )
     report.notes.append(
         "total = the engine's own startedAt -> finishedAt (discovery + 4 waves; the tenantctl "
-        "process start is in process_wall_s). proposed_threads_* = the same engine and plan "
-        "with bridges in threads (bench/proposed.py), not the product's code. launcher_thread_* "
-        "= the product's `tenantctl run --launcher thread` (orchestrator.engine.threads)."
+        "process start is in process_wall_s). launcher_thread_* = the product's "
+        "`tenantctl run --launcher thread` (orchestrator.engine.threads)."
     )
     errors_note = common.sandbox_errors_note(sb.bench_errors)
     if errors_note:

@@ -1,8 +1,6 @@
 """Programs the benchmarks run as their own processes (so wall time and peak RSS are theirs).
 
     python -m bench.workers list --kubeconfig K [--label-selector S] [--operation OP]
-    python -m bench.workers discover-proposed --kubeconfig K --operation OP --output PLAN
-    python -m bench.workers fanout-threads --kubeconfig K --operation OP --tenant-env-id T
     python -m bench.workers stamp OUTFILE            # stdin lines -> "<arrival ns> <line>"
     python -m bench.workers pull-ack --project P --subscription S --expect N
     python -m bench.workers measure --out FILE -- ARGV...   # wall + the child's own peak RSS
@@ -64,45 +62,6 @@ def list_jobs(args: argparse.Namespace) -> int:
         )
     )
     return 0
-
-
-def discover_proposed(args: argparse.Namespace) -> int:
-    """``python -m bridge discover`` with the proposed cluster-wide LIST (bench/proposed.py):
-    the same imports, settings and plan file, so the two processes compare like for like."""
-    from pathlib import Path
-
-    import bridge.__main__  # noqa: F401 - the same imports as the real command
-    from bench.proposed import discover_clusterwide
-    from bridge.contract import ContractSettings
-    from bridge.kube import Kube, KubeSettings
-
-    with Kube(settings=KubeSettings(kubeconfig=args.kubeconfig)) as kube:
-        found = discover_clusterwide(
-            kube, operation=args.operation, settings=ContractSettings(), tenant_env_id="bench"
-        )
-    Path(args.output).write_text(found.plan.to_compact_json())
-    return 0
-
-
-def fanout_threads(args: argparse.Namespace) -> int:
-    """The fan-out on the local engine with bridges in threads (bench/proposed.py)."""
-    from bench.proposed import ThreadBridgeLauncher
-    from orchestrator.engine import (
-        BridgeSettings,
-        EngineSettings,
-        LibraryDiscovery,
-        LocalEngine,
-        RunRequest,
-    )
-
-    engine = LocalEngine(
-        plan_source=LibraryDiscovery(BridgeSettings(kubeconfig=args.kubeconfig)),
-        launcher=ThreadBridgeLauncher(kubeconfig=args.kubeconfig),
-        settings=EngineSettings(parallelism=args.parallelism),
-    )
-    result = engine.run(RunRequest(args.operation, args.tenant_env_id))
-    print(json.dumps(result.to_json()))
-    return 0 if result.status == "succeeded" else 1
 
 
 def stamp(args: argparse.Namespace) -> int:
@@ -217,17 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--annotation", default="tenant-lifecycle.dev/operations")
     p.add_argument("--limit", type=int, default=500)
     p.set_defaults(func=list_jobs)
-    d = sub.add_parser("discover-proposed")
-    d.add_argument("--kubeconfig", required=True)
-    d.add_argument("--operation", required=True)
-    d.add_argument("--output", required=True)
-    d.set_defaults(func=discover_proposed)
-    f = sub.add_parser("fanout-threads")
-    f.add_argument("--kubeconfig", required=True)
-    f.add_argument("--operation", required=True)
-    f.add_argument("--tenant-env-id", required=True)
-    f.add_argument("--parallelism", type=int, default=50)
-    f.set_defaults(func=fanout_threads)
     s = sub.add_parser("stamp")
     s.add_argument("outfile")
     s.set_defaults(func=stamp)
