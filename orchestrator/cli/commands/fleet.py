@@ -19,12 +19,8 @@ import click
 
 from bridge.errors import UsageError
 from orchestrator.cli.commands.history import open_history, store_option
-from orchestrator.cli.commands.run import (
-    OneLineCommand,
-    build_request,
-    cancel_on_signals,
-    load_changeset,
-)
+from orchestrator.cli.commands.run import OneLineCommand, build_request, cancel_on_signals
+from orchestrator.cli.inputs import load_changeset
 from orchestrator.cli.output import echo_json, output_option
 from orchestrator.fleet import (
     FailureBudget,

@@ -17,8 +17,8 @@ import click
 
 from bridge.errors import UsageError
 from orchestrator.cli.commands.history import open_history, store_option
-from orchestrator.cli.commands.plan import load_environment
-from orchestrator.cli.commands.run import OneLineCommand, load_changeset
+from orchestrator.cli.commands.run import OneLineCommand
+from orchestrator.cli.inputs import load_changeset, load_environment
 from orchestrator.cli.output import echo_json, output_option, render_table
 
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130

@@ -10,48 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import click
-import yaml
 
 from bridge.contract import operation_name_problem
-from bridge.errors import ContractError, UsageError
+from bridge.errors import UsageError
 from bridge.manifests import check_manifests
 from bridge.planner import Plan, build_plan, environment_applications, plan_size, summarize
 from orchestrator.cli.commands.validate import PATHS_ARGUMENT, contract_options, contract_settings
+from orchestrator.cli.inputs import load_environment
 from orchestrator.cli.output import echo_json, echo_table, output_option, plural
-
-
-def load_environment(path: str) -> dict[str, Any]:
-    """Read a tenant environment file: ``applications: [...]`` (the request's
-    ``tenantEnvironment``); a whole request body with a ``tenantEnvironment`` key also works."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read --environment {path}: {exc.strerror or exc}",
-            hint="give a YAML file such as: applications: [catalog, search]",
-        ) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise UsageError(
-            f"--environment {path}{where}: invalid YAML",
-            hint="give a YAML file such as: applications: [catalog, search]",
-        ) from exc
-    if data is None:
-        data = {}
-    if isinstance(data, dict) and isinstance(data.get("tenantEnvironment"), dict):
-        data = data["tenantEnvironment"]
-    if not isinstance(data, dict):
-        raise UsageError(
-            f"--environment {path}: expected a mapping, got {type(data).__name__}",
-            hint="give a YAML file such as: applications: [catalog, search]",
-        )
-    try:
-        environment_applications(data)
-    except ContractError as exc:
-        raise UsageError(f"--environment {path}: {exc.message}", hint=exc.hint) from exc
-    return data
 
 
 def _print_text(plan: Plan, environment: dict[str, Any] | None) -> None:

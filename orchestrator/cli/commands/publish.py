@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import Any
-
 import click
 
 from bridge.errors import UsageError
 from orchestrator.cli.commands.listen import pubsub_project_option
+from orchestrator.cli.inputs import load_changeset, load_environment
 from orchestrator.naming import DEFAULT_REQUEST_TOPIC
-
-
-def load_mapping(path: str, flag: str) -> dict[str, Any]:
-    """A YAML/JSON mapping from a file (``-`` reads stdin)."""
-    import yaml  # noqa: PLC0415 - keep --help fast
-
-    hint = f"give {flag} a YAML or JSON file holding a mapping"
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {flag} {path}: {exc.strerror or exc}", hint=hint) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{flag} {path}: not valid YAML/JSON ({exc})", hint=hint) from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UsageError(f"{flag} {path}: expected a mapping, got {type(data).__name__}", hint=hint)
-    return data
-
 
 _FLAGS = {
     "id": "--batch-operation-id",
@@ -103,8 +79,8 @@ def publish(
         batch_operation_id=batch_operation_id,
         source=source,
         region=region,
-        environment=load_mapping(environment, "--environment") if environment else {},
-        changeset=load_mapping(changeset, "--changeset") if changeset else {},
+        environment=load_environment(environment) if environment else {},
+        changeset=load_changeset(changeset) if changeset else {},
         source_batch_operation_id=source_batch_operation_id,
         parent_batch_operation_id=parent_batch_operation_id,
     )

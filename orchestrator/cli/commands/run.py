@@ -24,11 +24,10 @@ from types import FrameType
 from typing import Any
 
 import click
-import yaml
 
 from bridge.errors import LifecycleError, UsageError
 from orchestrator.cli.commands.listen import kube_options, workflow_namespace_option
-from orchestrator.cli.commands.plan import load_environment
+from orchestrator.cli.inputs import load_changeset, load_environment
 from orchestrator.cli.output import echo_json, output_option
 from orchestrator.events import (
     InvalidEvent,
@@ -70,27 +69,6 @@ class OneLineCommand(click.Command):
         except click.UsageError as exc:
             path = " ".join(p for p in (parent.command_path if parent else "", info_name) if p)
             raise UsageError(exc.format_message(), hint=f"see `{path} --help`") from exc
-
-
-def load_changeset(path: str) -> dict[str, Any]:
-    """A changeset file: a YAML/JSON mapping handed to every job as ``changeset.yaml``."""
-    hint = "give a YAML mapping, e.g.: catalog: {schemaVersion: 42}"
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read --changeset {path}: {exc.strerror or exc}", hint=hint
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise UsageError(f"--changeset {path}: invalid YAML", hint=hint) from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UsageError(
-            f"--changeset {path}: expected a mapping, got {type(data).__name__}", hint=hint
-        )
-    return data
 
 
 def build_request(
