@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -70,10 +71,7 @@ class SqliteHistoryStore(SqlHistoryStore):
             ) from exc
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            if self.path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._migrate(migrations)
+            self._prepare(migrations, deadline=time.monotonic() + busy_timeout)
         except sqlite3.Error as exc:
             self._conn.close()
             raise HistoryError(
@@ -85,6 +83,28 @@ class SqliteHistoryStore(SqlHistoryStore):
             raise
 
     # -- schema ---------------------------------------------------------------------------
+
+    def _prepare(self, migrations: Sequence[Migration], *, deadline: float) -> None:
+        """Switch to WAL and migrate, waiting out other replicas doing the same.
+
+        SQLite answers "database is locked" at once, without its busy handler, in the cases it
+        judges could deadlock -- the switch to WAL of a brand-new file racing another opener is
+        one. Replicas opening a new store together must all succeed, so retry until the busy
+        timeout is spent.
+        """
+        delay = 0.01
+        while True:
+            try:
+                if self.path != ":memory:":
+                    self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+                self._migrate(migrations)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
     def _migrate(self, migrations: Sequence[Migration]) -> None:
         conn = self._conn
