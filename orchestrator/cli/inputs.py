@@ -11,12 +11,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import yaml
 
 from bridge.errors import ContractError, UsageError
 from bridge.planner import environment_applications
 
 ENVIRONMENT_EXAMPLE = "applications: [catalog, search]"
+
+# The options that name those files, declared once so every command says the same thing.
+environment_option = click.option(
+    "--environment",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, exists=True),
+    help="tenant environment YAML (applications: [..]); filters jobs by application",
+)
+changeset_option = click.option(
+    "--changeset",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, exists=True),
+    help="changeset YAML handed to every job",
+)
 CHANGESET_EXAMPLE = "catalog: {schemaVersion: 42}"
 
 

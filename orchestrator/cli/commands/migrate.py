@@ -18,7 +18,12 @@ import click
 from bridge.errors import UsageError
 from orchestrator.cli.commands.history import open_history, store_option
 from orchestrator.cli.commands.run import OneLineCommand
-from orchestrator.cli.inputs import load_changeset, load_environment
+from orchestrator.cli.inputs import (
+    changeset_option,
+    environment_option,
+    load_changeset,
+    load_environment,
+)
 from orchestrator.cli.output import echo_json, output_option, render_table
 
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
@@ -43,18 +48,8 @@ def new_migration_id(now: datetime | None = None) -> str:
     type=click.Path(dir_okay=False),
     help="region map YAML (docs/regions.md) [env TENANTCTL_REGIONS]",
 )
-@click.option(
-    "--environment",
-    metavar="FILE",
-    type=click.Path(dir_okay=False, exists=True),
-    help="tenant environment YAML (applications: [..]); filters jobs by application",
-)
-@click.option(
-    "--changeset",
-    metavar="FILE",
-    type=click.Path(dir_okay=False, exists=True),
-    help="changeset YAML handed to every job",
-)
+@environment_option
+@changeset_option
 @click.option(
     "--batch-operation-id",
     "parent",

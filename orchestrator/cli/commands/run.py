@@ -27,7 +27,12 @@ import click
 
 from bridge.errors import LifecycleError, UsageError
 from orchestrator.cli.commands.listen import kube_options, workflow_namespace_option
-from orchestrator.cli.inputs import load_changeset, load_environment
+from orchestrator.cli.inputs import (
+    changeset_option,
+    environment_option,
+    load_changeset,
+    load_environment,
+)
 from orchestrator.cli.output import echo_json, output_option
 from orchestrator.events import (
     InvalidEvent,
@@ -262,18 +267,8 @@ def follow_workflow(
 @click.command("run", cls=OneLineCommand)
 @click.argument("operation", metavar="OP")
 @click.option("--tenant-env-id", required=True, metavar="ID", help="tenant environment id")
-@click.option(
-    "--environment",
-    metavar="FILE",
-    type=click.Path(dir_okay=False, exists=True),
-    help="tenant environment YAML (applications: [..]); filters jobs by application",
-)
-@click.option(
-    "--changeset",
-    metavar="FILE",
-    type=click.Path(dir_okay=False, exists=True),
-    help="changeset YAML handed to every job",
-)
+@environment_option
+@changeset_option
 @click.option(
     "--engine",
     type=click.Choice(["local", "argo"]),
