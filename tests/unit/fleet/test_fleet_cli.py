@@ -10,6 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
+from orchestrator.cli.commands import fleet as fleet_command
+from orchestrator.engine import SubprocessBridgeLauncher, ThreadBridgeLauncher
 from orchestrator.fleet import (
     FAILED,
     Counts,
@@ -21,7 +23,7 @@ from orchestrator.fleet import (
     TenantRequest,
     child_batch_id,
 )
-from orchestrator.fleet_runners import FakeScript, FakeTenantRunner
+from orchestrator.fleet_runners import FakeScript, FakeTenantRunner, LocalEngineTenantRunner
 from orchestrator.history import open_store
 from orchestrator.inventory import Tenant
 
@@ -151,6 +153,7 @@ def test_dry_run_of_a_resume_skips_successes_and_retries_failures(files: dict[st
             ["--all", "--inventory", "{inventory}", "--resume", "a", "--parent-batch-id", "b"],
             "--resume and --parent-batch-id name different runs",
         ),
+        (["--all", "--inventory", "{inventory}", "--launcher", "fork"], "--launcher"),
     ],
 )
 def test_wrong_flags_are_one_line_usage_errors(
@@ -176,6 +179,43 @@ def test_a_missing_inventory_is_an_error_naming_the_file(files: dict[str, str]) 
     )
     assert code == 1
     assert "inventory /nonexistent/tenants.yaml: cannot read" in err
+
+
+def test_launcher_reaches_the_local_engine(
+    files: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--launcher`` is ``tenantctl run``'s option, handed to the local engine's settings."""
+    seen: list[str] = []
+
+    def runner(**kwargs: object) -> FakeTenantRunner:
+        seen.append(str(kwargs["launcher"]))
+        return FakeTenantRunner()
+
+    monkeypatch.setattr(fleet_command, "local_runner", runner)
+    base = ["lifecycle.upsert", "--all", "--inventory", files["inventory"]]
+    code, _, err = _fleet(*base, "--store", files["store"], "--launcher", "thread")
+    assert code == 0, err
+    code, _, err = _fleet(*base, "--store", files["store"].replace("history", "h2"))
+    assert code == 0, err
+    assert seen == ["thread", "process"]
+    # The same option, help and default as `tenantctl run --launcher`.
+    options = {
+        name: next(p for p in main.commands[name].params if p.name == "launcher")
+        for name in ("run", "fleet")
+    }
+    assert options["fleet"].to_info_dict() == options["run"].to_info_dict()
+
+
+@pytest.mark.parametrize(
+    ("launcher", "kind"), [("thread", ThreadBridgeLauncher), ("process", SubprocessBridgeLauncher)]
+)
+def test_local_runner_builds_the_engine_with_that_launcher(launcher: str, kind: type) -> None:
+    runner = fleet_command.local_runner(
+        kubeconfig=None, context=None, parallelism=2, launcher=launcher
+    )
+    assert isinstance(runner, LocalEngineTenantRunner)
+    assert isinstance(runner.engine.launcher, kind)
+    assert runner.engine.settings.launcher == launcher
 
 
 def _request(tenant: str) -> TenantRequest:
