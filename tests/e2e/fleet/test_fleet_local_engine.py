@@ -9,116 +9,41 @@ tenant's operations newest first. Every claim is read back from the history stor
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from orchestrator.history import HistoryRecord, open_store
+from orchestrator.history import open_store
 from sandbox import Sandbox
+from tests.e2e.fleet.fleet_support import (
+    TENANTCTL,
+    fleet_argv,
+    fleet_env,
+    lifecycle_objects,
+    max_overlap,
+    wait_for_outcomes,
+    write_inventory,
+)
 
-P = "tenant-lifecycle.dev"
 TENANTS = [f"t-{i:02d}" for i in range(8)]
 # Late in the list, so the first run is interrupted before any of them starts.
 FAILING = ("t-06", "t-07")
-TENANTCTL = [str(Path(sys.executable).parent / "tenantctl")]
-FAST_ENV = {
-    "BRIDGE_BACKOFF_BASE": "0.05",
-    "BRIDGE_BACKOFF_MAX": "0.2",
-    "BRIDGE_STUCK_GRACE": "1",
-    "BRIDGE_DELETE_GRACE": "2",
-    "BRIDGE_LOG_RECONNECT_DELAY": "0.05",
-}
-
-
-def _objects() -> list[dict[str, Any]]:
-    script = (
-        'case "$LIFECYCLE_TENANT_ENV_ID" in '
-        't-06|t-07) sleep 0.5; echo "schema drift"; exit 3;; esac; '
-        'sleep 1; echo "migrated $LIFECYCLE_TENANT_ENV_ID"'
-    )
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": "team-a", "labels": {f"{P}/enabled": "true"}},
-        },
-        {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {
-                "name": "schema",
-                "namespace": "team-a",
-                "labels": {f"{P}/enabled": "true"},
-                "annotations": {f"{P}/operations": "lifecycle.upsert"},
-            },
-            "spec": {
-                "suspend": True,
-                "backoffLimit": 0,
-                "template": {
-                    "spec": {
-                        "restartPolicy": "Never",
-                        "containers": [
-                            {"name": "main", "image": "busybox", "command": ["sh", "-c", script]}
-                        ],
-                    }
-                },
-            },
-        },
-    ]
+SCRIPT = (
+    'case "$LIFECYCLE_TENANT_ENV_ID" in '
+    't-06|t-07) sleep 0.5; echo "schema drift"; exit 3;; esac; '
+    'sleep 1; echo "migrated $LIFECYCLE_TENANT_ENV_ID"'
+)
 
 
 def _fleet(args: list[str], *, kubeconfig: Path, store: str, inventory: Path) -> list[str]:
-    return [
-        *TENANTCTL,
-        "fleet",
-        "lifecycle.upsert",
-        "--all",
-        "--inventory",
-        str(inventory),
-        "--kubeconfig",
-        str(kubeconfig),
-        "--store",
-        store,
-        "--concurrency",
-        "3",
-        "-o",
-        "json",
-        *args,
-    ]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(FAST_ENV)
-    env.pop("TENANTCTL_STORE", None)
-    return env
-
-
-def _max_overlap(records: list[HistoryRecord]) -> int:
-    events = []
-    for r in records:
-        assert r.started_at is not None
-        assert r.finished_at is not None
-        events += [(r.started_at, 1), (r.finished_at, -1)]
-    running = peak = 0
-    for _, delta in sorted(events, key=lambda e: (e[0], e[1])):
-        running += delta
-        peak = max(peak, running)
-    return peak
+    return fleet_argv(args, kubeconfig=kubeconfig, store=store, inventory=inventory, concurrency=3)
 
 
 def test_interrupt_resume_budget_and_history(sandbox: Sandbox, tmp_path: Path) -> None:
-    sandbox.apply(_objects())
+    sandbox.apply(lifecycle_objects(SCRIPT))
     kubeconfig = sandbox.kubeconfig_path()
-    inventory = tmp_path / "tenants.yaml"
-    inventory.write_text(
-        "tenants:\n" + "".join(f"  - id: {t}\n    region: eu-west-1\n" for t in TENANTS)
-    )
+    inventory = write_inventory(tmp_path / "tenants.yaml", TENANTS)
     store_url = f"sqlite:///{tmp_path / 'history.db'}"
     parent = "fleet-e2e-upsert"
 
@@ -133,16 +58,18 @@ def test_interrupt_resume_budget_and_history(sandbox: Sandbox, tmp_path: Path) -
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=fleet_env(),
     )
     store = open_store(store_url)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and first.poll() is None:
-            done = [r for r in store.query(parent=parent, limit=None) if r.outcome == "succeeded"]
-            if len(done) >= 2:
-                break
-            time.sleep(0.1)
+        wait_for_outcomes(
+            store,
+            parent=parent,
+            outcome="succeeded",
+            count=2,
+            alive=lambda: first.poll() is None,
+            timeout=60,
+        )
         first.send_signal(signal.SIGINT)
         out, err = first.communicate(timeout=60)
         assert first.returncode == 130, err
@@ -170,7 +97,7 @@ def test_interrupt_resume_budget_and_history(sandbox: Sandbox, tmp_path: Path) -
             ),
             capture_output=True,
             text=True,
-            env=_env(),
+            env=fleet_env(),
             timeout=120,
         )
         assert second.returncode == 1, second.stderr
@@ -190,7 +117,7 @@ def test_interrupt_resume_budget_and_history(sandbox: Sandbox, tmp_path: Path) -
         assert resumed["notStarted"] == [
             t for t in TENANTS if t not in first_succeeded and t not in started_second
         ]
-        assert _max_overlap(records) <= 3
+        assert max_overlap(records) <= 3
     finally:
         store.close()
 
