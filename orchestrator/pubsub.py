@@ -11,6 +11,10 @@ The only module that imports ``google.cloud.pubsub``. It adds what the consumer 
   yet handled are nacked by the client library, so they are redelivered at once;
 - google.api_core exceptions become :class:`bridge.errors.BusError`.
 
+``PubSubSettings.pull = "unary"`` swaps the stream for unary Pull calls
+(:mod:`orchestrator.pubsub_pull`, the other half of this adapter): the Pub/Sub emulator keeps
+routing messages to the stream of a consumer that has gone.
+
 The emulator is used when ``PUBSUB_EMULATOR_HOST`` is set (the client library reads it).
 """
 
@@ -27,12 +31,14 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
-from bridge.errors import BusError
+from bridge.errors import BusError, UsageError
 
 from .bus import Disposition, Handler, Message
+from .pubsub_pull import UnaryPullSubscription
 
 log = logging.getLogger(__name__)
 
+PULL_MODES = ("streaming", "unary")
 # Pub/Sub attribute values are limited to 1024 bytes.
 MAX_ATTRIBUTE_BYTES = 1024
 
@@ -50,6 +56,23 @@ class PubSubSettings:
     # closed -- the emulator keeps a cancelled stream for this long) stay invisible before
     # Pub/Sub redelivers them. Short: quick recovery, a few more lease extensions.
     lease_seconds: int = 10
+    # "streaming" (StreamingPull, the client library's default) or "unary" (Pull calls, see
+    # orchestrator/pubsub_pull.py: what the emulator needs once consumers restart).
+    pull: str = "streaming"
+
+    def __post_init__(self) -> None:
+        if self.pull not in PULL_MODES:
+            raise UsageError(
+                f"unknown pull mode {self.pull!r}", hint=f"use one of: {', '.join(PULL_MODES)}"
+            )
+
+
+def resolve_pull(mode: str) -> str:
+    """``auto`` is unary Pull on the emulator (it strands messages on the streams of consumers
+    that have gone, see :mod:`orchestrator.pubsub_pull`) and StreamingPull on the service."""
+    if mode != "auto":
+        return mode
+    return "unary" if os.environ.get("PUBSUB_EMULATOR_HOST") else "streaming"
 
 
 def topic_path(project: str, topic: str) -> str:
@@ -148,10 +171,33 @@ class PubSubBus:
         self.settings = settings
         self._publisher = pubsub_v1.PublisherClient()
         self._subscriber = pubsub_v1.SubscriberClient()
-        self._subscriptions: list[PubSubSubscription] = []
+        self._subscriptions: list[PubSubSubscription | UnaryPullSubscription] = []
 
-    def subscribe(self, subscription: str, handler: Handler) -> PubSubSubscription:
+    def subscribe(
+        self, subscription: str, handler: Handler
+    ) -> PubSubSubscription | UnaryPullSubscription:
         path = subscription_path(self.settings.project, subscription)
+
+        def dispatch(message: Message) -> Disposition:
+            try:
+                return handler(message)
+            except Exception:
+                # A bug must not lose the request: nack, so it comes back.
+                log.exception("handler failed on message %s; nacking", message.message_id)
+                return Disposition.NACK
+
+        if self.settings.pull == "unary":
+            unary = UnaryPullSubscription(
+                self._subscriber,
+                path,
+                dispatch,
+                max_messages=self.settings.max_messages,
+                max_workers=self.settings.max_workers,
+                lease_seconds=self.settings.lease_seconds,
+                error=_bus_error,
+            )
+            self._subscriptions.append(unary)
+            return unary.start()
 
         running = PubSubSubscription(path)
 
@@ -165,13 +211,7 @@ class PubSubBus:
                 message_id=str(received.message_id),
                 delivery_attempt=received.delivery_attempt,
             )
-            try:
-                disposition = handler(message)
-            except Exception:
-                # A bug must not lose the request: nack, so it comes back.
-                log.exception("handler failed on message %s; nacking", message.message_id)
-                disposition = Disposition.NACK
-            if disposition is Disposition.ACK:
+            if dispatch(message) is Disposition.ACK:
                 received.ack()
             else:
                 received.nack()

@@ -43,7 +43,7 @@ from .history import open_store
 from .history.recorder import HistoryRecorder
 from .metrics import Metrics, MetricsServer
 from .migration import MigrationHandler, bus_publisher, step_runners_for
-from .pubsub import PubSubBus, PubSubSettings, ensure_topology
+from .pubsub import PubSubBus, PubSubSettings, ensure_topology, resolve_pull
 from .regions import RegionalRuntime, build_regional_runtime, load_region_map
 from .settings import ListenSettings
 from .submit import ArgoEngine, Engine
@@ -280,6 +280,7 @@ class Service:
                     max_bytes=settings.max_bytes,
                     max_workers=settings.handler_threads,
                     lease_seconds=settings.lease_seconds,
+                    pull=resolve_pull(settings.pull),
                 )
             )
         self.bus: Bus = bus

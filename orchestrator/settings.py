@@ -50,6 +50,8 @@ class ListenSettings:
     # Pub/Sub lease per extension (10..600 s): also how soon a vanished consumer's messages
     # come back (see orchestrator/pubsub.py).
     lease_seconds: int = 10
+    # auto | streaming | unary (orchestrator/pubsub_pull.py); auto: unary on the emulator.
+    pull: str = "auto"
     # Local engine: operations running at once.
     max_concurrent: int = 4
     metrics_host: str = "127.0.0.1"
@@ -78,6 +80,10 @@ class ListenSettings:
         if self.engine not in ENGINES:
             raise UsageError(
                 f"unknown engine {self.engine!r}", hint=f"use one of: {', '.join(ENGINES)}"
+            )
+        if self.pull not in ("auto", "streaming", "unary"):
+            raise UsageError(
+                f"unknown pull mode {self.pull!r}", hint="use one of: auto, streaming, unary"
             )
         for name in (
             "max_messages",

@@ -180,6 +180,14 @@ def configure_logging(level: str) -> None:
     help="Pub/Sub lease per extension; also how soon a crashed consumer's messages come back",
 )
 @click.option(
+    "--pull",
+    envvar=_env("PULL"),
+    type=click.Choice(["auto", "streaming", "unary"]),
+    default="auto",
+    show_default=True,
+    help="how to pull: StreamingPull, or unary Pull calls; auto: unary on the emulator",
+)
+@click.option(
     "--max-concurrent",
     envvar=_env("MAX_CONCURRENT"),
     type=click.IntRange(min=1),

@@ -62,17 +62,22 @@ def test_rooms_import_only_downwards(room: str, forbidden: tuple[str, ...]) -> N
 @pytest.mark.parametrize(
     ("library", "home"),
     [
-        (("kubernetes",), "bridge/kube.py"),
-        (("boto3", "botocore"), "bridge/storage.py"),
-        (("google.cloud.pubsub", "google.cloud.pubsub_v1"), "orchestrator/pubsub.py"),
-        (("prometheus_client",), "orchestrator/metrics.py"),
+        (("kubernetes",), ("bridge/kube.py",)),
+        (("boto3", "botocore"), ("bridge/storage.py",)),
+        (
+            ("google.cloud.pubsub", "google.cloud.pubsub_v1", "google.api_core"),
+            ("orchestrator/pubsub.py", "orchestrator/pubsub_pull.py"),
+        ),
+        (("prometheus_client",), ("orchestrator/metrics.py",)),
     ],
 )
-def test_third_party_io_lives_in_one_adapter(library: tuple[str, ...], home: str) -> None:
+def test_third_party_io_lives_in_one_adapter(
+    library: tuple[str, ...], home: tuple[str, ...]
+) -> None:
     found = [
         line
         for room in ("bridge", "orchestrator", "workflows")
-        for line in offenders(library, inside=room, allowed=(home,))
+        for line in offenders(library, inside=room, allowed=home)
     ]
     assert found == []
 

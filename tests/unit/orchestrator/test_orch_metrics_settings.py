@@ -54,6 +54,7 @@ def test_metrics_and_health_are_served_from_a_private_registry() -> None:
         ({"engine": "airflow"}, "engine"),
         ({"max_messages": 0}, "max-messages"),
         ({"max_event_bytes": 2048, "max_bytes": 1024}, "max-event-bytes"),
+        ({"pull": "push"}, "pull mode 'push'.*auto, streaming, unary"),
     ],
 )
 def test_bad_settings_are_usage_errors_naming_the_flag(overrides: dict, words: str) -> None:

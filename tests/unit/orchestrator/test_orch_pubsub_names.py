@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import pytest
+
+from bridge.errors import UsageError
 from orchestrator.pubsub import (
     MAX_ATTRIBUTE_BYTES,
+    PubSubSettings,
     clip_attribute,
     publishable_attributes,
+    resolve_pull,
     subscription_path,
     topic_path,
 )
+
+
+def test_auto_pull_is_unary_on_the_emulator_and_streaming_on_the_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
+    assert resolve_pull("auto") == "streaming"
+    assert resolve_pull("unary") == "unary"
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085")
+    assert resolve_pull("auto") == "unary"
+    assert resolve_pull("streaming") == "streaming"  # an explicit choice always wins
+
+
+def test_an_unknown_pull_mode_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="pull mode 'auto'"):
+        PubSubSettings(project="p", pull="auto")  # resolve it first
 
 
 def test_short_names_become_paths_and_paths_stay() -> None:
