@@ -360,17 +360,19 @@ class _Run:
             if self.cancel.wait(delay):
                 cancelled_rerun = True
                 break
-        if cancelled_rerun:  # outside the lock: the cleanup calls the API server
+        # Outside the lock: the cleanups call the API server.
+        if cancelled_rerun:
             data = self._cleanup_after_cancel(spec, data)
+        elif _rerunnable(data):  # the reruns are used up
+            data = self._cleanup_after_giving_up(spec, data, reruns=retry)
         result = JobResult(job, data)
         self.observer.on_job_finish(result)
         return result
 
-    def _cleanup_after_cancel(self, spec: BridgeSpec, data: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Cancelled between an infrastructure exit and its rerun: the bridge kept its pod for
-        the rerun to resume, and no bridge is left to delete it -- the launcher does."""
+    def _delete_pods(self, spec: BridgeSpec, note: str) -> str:
+        """The bridge kept its pod for a rerun to resume, and no bridge is left to delete it --
+        the launcher does, so it never runs on unwatched after the tenant's lock is released."""
         cleanup = getattr(self.engine.launcher, "cleanup", None)
-        note = "cancelled before the bridge was rerun"
         if cleanup is not None:
             try:
                 deleted = cleanup(spec)
@@ -378,6 +380,18 @@ class _Run:
             except LifecycleError as exc:
                 note += f"; deleting its pods failed: {exc} (python -m bridge sweep removes them)"
         self.observer.on_job_line(spec.job, f"engine: {note}", "engine")
+        return note
+
+    def _cleanup_after_giving_up(
+        self, spec: BridgeSpec, data: Mapping[str, Any], *, reruns: int
+    ) -> Mapping[str, Any]:
+        """The infrastructure broke the bridge once more than the engine reruns it."""
+        note = self._delete_pods(spec, f"gave up after {reruns} rerun(s) of the bridge")
+        return {**data, "message": f"{data.get('message') or data.get('reason')} ({note})"}
+
+    def _cleanup_after_cancel(self, spec: BridgeSpec, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Cancelled between an infrastructure exit and its rerun."""
+        note = self._delete_pods(spec, "cancelled before the bridge was rerun")
         return {
             **data,
             "status": CANCELLED,

@@ -424,6 +424,9 @@ def test_an_infrastructure_exit_is_retried_like_argo_does() -> None:
     assert [s.job.key for s in launcher.launched] == ["team-a/x"] * 3
     assert result.job("team-a/x").exit_code == 75
     assert result.status == "failed"
+    # Given up: the pod the bridge kept for a rerun is deleted, never left running unwatched.
+    assert launcher.cleaned == ["team-a/x"]
+    assert "gave up after 2 rerun(s)" in result.job("team-a/x").message
 
 
 def test_a_job_whose_own_container_exits_75_is_not_rerun() -> None:
@@ -440,6 +443,7 @@ def test_a_job_whose_own_container_exits_75_is_not_rerun() -> None:
 
     assert [s.job.key for s in launcher.launched] == ["team-a/x"]
     assert result.status == "failed"
+    assert launcher.cleaned == []  # its bridge deleted the pod itself
 
 
 def test_a_bridge_killed_by_a_signal_we_did_not_send_is_rerun() -> None:
