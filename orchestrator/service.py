@@ -444,9 +444,9 @@ class Service:
         if self._tracker_thread is not None:
             self._tracker_thread.join(timeout=self.settings.shutdown_timeout)
         if self._local is not None:
-            # Running local operations are cancelled (each bridge deletes its pod); their
-            # ``cancelled`` results are still published.
-            self._local.close(cancel=True)
+            # Running local operations may finish for --drain-seconds; then the rest are
+            # cancelled (each bridge deletes its pod) and their ``cancelled`` results published.
+            self._local.close(cancel=True, drain_seconds=self.settings.drain_seconds)
         if self.regional is not None:
             self.regional.stop(timeout=self.settings.shutdown_timeout)
 

@@ -52,8 +52,10 @@ class ListenSettings:
     lease_seconds: int = 10
     # auto | streaming | unary (orchestrator/pubsub_pull.py); auto: unary on the emulator.
     pull: str = "auto"
-    # Local engine: operations running at once.
+    # Local engine: operations running at once, and how long they may finish on SIGTERM before
+    # the rest are cancelled (0: cancel at once).
     max_concurrent: int = 4
+    drain_seconds: float = 0.0
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464  # 0: any free port; -1: no HTTP server
     track: bool = True

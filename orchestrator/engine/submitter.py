@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,9 +153,19 @@ class LocalSubmitter:
         with self._lock:
             return list(self._active.values())
 
-    def close(self, *, cancel: bool = False) -> None:
-        """Wait for running operations (after cancelling them when ``cancel``)."""
+    def close(self, *, cancel: bool = False, drain_seconds: float = 0.0) -> None:
+        """Wait for running operations. With ``cancel``, those still running after
+        ``drain_seconds`` are cancelled first (a rolling restart lets short operations end
+        rather than cancelling them all; each cancelled one still gets its result)."""
         if cancel:
+            running = [s.future for s in self.active()]
+            if running and drain_seconds > 0:
+                log.info(
+                    "draining %d running operation(s) for up to %gs", len(running), drain_seconds
+                )
+                _, left = wait(running, timeout=drain_seconds)
+                if left:
+                    log.info("cancelling %d operation(s) still running", len(left))
             for submission in self.active():
                 submission.cancel()
         self._pool.shutdown(wait=True)

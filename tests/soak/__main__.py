@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         help="restart the consumer only once this share of the requests has a result",
     )
     parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=15.0,
+        help="tenantctl listen --drain-seconds: a restarted consumer's operations may finish",
+    )
+    parser.add_argument(
         "--collision-rate",
         type=float,
         default=0.1,
@@ -72,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             else {}
         ),
         collision_rate=args.collision_rate,
+        drain_seconds=args.drain_seconds,
         consumer_restart_after=args.consumer_restart_after,
         timeout=args.timeout,
         emulator_host=args.emulator_host,

@@ -10,8 +10,8 @@ Kinds (each counted only when it actually hit something):
 ``pod-kill``       a running lifecycle pod's processes are killed (node loss)
 ``pod-evict``      a running lifecycle pod is evicted
 ``consumer-restart``  ``tenantctl listen`` gets SIGTERM and is started again
-``bridge-kill``    a ``python -m bridge run`` process gets SIGKILL; the harness restarts it with
-                   the same arguments (the local engine has no restart of its own)
+``bridge-kill``    a ``python -m bridge run`` process gets SIGKILL; the local engine reruns it
+                   (as Argo's retryStrategy would) and the rerun resumes the pod
 =================  ============================================================================
 """
 

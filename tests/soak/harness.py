@@ -79,9 +79,9 @@ class SoakConfig:
     collision_rate: float = 0.1
     # After the last result: how long the last faults may still take to land.
     settle_seconds: float = 30.0
-    # Consumer restarts only once this share of the requests has a result. A restarted
-    # consumer's stream lingers in the emulator and messages routed to it wait a lease (tens of
-    # seconds): a short run restarts late so that only its last requests pay that.
+    # tenantctl listen --drain-seconds: how long a restarted consumer lets operations finish.
+    drain_seconds: float = 15.0
+    # Consumer restarts only once this share of the requests has a result.
     consumer_restart_after: float = 0.0
     timeout: float = 1800.0
     project: str = "soak"
@@ -297,8 +297,7 @@ class Soak:
         self.state = workdir / "state"
         self.tee = workdir / "tee"
         self.logs = workdir / "logs"
-        self.replacements_dir = workdir / "replacements"
-        for d in (self.state, self.tee, self.logs, self.replacements_dir):
+        for d in (self.state, self.tee, self.logs):
             d.mkdir(parents=True, exist_ok=True)
         self.kubeconfig = kubeconfig.write(workdir / "kubeconfig.yaml", sb.url, sb.admin_token)
         tag = f"{config.seed}-{os.getpid()}-{int(time.time())}"
@@ -324,7 +323,7 @@ class Soak:
         self.requests: dict[str, str] = {}
         self.malformed: set[str] = set()
         self.killed_batches: set[str] = set()
-        self.replacements: list[tuple[dict[str, Any], subprocess.Popen[bytes]]] = []
+        self.killed: list[dict[str, str]] = []
         self.listen: subprocess.Popen[bytes] | None = None
         self.listen_count = 0
         self.forced_stops = 0
@@ -403,10 +402,12 @@ class Soak:
             "--log-level",
             "info",
         ]
-        if _listen_takes_client_id():
-            # A stable client id lets a restarted consumer take over at once the messages the
-            # emulator still routes to its predecessor's stream (instead of after a lease).
-            argv += ["--client-id", "soak-consumer"]
+        # --pull auto is unary Pull on the emulator: a restarted consumer's predecessor strands
+        # nothing (orchestrator/pubsub_pull.py). Said explicitly: the soak depends on it.
+        argv += ["--pull", "unary"]
+        # A consumer restart is a rolling restart: running operations get a drain to finish
+        # (those that do not are cancelled, with a result).
+        argv += ["--drain-seconds", str(c.drain_seconds)]
         with log.open("wb") as handle:
             self.listen = subprocess.Popen(
                 argv,
@@ -471,46 +472,25 @@ class Soak:
         return found
 
     def kill_bridge(self, rng: random.Random) -> dict[str, object] | None:
+        """SIGKILL one of the engine's bridges (an OOM kill, a lost node). The engine reruns it
+        as Argo's retryStrategy would; the rerun must find the pod by its deterministic name and
+        resume it, never run the job a second time (invariants 2 and 3 hold it to that)."""
         bridges = self.engine_bridges()
         if not bridges:
             return None
         pid, argv = rng.choice(sorted(bridges))
-        copies: dict[str, str] = {}
         try:
-            for option in ("--environment", "--changeset"):
-                copies[option] = Path(argv[argv.index(option) + 1]).read_text()
-        except (OSError, ValueError, IndexError):
-            return None  # it is finishing: its files are gone
+            batch = argv[argv.index("--batch-operation-id") + 1]
+            job = f"{argv[argv.index('--namespace') + 1]}/{argv[argv.index('--job') + 1]}"
+        except (ValueError, IndexError):
+            return None
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             return None
-        index = len(self.replacements)
-        new_argv = list(argv)
-        for option, text in copies.items():
-            path = self.replacements_dir / f"{index}{option.replace('--', '-')}.yaml"
-            path.write_text(text)
-            new_argv[new_argv.index(option) + 1] = str(path)
-        result = self.replacements_dir / f"{index}-result.json"
-        new_argv[new_argv.index("--result") + 1] = str(result)
-        batch = argv[argv.index("--batch-operation-id") + 1]
-        job = f"{argv[argv.index('--namespace') + 1]}/{argv[argv.index('--job') + 1]}"
         with self.lock:
             self.killed_batches.add(batch)
-        log = self.replacements_dir / f"{index}.log"
-        with log.open("wb") as handle:
-            # What Argo does for a lost bridge pod: run the same command again. It must find
-            # the pod by its deterministic name and resume, never run the job a second time.
-            process = subprocess.Popen(
-                new_argv,
-                stdout=subprocess.DEVNULL,
-                stderr=handle,
-                stdin=subprocess.DEVNULL,
-                env=self.listen_env(),
-                start_new_session=True,
-            )
-        info: dict[str, Any] = {"batch": batch, "job": job, "killedPid": pid, "result": str(result)}
-        self.replacements.append((info, process))
+            self.killed.append({"batch": batch, "job": job})
         return {"batch": batch, "job": job, "pid": pid}
 
     # -- requests -------------------------------------------------------------------------------
@@ -605,12 +585,6 @@ class Soak:
         injector.stop()
         if injector.error is not None:
             raise RuntimeError(f"the fault injector failed: {injector.error!r}")
-        for info, process in self.replacements:
-            try:
-                info["exitCode"] = process.wait(timeout=max(5.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                info["exitCode"] = process.wait()
         self._wait_for_pods(deadline)
         self.stop_listen()
         time.sleep(2)  # the last result/dead-letter deliveries
@@ -628,7 +602,6 @@ class Soak:
             job_lines=c.job_lines,
         )
         checks = inv.check_all(observations)
-        replacement_status = [self._replacement_status(info) for info, _ in self.replacements]
         return {
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(c).items()},
             "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -646,8 +619,9 @@ class Soak:
             "jobProcesses": sum(1 for r in observations.records if r["event"] == "start"),
             "bridgeProcesses": len(observations.outputs),
             "killedBridges": {
-                "count": len(self.replacements),
-                "replacementResults": _count(replacement_status),
+                "count": len(self.killed),
+                # What became of the killed bridges' jobs, from the operations' results.
+                "jobOutcomes": _count(self._killed_job_outcomes()),
             },
             "sweep": sweep,
             "listenSummaries": self.listen_summaries,
@@ -755,30 +729,21 @@ class Soak:
             outputs.append(inv.BridgeOutput(key=key, argv=argv, lines=tuple(lines)))
         return outputs
 
-    @staticmethod
-    def _replacement_status(info: Mapping[str, Any]) -> str:
-        try:
-            return str(json.loads(Path(str(info["result"])).read_text())["status"])
-        except (OSError, ValueError, KeyError):
-            return f"no result (exit {info.get('exitCode')})"
+    def _killed_job_outcomes(self) -> list[str]:
+        status: dict[tuple[str, str], str] = {}
+        for event in self.results:
+            for job in (event.get("data") or {}).get("jobs") or []:
+                key = (str(event.get("id")), f"{job.get('namespace')}/{job.get('job')}")
+                status[key] = str(job.get("status"))
+        return [status.get((k["batch"], k["job"]), "no result") for k in self.killed]
 
     def close(self) -> None:
         if self.listen is not None and self.listen.poll() is None:
             with contextlib.suppress(Exception):
                 self.stop_listen()
-        for _, process in self.replacements:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
         for subscription in self._subscriptions:
             subscription.stop(timeout=10)
         self.bus.close()
-
-
-def _listen_takes_client_id() -> bool:
-    from orchestrator.cli.commands.listen import listen
-
-    return any(param.name == "client_id" for param in listen.params)
 
 
 def _count(values: list[str]) -> dict[str, int]:

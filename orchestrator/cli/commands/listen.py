@@ -196,6 +196,14 @@ def configure_logging(level: str) -> None:
     help="local engine: operations at once",
 )
 @click.option(
+    "--drain-seconds",
+    envvar=_env("DRAIN_SECONDS"),
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="local engine, on SIGTERM: let running operations finish this long, then cancel",
+)
+@click.option(
     "--metrics-host",
     envvar=_env("METRICS_HOST"),
     default="127.0.0.1",
@@ -294,7 +302,8 @@ def listen(**options: Any) -> None:
     its batch operation id (a redelivery is a counted duplicate), an invalid one goes to the
     dead-letter topic with its reason. Messages are acked only after that. The tracker watches
     the Workflows and publishes one result event per finished Workflow. SIGTERM: stop pulling,
-    finish the requests in flight, flush results, exit 0.
+    finish the requests in flight, flush results, exit 0 (--engine local: running operations
+    get --drain-seconds to finish, then are cancelled with a result).
 
     \b
     Examples:

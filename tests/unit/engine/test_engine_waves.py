@@ -404,6 +404,58 @@ def test_logs_failed_shows_only_the_failed_jobs_logs() -> None:
     assert "quiet" not in out.getvalue()
 
 
+def _wait_launched(launcher: FakeBridgeLauncher, count: int) -> None:
+    """Until ``count`` fake bridges are running (their scripts are chosen by then)."""
+    for _ in range(1000):
+        if sum(1 for event in launcher.events if event[0] == "start") >= count:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"{count} bridge(s) were not launched")
+
+
+def test_closing_with_a_drain_lets_short_operations_finish_and_cancels_the_rest() -> None:
+    """SIGTERM with --drain-seconds: what ends within the drain succeeds, the rest is cancelled
+    -- and every operation gets its result either way."""
+    plan = plan_of(UPSERT, ("team-a/x", 0, "abort"))
+    short = threading.Event()
+    launcher = FakeBridgeLauncher({"team-a/x": FakeJob(gate=lambda: short.wait(10))})
+    seen: dict[str, str] = {}
+    submitter = LocalSubmitter(
+        engine_for(plan, launcher),
+        on_result=lambda request, result: seen.update({request.tenant_env_id: result.status}),
+    )
+    submitter.submit(
+        LifecycleRequest(batch_operation_id="b-1", tenant_env_id="t1", operation=UPSERT)
+    )
+    _wait_launched(launcher, 1)
+    launcher.jobs["team-a/x"] = FakeJob(hang=True)  # the second tenant's run never ends
+    submitter.submit(
+        LifecycleRequest(batch_operation_id="b-2", tenant_env_id="t2", operation=UPSERT)
+    )
+    _wait_launched(launcher, 2)
+    threading.Timer(0.2, short.set).start()  # t1's run ends during the drain
+    try:
+        submitter.close(cancel=True, drain_seconds=2.0)
+    finally:
+        short.set()
+    assert seen == {"t1": "succeeded", "t2": "cancelled"}
+
+
+def test_closing_without_a_drain_cancels_at_once() -> None:
+    plan = plan_of(UPSERT, ("team-a/x", 0, "abort"))
+    launcher = FakeBridgeLauncher({"team-a/x": FakeJob(hang=True)})
+    seen: list[str] = []
+    submitter = LocalSubmitter(
+        engine_for(plan, launcher), on_result=lambda request, result: seen.append(result.status)
+    )
+    submitter.submit(
+        LifecycleRequest(batch_operation_id="b-1", tenant_env_id="t1", operation=UPSERT)
+    )
+    _wait_launched(launcher, 1)
+    submitter.close(cancel=True)
+    assert seen == ["cancelled"]
+
+
 def test_parallelism_below_one_is_a_usage_error() -> None:
     from bridge.errors import UsageError
 
