@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         default=0.1,
         help="share of requests sent to a tenant that is busy",
     )
+    parser.add_argument("--job-lines", type=int, default=10, help="lines each job prints")
+    parser.add_argument("--line-delay", type=float, default=0.1, help="seconds between lines")
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--emulator-host", help="use this Pub/Sub emulator instead of starting one")
     parser.add_argument("--workdir", type=Path, help="keep the run's files here")
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
         collision_rate=args.collision_rate,
         drain_seconds=args.drain_seconds,
+        job_lines=args.job_lines,
+        line_delay=args.line_delay,
         consumer_restart_after=args.consumer_restart_after,
         timeout=args.timeout,
         emulator_host=args.emulator_host,

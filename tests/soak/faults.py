@@ -17,12 +17,14 @@ Kinds (each counted only when it actually hit something):
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sandbox import Sandbox
 
@@ -81,18 +83,26 @@ class FaultInjector:
         interval: float,
         restart_consumer: Callable[[], dict[str, object] | None],
         kill_bridge: Callable[[random.Random], dict[str, object] | None],
-        allowance: Callable[[], int] | None = None,
+        progress: Callable[[], float] | None = None,
         ready: Callable[[str], bool] | None = None,
+        target_wait: float = 2.0,
     ) -> None:
         self.sb = sb
         self.rng = random.Random(seed)
         self.budgets = dict(budgets)
         self.interval = interval
-        # How many faults may have been injected by now (keeps faults in step with the load).
-        self.allowance = allowance or (lambda: sum(self.budgets.values()))
+        # The share of the load done by now (0..1): each kind keeps step with it, so no kind
+        # bunches up (a storm of consumer restarts would leave no consumer to restart).
+        self.progress = progress or (lambda: 1.0)
         # Whether a kind may be injected now (e.g. consumer restarts only late in a short run).
         self.ready = ready or (lambda kind: True)
         self.log = FaultLog()
+        # A pod or bridge to hit exists only while a job runs: wait this long for one.
+        self.target_wait = target_wait
+        # A consumer restart drains running operations (seconds): it runs on its own thread so
+        # the other faults go on meanwhile; one at a time.
+        self._restart: threading.Thread | None = None
+        self._log_lock = threading.Lock()
         self._restart_consumer = restart_consumer
         self._kill_bridge = kill_bridge
         self._stop = threading.Event()
@@ -113,15 +123,29 @@ class FaultInjector:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(120)
+        if self._restart is not None:
+            self._restart.join(120)
         self.sb.faults.clear()
+
+    def allowance(self, kind: str, done: float) -> int:
+        """How many faults of ``kind`` may have been injected when ``done`` of the load is."""
+        return math.ceil(self.budgets[kind] * min(1.0, done)) + 1
+
+    def _restarting(self) -> bool:
+        return self._restart is not None and self._restart.is_alive()
 
     def _loop(self) -> None:
         try:
             while not self._stop.is_set() and not self.done():
-                if sum(self.log.counts.values()) >= self.allowance():
-                    self._stop.wait(0.1)
-                    continue
-                left = [k for k, n in self.remaining().items() if n > 0 and self.ready(k)]
+                done = self.progress()
+                left = [
+                    k
+                    for k, n in self.remaining().items()
+                    if n > 0
+                    and self.log.counts[k] < self.allowance(k, done)
+                    and self.ready(k)
+                    and not (k == "consumer-restart" and self._restarting())
+                ]
                 if not left:
                     self._stop.wait(0.1)
                     continue
@@ -154,25 +178,55 @@ class FaultInjector:
             detail = {"after_bytes": rng.randint(5, 120)}
             faults.cut_streams(after_bytes=int(detail["after_bytes"]), kind="log", times=1)  # type: ignore[call-overload]
         elif kind in ("pod-kill", "pod-evict"):
-            pods = running_pods(self.sb)
+            pods = self._wait_for(lambda: running_pods(self.sb))
             if not pods:
-                self.log.misses[kind] += 1
+                self._miss(kind)
                 return False
             ns, name = rng.choice(sorted(pods))
             try:
                 (faults.kill_pod if kind == "pod-kill" else faults.evict_pod)(ns, name)
             except KeyError:  # gone meanwhile
-                self.log.misses[kind] += 1
+                self._miss(kind)
                 return False
             detail = {"pod": f"{ns}/{name}"}
         elif kind == "consumer-restart":
-            detail = self._restart_consumer()
+            self._restart = threading.Thread(
+                target=self._restart_in_background, name="soak-restart", daemon=True
+            )
+            self._restart.start()
+            return True  # counted when it is done
         elif kind == "bridge-kill":
-            detail = self._kill_bridge(rng)
+            detail = self._wait_for(lambda: self._kill_bridge(rng))
         else:
             raise ValueError(f"unknown fault kind {kind!r}")
         if detail is None:
-            self.log.misses[kind] += 1
+            self._miss(kind)
             return False
-        self.log.hit(kind, **detail)
+        with self._log_lock:
+            self.log.hit(kind, **detail)
         return True
+
+    def _wait_for(self, find: Callable[[], Any]) -> Any:
+        """``find()`` until it returns something, for up to ``target_wait`` seconds."""
+        deadline = time.monotonic() + self.target_wait
+        while True:
+            found = find()
+            if found or time.monotonic() >= deadline or self._stop.is_set():
+                return found or None
+            time.sleep(0.05)
+
+    def _miss(self, kind: str) -> None:
+        with self._log_lock:
+            self.log.misses[kind] += 1
+
+    def _restart_in_background(self) -> None:
+        try:
+            detail = self._restart_consumer()
+        except BaseException as exc:  # reported by the harness
+            self.error = exc
+            return
+        if detail is None:
+            self._miss("consumer-restart")
+        else:
+            with self._log_lock:
+                self.log.hit("consumer-restart", **detail)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import random
 import shutil
@@ -545,7 +544,6 @@ class Soak:
         self.sb.apply(team_objects(self.state, lines=c.job_lines, delay=c.line_delay))
         self.start_listen()
         budgets = {k: c.fault_budget(k) for k in KINDS if c.fault_budget(k) > 0}
-        total_faults = sum(budgets.values())
         injector = FaultInjector(
             self.sb,
             seed=c.seed + 1,
@@ -554,8 +552,8 @@ class Soak:
             restart_consumer=self.restart_consumer,
             kill_bridge=self.kill_bridge,
             # Faults keep step with the requests: by the time a share f of them has a result,
-            # about f of the faults (plus one per kind) have been injected.
-            allowance=lambda: math.ceil(total_faults * self.done_fraction()) + len(budgets),
+            # about f of each kind's faults (plus one) have been injected.
+            progress=self.done_fraction,
             ready=lambda kind: (
                 kind != "consumer-restart" or self.done_fraction() >= c.consumer_restart_after
             ),
