@@ -162,6 +162,12 @@ class UnaryPullSubscription:
             backoff = BACKOFF_START
             received = list(response.received_messages)
             self._give_back(free - len(received))
+            if received and self.stopping.is_set():
+                # Arrived as stop() began: hand them back now rather than after their deadline.
+                for item in received:
+                    self._settle(item.ack_id, ack=False)
+                self._give_back(len(received))
+                break
             if received:
                 self._lease([r.ack_id for r in received])
             for item in received:
