@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         default=0.1,
         help="share of requests sent to a tenant that is busy",
     )
-    parser.add_argument("--job-lines", type=int, default=10, help="lines each job prints")
+    parser.add_argument("--job-lines", type=int, default=15, help="lines each job prints")
     parser.add_argument("--line-delay", type=float, default=0.1, help="seconds between lines")
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--emulator-host", help="use this Pub/Sub emulator instead of starting one")

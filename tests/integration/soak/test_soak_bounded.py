@@ -17,9 +17,6 @@ BOUNDED = SoakConfig(
     requests=20,
     tenants=5,
     faults_per_kind=2,
-    # A consumer restart costs seconds (stop, start, messages handed back): one is enough here.
-    fault_counts={"consumer-restart": 1},
-    consumer_restart_after=0.7,
     seed=20261126,
     window=6,
     collision_rate=0.05,
@@ -42,8 +39,9 @@ def test_bounded_soak_keeps_every_invariant(
     assert report["ok"], failed
     assert report["requests"] == {"valid": 20, "malformed": config.malformed_count}
     injected = report["faults"]["injected"]
-    # Every kind hit something at least once (targets such as a running pod come and go).
-    assert set(injected) == set(KINDS), injected
+    # Every kind hit something (targets such as a running pod come and go; the injector waits
+    # for one), the full budget of each.
+    assert injected == dict.fromkeys(KINDS, 2), injected
     assert (
         sum(report["outcomes"].get(k, 0) for k in report["outcomes"] if k.startswith("operations."))
         == 20
