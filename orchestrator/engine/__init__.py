@@ -31,7 +31,7 @@ from .engine import (
     new_batch_operation_id,
 )
 from .launcher import BridgeHandle, BridgeLauncher, BridgeSpec, PlanSource
-from .locks import TenantBusyError, TenantLocks
+from .locks import EngineBusyError, TenantBusyError, TenantLocks
 from .plan import EnginePlan, PlannedJob, PlannedWave
 from .result import JobResult, OperationResult
 from .submitter import LocalSubmission, LocalSubmitter
@@ -69,6 +69,7 @@ __all__ = [
     "BridgeLauncher",
     "BridgeSettings",
     "BridgeSpec",
+    "EngineBusyError",
     "EnginePlan",
     "EngineSettings",
     "JobResult",

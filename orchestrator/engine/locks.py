@@ -27,6 +27,10 @@ class TenantBusyError(RefusedError):
     """Another operation holds the tenant's lock."""
 
 
+class EngineBusyError(RefusedError):
+    """The local engine runs as many operations as it may (``--max-concurrent``)."""
+
+
 @dataclass(frozen=True)
 class Holder:
     operation: str

@@ -9,6 +9,10 @@ operation runs on a background thread, and ``on_result`` is called with the requ
 :class:`OperationResult` when it ends: the orchestrator publishes ``result.to_event_data()`` from
 there, exactly as it would for Argo.
 
+Capacity: ``submit`` (the bus's path) refuses a request with :class:`EngineBusyError` while
+``max_concurrent`` operations run, so the consumer nacks it and it waits on the bus rather than
+in this process; ``start`` (a caller that waits, such as the fleet) queues it instead.
+
 Idempotency: a batch id this submitter has already accepted is reported ``duplicate`` (within
 the process's lifetime; the Argo path gets this from the Workflow name across restarts).
 """
@@ -26,7 +30,7 @@ from orchestrator.events import LifecycleRequest
 from orchestrator.submit import SubmitOutcome
 
 from .engine import LocalEngine, RequestLike
-from .locks import TenantBusyError
+from .locks import EngineBusyError, TenantBusyError
 from .result import OperationResult
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,7 @@ class LocalSubmitter:
         self.engine = engine
         self._on_result = on_result
         self._on_error = on_error
+        self._max_concurrent = max_concurrent
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="local")
         self._lock = threading.Lock()
         self._active: dict[str, LocalSubmission] = {}
@@ -109,6 +114,14 @@ class LocalSubmitter:
                     f"tenant {request.tenant_env_id} is busy: {busy.request.operation} "
                     f"(batch {busy.request.batch_operation_id}) is running",
                     hint="one operation per tenant at a time; retry when it has finished",
+                )
+            if dedupe and len(self._active) >= self._max_concurrent:
+                # A request from the bus is acked once accepted: accepting more than can run
+                # would hold it in this process only (lost if the process dies, started late
+                # or cancelled unstarted on SIGTERM). Left on the bus, it waits durably.
+                raise EngineBusyError(
+                    f"the local engine is running {len(self._active)} operations, its limit",
+                    hint="raise --max-concurrent, or let the request wait on the bus",
                 )
             future: Future[OperationResult] = Future()
             submission = LocalSubmission(request=request, future=future)

@@ -404,6 +404,51 @@ def test_logs_failed_shows_only_the_failed_jobs_logs() -> None:
     assert "quiet" not in out.getvalue()
 
 
+def test_a_request_from_the_bus_waits_there_while_the_engine_is_full() -> None:
+    """``submit`` (the consumer's path) refuses beyond --max-concurrent: the message is nacked
+    and waits on the bus, instead of being acked and queued in the process."""
+    from orchestrator.engine import EngineBusyError
+
+    plan = plan_of(UPSERT, ("team-a/x", 0, "abort"))
+    release = threading.Event()
+    launcher = FakeBridgeLauncher({"team-a/x": FakeJob(gate=lambda: release.wait(10))})
+    seen: list[str] = []
+    submitter = LocalSubmitter(
+        engine_for(plan, launcher),
+        on_result=lambda request, result: seen.append(request.batch_operation_id),
+        max_concurrent=1,
+    )
+    second = LifecycleRequest(batch_operation_id="b-2", tenant_env_id="t2", operation=UPSERT)
+    try:
+        submitter.submit(
+            LifecycleRequest(batch_operation_id="b-1", tenant_env_id="t1", operation=UPSERT)
+        )
+        with pytest.raises(EngineBusyError, match="running 1 operations") as refused:
+            submitter.submit(second)
+        assert "--max-concurrent" in str(refused.value.hint)
+        release.set()
+        first = submitter.submission("b-1")
+        assert first is not None
+        first.result(timeout=10)
+        _wait_until(lambda: not submitter.active())
+        assert submitter.submit(second).status == "submitted"  # the redelivery is taken
+        second_run = submitter.submission("b-2")
+        assert second_run is not None
+        second_run.result(timeout=10)
+    finally:
+        release.set()
+        submitter.close()
+    assert seen == ["b-1", "b-2"]
+
+
+def _wait_until(condition: Callable[[], object]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("condition not met")
+
+
 def _wait_launched(launcher: FakeBridgeLauncher, count: int) -> None:
     """Until ``count`` fake bridges are running (their scripts are chosen by then)."""
     for _ in range(1000):
