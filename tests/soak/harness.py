@@ -80,8 +80,12 @@ class SoakConfig:
     settle_seconds: float = 30.0
     # tenantctl listen --drain-seconds: how long a restarted consumer lets operations finish.
     drain_seconds: float = 15.0
-    # Consumer restarts only once this share of the requests has a result.
+    # Consumer restarts only once this share of the requests has a result, and each only
+    # after the consumer has run this long.
     consumer_restart_after: float = 0.0
+    min_consumer_uptime: float = 3.0
+    # Publish more requests (at most ``requests`` more) while a fault budget is not spent.
+    extend_until_faults: bool = True
     timeout: float = 1800.0
     project: str = "soak"
     emulator_host: str | None = None
@@ -325,6 +329,7 @@ class Soak:
         self.killed: list[dict[str, str]] = []
         self.listen: subprocess.Popen[bytes] | None = None
         self.listen_count = 0
+        self.listen_started = 0.0
         self.forced_stops = 0
         self.listen_summaries: list[str] = []
         self.published_at: dict[str, float] = {}
@@ -421,6 +426,7 @@ class Soak:
             if self.listen.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"tenantctl listen did not start:\n{log.read_text()}")
             time.sleep(0.1)
+        self.listen_started = time.monotonic()
 
     def stop_listen(self) -> dict[str, object]:
         process = self.listen
@@ -443,6 +449,15 @@ class Soak:
             "exitCode": process.returncode,
             "stopSeconds": round(time.monotonic() - started, 2),
         }
+
+    def _may_restart(self) -> bool:
+        """Not before ``consumer_restart_after`` of the load, and not before the consumer has
+        run for ``min_consumer_uptime``: a restart storm would test nothing but start-up."""
+        c = self.config
+        return (
+            self.done_fraction() >= c.consumer_restart_after
+            and time.monotonic() - self.listen_started >= c.min_consumer_uptime
+        )
 
     def restart_consumer(self) -> dict[str, object] | None:
         detail = self.stop_listen()
@@ -554,9 +569,7 @@ class Soak:
             # Faults keep step with the requests: by the time a share f of them has a result,
             # about f of each kind's faults (plus one) have been injected.
             progress=self.done_fraction,
-            ready=lambda kind: (
-                kind != "consumer-restart" or self.done_fraction() >= c.consumer_restart_after
-            ),
+            ready=lambda kind: kind != "consumer-restart" or self._may_restart(),
         )
         injector.start()
         malformed_at = set(
@@ -573,6 +586,17 @@ class Soak:
                 time.sleep(0.1)
             self.publish_valid(valid)
             valid += 1
+        # Faults that need a target (a running pod, a bridge, a consumer with work to drain)
+        # may lag the load: more requests, at most as many again, until every budget is spent.
+        extra = 0
+        while c.extend_until_faults and not injector.done() and extra < c.requests:
+            self._check(injector, deadline)
+            if self.outstanding() >= c.window:
+                time.sleep(0.1)
+                continue
+            self.publish_valid(valid)
+            valid += 1
+            extra += 1
         while self.outstanding() > 0:
             self._check(injector, deadline)
             time.sleep(0.2)
