@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--drain-seconds",
         type=float,
-        default=15.0,
+        default=5.0,
         help="tenantctl listen --drain-seconds: a restarted consumer's operations may finish",
     )
     parser.add_argument(

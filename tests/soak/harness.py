@@ -79,7 +79,7 @@ class SoakConfig:
     # After the last result: how long the last faults may still take to land.
     settle_seconds: float = 30.0
     # tenantctl listen --drain-seconds: how long a restarted consumer lets operations finish.
-    drain_seconds: float = 15.0
+    drain_seconds: float = 5.0
     # Consumer restarts only once this share of the requests has a result, and each only
     # after the consumer has run this long.
     consumer_restart_after: float = 0.0
