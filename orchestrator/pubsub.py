@@ -52,9 +52,8 @@ class PubSubSettings:
     # Threads running handlers concurrently (each blocks on one Kubernetes create).
     max_workers: int = 8
     # Longest lease the client asks for at a time (10..600 s). It is also how long messages
-    # delivered to a consumer that vanished (crash, SIGKILL, a stream the server has not seen
-    # closed -- the emulator keeps a cancelled stream for this long) stay invisible before
-    # Pub/Sub redelivers them. Short: quick recovery, a few more lease extensions.
+    # delivered to a consumer that vanished (crash, SIGKILL) stay invisible before Pub/Sub
+    # redelivers them. Short: quick recovery, a few more lease extensions.
     lease_seconds: int = 10
     # "streaming" (StreamingPull, the client library's default) or "unary" (Pull calls, see
     # orchestrator/pubsub_pull.py: what the emulator needs once consumers restart).
