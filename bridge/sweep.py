@@ -104,7 +104,13 @@ class Sweeper:
         selector = f"{self.key('managed-by')}={MANAGED_BY}"
         now = self._now()
         for namespace in self._namespaces():
-            pods = list(self.kube.list(PODS, namespace=namespace, label_selector=selector))
+            try:
+                pods = list(self.kube.list(PODS, namespace=namespace, label_selector=selector))
+            except ForbiddenError as exc:
+                # One namespace the sweeper may not read (a missing RoleBinding) must not stop
+                # the sweep of every other one: reported, and the run exits non-zero.
+                report.errors.append(f"cannot list bridge pods in {namespace}: {exc}")
+                continue
             pod_names = {str(p["metadata"]["name"]) for p in pods}
             for pod in pods:
                 self._consider("pod", pod, now, report)
