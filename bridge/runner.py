@@ -8,10 +8,11 @@ One :class:`Runner` runs one Job for one batch operation:
 2. **Find its pods** (labels batch + job): a bridge restarted by Argo resumes the latest attempt
    -- it attaches to a running pod, or reads a finished pod's logs and outcome -- instead of
    running the job twice.
-3. **Per attempt**: the per-run Secret, then the pod (deterministic name), then the Secret's
-   ownerReference to the pod. Why this order: the pod mounts the Secret, so it must exist first;
-   a crash between the two leaves a Secret without owner, which ``python -m bridge sweep``
-   deletes (it is labelled with the run and the workflow), and a restarted bridge re-uses it.
+3. **Per attempt**: the pod (deterministic name), then the per-run Secret, created with the
+   pod as its owner (garbage-collected with it). Why this order: the bridge may create, delete
+   but never patch or read Secrets (a PATCH answers with the whole object); the kubelet keeps
+   the pod in ContainerCreating until the Secret it mounts exists. A crash between the two
+   leaves a pending pod without its Secret: the restarted bridge attaches and creates it.
 4. **Supervise by watching** (never polling): finished, stuck beyond the grace
    (ErrImagePull, ImagePullBackOff, CreateContainerConfigError, InvalidImageName,
    Unschedulable), ``activeDeadlineSeconds`` (across attempts), or cancelled (SIGTERM/SIGINT).
@@ -379,7 +380,9 @@ class Runner:
             self._live_pod = pod
             if resume is not None:
                 self.emit_info(f"attaching to existing pod {_name(pod)} (attempt {attempt})")
-            self._own_secret(pod)
+                if _pending(pod):
+                    # Its bridge may have died between creating the pod and its Secret.
+                    self._give_secret(pod, attempt, fresh=False)
             resume = None
             final, stop = self._supervise(pod, deadline_at=deadline_at)
             self._live_pod = None
@@ -602,53 +605,59 @@ class Runner:
             env=env,
             mount_path=settings.mount_path,
         )
-        # The pod body is built before the Secret is created: a template we cannot turn into a
-        # pod must not leave the tenant's data behind in a Secret for a pod that never comes.
+        if self.cancelled:
+            raise _CancelledError
+        # The pod first, then its Secret, created with the pod as its owner: the kubelet keeps
+        # the pod in ContainerCreating until the Secret exists (a moment later). This order is
+        # what lets the bridge do without `patch` on Secrets -- a PATCH answers with the whole
+        # object, so that verb would let it read every Secret of a team namespace.
+        try:
+            pod = self.kube.create(PODS, body, namespace=req.namespace)
+            self.emit_info(f"created pod {name} (attempt {attempt})")
+            fresh = True
+        except ConflictError:
+            pod = self.kube.get(PODS, name, namespace=req.namespace)
+            self.emit_info(f"pod {name} exists already: attaching (attempt {attempt})")
+            fresh = False
+        self._live_pod = pod  # from here on a stop or an error must not leave it behind
+        self._give_secret(pod, attempt, fresh=fresh)
+        return pod
+
+    def _give_secret(self, pod: JSON, attempt: int, *, fresh: bool) -> None:
+        """Create ``pod``'s per-run Secret (tenant context, the hook's secret env), owned by it.
+
+        ``fresh``: this bridge has just created the pod, so a Secret of that name is a stale one
+        (its pod is gone) and is replaced. Otherwise an existing Secret is the pod's own, from
+        the bridge that created it.
+        """
+        req = self.request
+        if self._injection is None:
+            self._injection = self.hooks.before_pod(req.context)
+        name = _name(pod)
         secret = podspec.build_secret(
             name=name,
             identity=self.identity,
             attempt=attempt,
             environment_yaml=_yaml(req.environment),
             changeset_yaml=_yaml(req.changeset),
-            secret_env=injection.secret_env,
+            secret_env=self._injection.secret_env,
         )
+        secret["metadata"]["ownerReferences"] = [podspec.owner_reference(pod)]
         try:
-            self.kube.create(SECRETS, secret, namespace=req.namespace)
-        except ConflictError:
-            # Left by a bridge that crashed before its pod existed: ours (same run), refresh it.
-            self.kube.patch(SECRETS, name, {"data": secret["data"]}, namespace=req.namespace)
-        if self.cancelled:
-            self._discard_secret(name)
-            raise _CancelledError
-        try:
-            pod = self.kube.create(PODS, body, namespace=req.namespace)
-            self.emit_info(f"created pod {name} (attempt {attempt})")
-        except ConflictError:
-            pod = self.kube.get(PODS, name, namespace=req.namespace)
-            self.emit_info(f"pod {name} exists already: attaching (attempt {attempt})")
+            try:
+                self.kube.create(SECRETS, secret, namespace=req.namespace)
+            except ConflictError:
+                if not fresh:
+                    return
+                self.kube.delete(SECRETS, name, namespace=req.namespace, missing_ok=True)
+                self.kube.create(SECRETS, secret, namespace=req.namespace)
         except UnavailableError:
-            raise  # the pod may have landed: the bridge Argo restarts attaches to it and its Secret
+            raise  # the pod waits for it: the bridge Argo restarts attaches and creates it
         except APIError:
-            # Refused for good (admission 403, invalid 422): no pod will ever own the Secret.
-            self._discard_secret(name)
+            # Refused for good (403, 422): the pod would wait for its context forever.
+            with contextlib.suppress(APIError):
+                self.kube.delete(PODS, name, namespace=req.namespace, missing_ok=True)
             raise
-        return pod
-
-    def _discard_secret(self, name: str) -> None:
-        """Delete a per-run Secret no pod will own (best effort: sweep deletes leftovers)."""
-        with contextlib.suppress(APIError):
-            self.kube.delete(SECRETS, name, namespace=self.request.namespace, missing_ok=True)
-
-    def _own_secret(self, pod: Mapping[str, Any]) -> None:
-        """Make the pod own its Secret (so it goes when the pod goes); idempotent."""
-        # NotFound: already gone with a finished pod, or deleted by the delete policy.
-        with contextlib.suppress(NotFoundError):
-            self.kube.patch(
-                SECRETS,
-                _name(pod),
-                {"metadata": {"ownerReferences": [podspec.owner_reference(pod)]}},
-                namespace=self.request.namespace,
-            )
 
     # -- supervising one pod --------------------------------------------------------------------
 
@@ -750,6 +759,11 @@ class Runner:
 
 def _name(pod: Mapping[str, Any]) -> str:
     return str((pod.get("metadata") or {}).get("name"))
+
+
+def _pending(pod: Mapping[str, Any]) -> bool:
+    """Not started yet: its containers may still be waiting for the Secret's volume."""
+    return (pod.get("status") or {}).get("phase") in (None, "", "Pending")
 
 
 def _yaml(data: Mapping[str, Any]) -> str:

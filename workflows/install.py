@@ -6,7 +6,7 @@ Everything is a plain dict, grouped by the file it is rendered to. The least-pri
 * discovery reads namespaces and Jobs cluster-wide and writes nothing;
 * the bridge's ClusterRole is never bound cluster-wide: each opted-in team namespace binds it
   with a RoleBinding (the "managed namespace" pattern). It creates and deletes pods, reads their
-  logs, and creates/patches/deletes the per-run Secret, but cannot get, list or watch Secrets
+  logs, and creates/deletes the per-run Secret, but cannot get, list, watch or patch Secrets
   (it writes tenant data into them and never needs to read anyone's). It reads Jobs, and
   namespaces cluster-wide (to re-check the opt-in label) through a separate ClusterRole;
 * every service account whose pods Argo runs gets the executor's ``workflowtaskresults`` rights
@@ -126,7 +126,9 @@ def bridge_rbac(settings: WorkflowSettings) -> list[Manifest]:
                 _rule([""], ["pods"], ["create", "get", "list", "watch", "delete"]),
                 _rule([""], ["pods/log"], ["get"]),
                 # The per-run Secret carries tenant data in; the bridge never reads Secrets.
-                _rule([""], ["secrets"], ["create", "delete", "patch"]),
+                # No `patch` either: a PATCH answers with the whole object, a read in disguise
+                # (the bridge creates the pod first and its Secret already owned by it).
+                _rule([""], ["secrets"], ["create", "delete"]),
                 _rule(["batch"], ["jobs"], ["get"]),
             ],
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import time
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from bridge import podspec
+from bridge.kube import SECRETS
 from bridge.result import Status
 from bridge.runner import Injection, RunContext, Runner
 from tests.integration.bridge.conftest import FAST, BridgeEnv
@@ -92,12 +94,12 @@ def test_sigterm_before_the_pod_exists_starts_no_pod(bridge_env: BridgeEnv) -> N
 
 
 def test_an_error_the_workflow_will_not_retry_leaves_no_running_pod(bridge_env: BridgeEnv) -> None:
-    # The pod exists, then a call fails for good (here the Secret's ownerReference patch, 422):
-    # the bridge ends with exit 1, which Argo does not retry -- so nobody would supervise, time
-    # out or clean up the team's job any more. It must not keep running behind the result.
+    # The pod exists, then a call fails for good (here the create of its Secret, 422): the
+    # bridge ends with exit 1, which Argo does not retry -- so nobody would supervise, time out
+    # or clean up the team's job any more. It must not keep waiting behind the result.
     bridge_env.add_job("orphan", "sleep 30; echo finished")
     bridge_env.sb.faults.fail_next(
-        1, status=422, retry_after=None, method="PATCH", path=r"/secrets/"
+        1, status=422, retry_after=None, method="POST", path=r"/secrets$"
     )
     result, out = bridge_env.run("orphan")
     assert result.status is Status.ERROR
@@ -114,14 +116,16 @@ def test_an_error_the_workflow_will_not_retry_leaves_no_running_pod(bridge_env: 
 def test_an_infrastructure_error_keeps_the_pod_for_the_restarted_bridge(
     bridge_env: BridgeEnv,
 ) -> None:
-    # Exit 75 is retried by Argo: the restarted bridge attaches to the running pod, so it stays.
+    # Exit 75 is retried by Argo: the restarted bridge attaches to the pod, so it stays -- here
+    # still waiting for the Secret it mounts, which the restarted bridge then creates.
     bridge_env.add_job("kept", "sleep 1; echo finished")
     bridge_env.sb.faults.fail_next(
-        6, status=503, retry_after=None, method="PATCH", path=r"/secrets/"
+        6, status=503, retry_after=None, method="POST", path=r"/secrets$"
     )
     result, _ = bridge_env.run("kept")
     assert result.process_exit_code == 75
     assert len(bridge_env.pods()) == 1
+    assert bridge_env.secrets() == []
     again, out = bridge_env.run("kept")
     assert again.status is Status.SUCCEEDED, again.message
     assert out == ["finished"]
@@ -139,14 +143,17 @@ def test_a_retried_secret_create_needs_no_read_access_to_secrets(bridge_env: Bri
         job=request.job,
         attempt=1,
     )
-    # What the first, landed try left: the run's Secret (stale content, refreshed by the patch).
+    # What the first, landed try left: the run's Secret (the bridge cannot read it; replaced).
     bridge_env.sb.apply(
         [
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "metadata": {"name": name, "namespace": bridge_env.namespace},
-                "data": {},
+                "data": {
+                    podspec.ENVIRONMENT_KEY: base64.b64encode(b"region: eu\n").decode(),
+                    podspec.CHANGESET_KEY: base64.b64encode(b"{}\n").decode(),
+                },
             }
         ]
     )
@@ -159,22 +166,23 @@ def test_a_retried_secret_create_needs_no_read_access_to_secrets(bridge_env: Bri
 
 
 def test_sigterm_with_the_api_failing_still_deletes_the_pod(bridge_env: BridgeEnv) -> None:
-    # SIGTERM lands while the API is failing (here the ownerReference patch, 503 until the
-    # retries run out): the run ends as cancelled (143), which Argo does not retry for a
-    # stopped workflow -- so the pod must go now, not run on until sweep.
+    # SIGTERM lands while the API is failing (here the create of the pod's Secret, 503 until
+    # the retries run out): the run ends as cancelled (143), which Argo does not retry for a
+    # stopped workflow -- so the pod must go now, not wait on until sweep.
     bridge_env.add_job("stopped", "sleep 30; echo finished")
     bridge_env.sb.faults.fail_next(
-        6, status=503, retry_after=None, method="PATCH", path=r"/secrets/"
+        6, status=503, retry_after=None, method="POST", path=r"/secrets$"
     )
     out = io.StringIO()
     runner = Runner(bridge_env.kube, bridge_env.request("stopped"), settings=FAST, out=out)
-    patch = bridge_env.kube.patch
+    create = bridge_env.kube.create
 
-    def cancelling(*args: Any, **kwargs: Any) -> Any:
-        runner.cancel()
-        return patch(*args, **kwargs)
+    def cancelling(resource: Any, *args: Any, **kwargs: Any) -> Any:
+        if resource is SECRETS:
+            runner.cancel()
+        return create(resource, *args, **kwargs)
 
-    bridge_env.kube.patch = cancelling  # type: ignore[method-assign]
+    bridge_env.kube.create = cancelling  # type: ignore[method-assign]
     result = runner.run()
     assert result.status is Status.CANCELLED
     assert result.process_exit_code == 143
