@@ -127,7 +127,8 @@ def _grants(rules: list[dict[str, Any]], resource: str) -> set[str]:
 
 def test_bridge_role_never_reads_secrets() -> None:
     rules = _rules(install.BRIDGE_CLUSTER_ROLE)
-    assert _grants(rules, "secrets") == {"create", "delete", "patch"}
+    # Not even patch or update: both answer with the whole Secret.
+    assert _grants(rules, "secrets") == {"create", "delete"}
     assert _grants(rules, "pods") == {"create", "get", "list", "watch", "delete"}
     assert _grants(rules, "pods/log") == {"get"}
     assert _grants(rules, "jobs") == {"get"}
