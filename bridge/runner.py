@@ -572,11 +572,15 @@ class Runner:
 
     # -- creating an attempt --------------------------------------------------------------------
 
+    def _prepared(self) -> Injection:
+        """What the hooks add to this run's pods and Secrets; asked once per run."""
+        if self._injection is None:
+            self._injection = self.hooks.before_pod(self.request.context)
+        return self._injection
+
     def _create(self, job: JSON, attempt: int) -> JSON:
         req, settings = self.request, self.settings
-        if self._injection is None:
-            self._injection = self.hooks.before_pod(req.context)
-        injection = self._injection
+        injection = self._prepared()
         # Checked after the hook (which may take a while), and again before the pod: a stopped
         # workflow must not start the team's job only to kill it a moment later.
         if self.cancelled:
@@ -631,8 +635,6 @@ class Runner:
         the bridge that created it.
         """
         req = self.request
-        if self._injection is None:
-            self._injection = self.hooks.before_pod(req.context)
         name = _name(pod)
         secret = podspec.build_secret(
             name=name,
@@ -640,7 +642,7 @@ class Runner:
             attempt=attempt,
             environment_yaml=_yaml(req.environment),
             changeset_yaml=_yaml(req.changeset),
-            secret_env=self._injection.secret_env,
+            secret_env=self._prepared().secret_env,
         )
         secret["metadata"]["ownerReferences"] = [podspec.owner_reference(pod)]
         try:

@@ -196,6 +196,7 @@ class UnaryPullSubscription:
     # -- one message ----------------------------------------------------------------------------
 
     def _handle(self, item: Any) -> None:
+        disposition = Disposition.NACK  # whatever goes wrong here, the message goes back
         try:
             message = Message(
                 data=bytes(item.message.data),
@@ -205,14 +206,15 @@ class UnaryPullSubscription:
                 delivery_attempt=item.delivery_attempt or None,
             )
             # Stopping: return the message unhandled, as the streaming subscription does.
-            disposition = Disposition.NACK if self.stopping.is_set() else self._dispatch(message)
-            with self._lock:
-                self._leased.discard(item.ack_id)
-            self._settle(item.ack_id, ack=disposition is Disposition.ACK)
+            if not self.stopping.is_set():
+                disposition = self._dispatch(message)
         finally:
             with self._lock:
-                self._leased.discard(item.ack_id)  # never extend a lease nobody holds
-            self._slots.release()
+                self._leased.discard(item.ack_id)  # settled now: no more extensions
+            try:
+                self._settle(item.ack_id, ack=disposition is Disposition.ACK)
+            finally:
+                self._slots.release()
 
     def _settle(self, ack_id: str, *, ack: bool) -> None:
         try:

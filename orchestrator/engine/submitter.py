@@ -85,7 +85,7 @@ class LocalSubmitter:
 
     def submit(self, request: LifecycleRequest) -> SubmitOutcome:
         """The orchestrator's :class:`~orchestrator.submit.Engine` seam."""
-        if self._start(request, dedupe=True) is None:
+        if self._start(request, from_bus=True) is None:
             return SubmitOutcome("duplicate", request.batch_operation_id, engine="local")
         return SubmitOutcome("submitted", request.batch_operation_id, engine="local")
 
@@ -96,17 +96,18 @@ class LocalSubmitter:
 
     def start(self, request: RequestLike) -> LocalSubmission:
         """Start ``request``; raises :class:`TenantBusyError` when its tenant is busy."""
-        submission = self._start(request, dedupe=False)
+        submission = self._start(request, from_bus=False)
         assert submission is not None
         return submission
 
-    def _start(self, request: RequestLike, *, dedupe: bool) -> LocalSubmission | None:
-        """None when ``dedupe`` and the batch id was accepted before. The duplicate check and
+    def _start(self, request: RequestLike, *, from_bus: bool) -> LocalSubmission | None:
+        """A request ``from_bus`` is checked against the batch ids accepted before (None: a
+        duplicate) and against capacity (it is better left on the bus). The duplicate check and
         the registration are one critical section: two deliveries of one request racing on
         two handler threads must not both pass the check (the first run may even be over
         before the second registers, so the tenant lock would not stop it)."""
         with self._lock:
-            if dedupe and request.batch_operation_id in self._seen:
+            if from_bus and request.batch_operation_id in self._seen:
                 return None
             busy = self._active.get(request.tenant_env_id)
             if busy is not None:
@@ -115,7 +116,7 @@ class LocalSubmitter:
                     f"(batch {busy.request.batch_operation_id}) is running",
                     hint="one operation per tenant at a time; retry when it has finished",
                 )
-            if dedupe and len(self._active) >= self._max_concurrent:
+            if from_bus and len(self._active) >= self._max_concurrent:
                 # A request from the bus is acked once accepted: accepting more than can run
                 # would hold it in this process only (lost if the process dies, started late
                 # or cancelled unstarted on SIGTERM). Left on the bus, it waits durably.
