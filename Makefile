@@ -37,8 +37,18 @@ fmt: $(STAMP) ## format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The real control plane's binary (etcd, kube-apiserver, kube-controller-manager, node agent),
+# built from the Go modules testbed/go pins into a cache outside the tree; a no-op when cached.
+.PHONY: testbed
+testbed: $(STAMP) ## build (or find cached) the real control plane from pinned Go modules
+	$(BIN)/tenantctl cluster build
+
+.PHONY: cluster
+cluster: $(STAMP) ## the real control plane with the node agent (prints its kubeconfig)
+	$(BIN)/tenantctl cluster up
+
 .PHONY: test
-test: lint ## lint, type check and the whole test suite (unit, integration, e2e)
+test: lint testbed ## lint, type check and the whole test suite (unit, integration, e2e, real)
 	@# pytest exits 5 when it collected nothing: a suite that tested nothing is a failure.
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc

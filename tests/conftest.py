@@ -21,6 +21,9 @@ pytest_plugins = [
 ]
 
 _TIERS = ("unit", "integration", "e2e")
+# A test runs on the real control plane when it asks for it, or is the `real` case of a suite
+# parametrized over both backends (a `backend` parameter).
+_REAL_FIXTURES = {"control_plane", "real_install"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -30,3 +33,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = relative.parts[0] if relative.parts else ""
         if tier in _TIERS:
             item.add_marker(getattr(pytest.mark, tier))
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec is not None else None
+        if backend == "real" or _REAL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real)

@@ -1,5 +1,7 @@
 """The RBAC matrix: what each of our service accounts may and may not do, with the rendered
-install (``kubectl kustomize deploy/team-example``) loaded into a sandbox with RBAC on.
+install (``kubectl kustomize deploy/team-example``) on both backends: the sandbox with RBAC on,
+and the real kube-apiserver (RBAC and Node authorizers, real ServiceAccount tokens from the
+TokenRequest API) with the install applied as docs/install.md says.
 
 Namespaces: ``team-example`` (opted in, the bridge's ClusterRole bound there by the install),
 ``team-outside`` (a team namespace that never opted in), ``kube-system`` and the workflow
@@ -10,6 +12,7 @@ body (kind Status, reason Forbidden, the user, verb, resource and namespace in t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +22,7 @@ import pytest
 from bridge.errors import ForbiddenError
 from bridge.kube import JOBS, SECRETS, Kube
 from sandbox import Sandbox
+from tests.fixtures.cluster import Backend, RealBackend, SandboxBackend
 
 from .helpers import (
     MANAGED_NS,
@@ -26,9 +30,7 @@ from .helpers import (
     PREFIX,
     SYSTEM_NS,
     WF_NS,
-    call,
     load_install,
-    token_for,
 )
 
 BRIDGE = "tenant-lifecycle-bridge"
@@ -253,27 +255,44 @@ GRANTED: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
 ]
 
 
+def _seed(cluster: Backend) -> None:
+    """A not-opted-in team and a Job and a Secret in every namespace."""
+    outside = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": X}}
+    cluster.apply([outside])
+    cluster.apply([_job(ns) for ns in (M, X, K)])
+    cluster.apply(
+        [
+            {**_secret("team-credentials"), "metadata": {"name": "team-credentials",
+                                                         "namespace": ns},
+             "data": {"password": "c2VjcmV0"}}
+            for ns in (M, X, K, W)
+        ]
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=["sandbox", "real"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def cluster(backend: str, request: pytest.FixtureRequest) -> Iterator[Backend]:
     """The rendered install, a not-opted-in team and a Job and a Secret in every namespace.
 
     Module-scoped (the same as the ``sandbox_rbac`` fixture, once): the matrix only reads, and
     the granted writes use names no denial case depends on.
     """
-    with Sandbox(rbac=True, workdir=tmp_path_factory.mktemp("security-rbac")) as sb:
+    if backend == "real":
+        real: RealBackend = request.getfixturevalue("real_install")
+        _seed(real)
+        yield real
+        return
+    factory = request.getfixturevalue("tmp_path_factory")
+    with Sandbox(rbac=True, workdir=factory.mktemp("security-rbac")) as sb:
         load_install(sb)
-        outside = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": X}}
-        sb.apply([outside])
-        sb.apply([_job(ns) for ns in (M, X, K)])
-        sb.apply(
-            [
-                {**_secret("team-credentials"), "metadata": {"name": "team-credentials",
-                                                             "namespace": ns},
-                 "data": {"password": "c2VjcmV0"}}
-                for ns in (M, X, K, W)
-            ]
-        )  # fmt: skip
-        yield sb
+        box = SandboxBackend(sb)
+        _seed(box)
+        yield box
 
 
 def test_the_matrix_is_large_enough_and_covers_every_account_and_namespace() -> None:
@@ -285,8 +304,8 @@ def test_the_matrix_is_large_enough_and_covers_every_account_and_namespace() -> 
 
 
 @pytest.mark.parametrize("case", DENIED, ids=lambda c: c.id)
-def test_denied(cluster: Sandbox, case: Case) -> None:
-    reply = call(cluster, token_for(cluster, case.account), case.method, case.path, case.body)
+def test_denied(cluster: Backend, case: Case) -> None:
+    reply = cluster.call(cluster.token_for(WF_NS, case.account), case.method, case.path, case.body)
     assert reply.status == 403, reply
     body = reply.body
     assert (body["kind"], body["apiVersion"], body["status"]) == ("Status", "v1", "Failure")
@@ -301,36 +320,53 @@ def test_denied(cluster: Sandbox, case: Case) -> None:
     assert body["details"]["kind"] == case.resource.split("/")[0]
 
 
-def test_granted(cluster: Sandbox) -> None:
+def _wait_until_started(cluster: Backend, namespace: str, pod: str) -> None:
+    """On a real node a pod's log exists once its container started (400 before that)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = cluster.get("v1", "Pod", pod, namespace) or {}
+        statuses = found.get("status", {}).get("containerStatuses") or []
+        if statuses and not statuses[0].get("state", {}).get("waiting"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"pod {namespace}/{pod} did not start within 60 s: {found}")
+
+
+def test_granted(cluster: Backend) -> None:
     # One test, in order: the grants build on each other (create, then read, then delete).
     for account, method, path, body, status in GRANTED:
-        reply = call(cluster, token_for(cluster, account), method, path, body)
+        if path.endswith("/log") and cluster.name == "real":
+            _wait_until_started(cluster, M, path.split("/")[-2])
+        reply = cluster.call(cluster.token_for(WF_NS, account), method, path, body)
         assert reply.status == status, (account, method, path, reply)
 
 
-def test_denied_nothing_was_written(cluster: Sandbox) -> None:
+def test_denied_nothing_was_written(cluster: Backend) -> None:
     """After the matrix, no object a denied request would have made exists."""
     for ns in (M, X, K, W):
-        for rkey in ("pods", "secrets", "jobs.batch", "rolebindings.rbac.authorization.k8s.io"):
-            names = [o["metadata"]["name"] for _, o in cluster.store.candidates(rkey, ns)]
-            assert "evil" not in names, (rkey, ns, names)
-            assert "x" not in names, (rkey, ns, names)
-    assert cluster.get(("v1", "Namespace"), "evil") is None
-    workflows = [
-        o["metadata"]["name"] for _, o in cluster.store.candidates("workflows.argoproj.io", None)
-    ]
-    assert workflows in (["lc-granted"], [])
-    job = cluster.get(("batch/v1", "Job"), "hello", M)
+        for path in (
+            core(ns, "pods"),
+            core(ns, "secrets"),
+            batch(ns),
+            f"{RBAC}/namespaces/{ns}/rolebindings",
+        ):
+            names = cluster.names(path)
+            assert "evil" not in names, (path, names)
+            assert "x" not in names, (path, names)
+    assert cluster.get("v1", "Namespace", "evil") is None
+    assert cluster.names(argo(W)) in (["lc-granted"], [])
+    job = cluster.get("batch/v1", "Job", "hello", M)
     assert job is not None
     assert job["spec"]["suspend"] is True
-    outside = cluster.get(("v1", "Namespace"), X)
+    outside = cluster.get("v1", "Namespace", X)
     assert outside is not None
     assert f"{PREFIX}/enabled" not in (outside["metadata"].get("labels") or {})
 
 
-def test_the_adapter_reports_denials_as_forbidden_without_retrying(cluster: Sandbox) -> None:
+def test_the_adapter_reports_denials_as_forbidden_without_retrying(cluster: Backend) -> None:
     """What the product code sees: ForbiddenError with status 403 and the server's message."""
-    with Kube(host=cluster.url, token=token_for(cluster, BRIDGE)) as kube:
+    token = cluster.token_for(WF_NS, BRIDGE)
+    with Kube(host=cluster.url, token=token, ca_file=cluster.ca_file) as kube:
         with pytest.raises(ForbiddenError) as denied:
             kube.get(SECRETS, "team-credentials", namespace=M)
         assert denied.value.status == 403

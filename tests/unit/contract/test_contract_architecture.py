@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-PACKAGES = ("bridge", "orchestrator", "workflows", "sandbox")
+PACKAGES = ("bridge", "orchestrator", "workflows", "sandbox", "testbed")
 
 
 def imports_of(path: Path) -> set[str]:
@@ -50,9 +50,10 @@ def offenders(
 @pytest.mark.parametrize(
     ("room", "forbidden"),
     [
-        ("bridge", ("orchestrator", "workflows", "sandbox")),
-        ("workflows", ("orchestrator", "sandbox")),
-        ("sandbox", ("bridge", "orchestrator", "workflows")),
+        ("bridge", ("orchestrator", "workflows", "sandbox", "testbed")),
+        ("workflows", ("orchestrator", "sandbox", "testbed")),
+        ("sandbox", ("bridge", "orchestrator", "workflows", "testbed")),
+        ("testbed", ("bridge", "orchestrator", "workflows", "sandbox")),
     ],
 )
 def test_rooms_import_only_downwards(room: str, forbidden: tuple[str, ...]) -> None:
@@ -87,3 +88,26 @@ def test_the_contract_is_pure() -> None:
     for module in ("bridge/contract.py", "bridge/planner.py"):
         names = imports_of(ROOT / module)
         assert not {n for n in names if n.split(".")[0] in {"yaml", "kubernetes", "os", "io"}}
+
+
+def top_level_imports_of(path: Path) -> set[str]:
+    """Imports at module level only (not inside a function): what loading the module loads."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_the_orchestrator_loads_the_testbed_only_inside_the_cluster_command() -> None:
+    """Rule 4 for the test bed: production code paths never load it."""
+    found = []
+    for path in sorted((ROOT / "orchestrator").rglob("*.py")):
+        module = path.relative_to(ROOT).as_posix()
+        names = imports_of(path) if module != "orchestrator/cli/commands/cluster.py" else set()
+        names |= top_level_imports_of(path)
+        found += [f"{module} imports {n}" for n in sorted(names) if n.split(".")[0] == "testbed"]
+    assert found == []

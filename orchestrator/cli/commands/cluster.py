@@ -1,0 +1,134 @@
+"""``tenantctl cluster up|build``: the real control plane of the test bed on this machine."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from bridge.errors import LifecycleError, UsageError
+
+
+class ClusterError(LifecycleError):
+    """The test bed could not be built or started."""
+
+
+def _progress(line: str) -> None:
+    click.echo(f"cluster: {line}", err=True)
+
+
+@click.group("cluster")
+def cluster_group() -> None:
+    """A real Kubernetes control plane on this machine, for tests, demos and trying Jobs.
+
+    etcd, kube-apiserver and kube-controller-manager are built from the Go modules that
+    testbed/go pins (the first run builds them: minutes; later runs reuse the cache), and the
+    project's node agent runs pods as local processes, each container in its own PID and mount
+    namespace.
+
+    \b
+    Examples:
+      tenantctl cluster up
+      tenantctl cluster up --kubeconfig ./cluster.kubeconfig
+      tenantctl cluster build
+    """
+
+
+@cluster_group.command("build")
+def build() -> None:
+    """Build (or find in the cache) the test bed's binary and print its path."""
+    from testbed import BuildError, ensure_binary  # noqa: PLC0415 - only this command needs it
+
+    try:
+        path = ensure_binary(progress=_progress)
+    except BuildError as exc:
+        raise ClusterError(str(exc)) from exc
+    click.echo(str(path))
+
+
+@cluster_group.command("up")
+@click.option(
+    "--kubeconfig",
+    "kubeconfig_path",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, writable=True),
+    help="also copy the admin kubeconfig here (default: only in the cluster's temporary dir)",
+)
+@click.option(
+    "--workdir",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="parent directory of the cluster's files (default: the system's temporary directory)",
+)
+@click.option(
+    "--node/--no-node",
+    default=True,
+    show_default=True,
+    help="start the node agent (without it pods are never run: API and controllers only)",
+)
+def up(*, kubeconfig_path: str | None, workdir: str | None, node: bool) -> None:
+    """Start etcd, kube-apiserver, kube-controller-manager and the node agent; serve until
+    interrupted.
+
+    The first line on stdout is the admin kubeconfig's path (client certificate, mode 0600).
+    Ctrl-C or SIGTERM stops every process and removes the cluster's temporary files.
+
+    \b
+    Examples:
+      tenantctl cluster up
+      kubectl --kubeconfig "$(tenantctl cluster up | head -1)" get nodes   # in another shell
+    """
+    from testbed import BuildError, ControlPlane, ControlPlaneError  # noqa: PLC0415
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    plane = ControlPlane(
+        workdir=Path(workdir) if workdir else None, node_agent=node, progress=_progress
+    )
+    try:
+        try:
+            plane.start()
+        except (BuildError, ControlPlaneError) as exc:
+            raise ClusterError(str(exc)) from exc
+        except KeyboardInterrupt:
+            raise ClusterError("interrupted while starting; every process was stopped") from None
+        path = plane.kubeconfig
+        if kubeconfig_path:
+            try:
+                shutil.copyfile(path, kubeconfig_path)
+            except OSError as exc:
+                raise UsageError(
+                    f"--kubeconfig {kubeconfig_path}: cannot write it: {exc.strerror or exc}",
+                    hint="choose a writable path",
+                ) from exc
+            Path(kubeconfig_path).chmod(0o600)
+            path = Path(kubeconfig_path)
+        click.echo(str(path))
+        sys.stdout.flush()
+        _progress(
+            f"serving {plane.url}; node {'on' if node else 'off'}; "
+            f"try: kubectl --kubeconfig {path} get nodes; Ctrl-C to stop"
+        )
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        plane.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _progress("stopped; its processes and files are gone")
+
+
+commands: list[click.Command] = [cluster_group]
