@@ -24,7 +24,6 @@ import click
 import yaml
 
 from bridge.contract import ContractSettings
-from bridge.discovery import discover as run_discovery
 from bridge.errors import (
     ContractError,
     LifecycleError,
@@ -32,16 +31,13 @@ from bridge.errors import (
     UnavailableError,
     UsageError,
 )
-from bridge.kube import Kube, KubeSettings
-from bridge.planner import summarize
+from bridge.kube import SERVICE_ACCOUNT_DIR, Kube, KubeSettings
 from bridge.result import RunResult
 from bridge.runner import Runner, RunRequest, load_hooks
 from bridge.settings import BridgeSettings
-from bridge.sweep import Sweeper, parse_duration
 
 EXIT_USAGE = 2
 EXIT_INFRASTRUCTURE = 75
-_SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 # Negative seconds or counts are mistakes click reports in one line (a negative timeout would
 # otherwise reach urllib3 and end as an internal error; a negative grace fails every pod).
 _SECONDS = click.FloatRange(min=0)
@@ -64,6 +60,20 @@ def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--kubeconfig", envvar="BRIDGE_KUBECONFIG", help="kubeconfig file."),
         click.option("--context", envvar="BRIDGE_CONTEXT", help="kubeconfig context."),
+        click.option(
+            "--in-cluster",
+            envvar="BRIDGE_IN_CLUSTER",
+            is_flag=True,
+            help="Use the pod's service account even if a kubeconfig exists (the default "
+            "inside a pod without one).",
+        ),
+        click.option(
+            "--service-account-dir",
+            envvar="BRIDGE_SERVICE_ACCOUNT_DIR",
+            default=SERVICE_ACCOUNT_DIR,
+            show_default=True,
+            help="Where the in-cluster service account's token, ca.crt and namespace are.",
+        ),
         click.option(
             "--prefix",
             envvar="BRIDGE_PREFIX",
@@ -117,6 +127,8 @@ def _settings(params: Mapping[str, Any], **bridge: Any) -> BridgeSettings:
     kube = KubeSettings(
         kubeconfig=params.get("kubeconfig"),
         context=params.get("context"),
+        in_cluster=bool(params.get("in_cluster")),
+        service_account_dir=params.get("service_account_dir") or SERVICE_ACCOUNT_DIR,
         request_timeout=params["request_timeout"],
         max_retries=params["max_retries"],
         backoff_base=params["backoff_base"],
@@ -177,6 +189,9 @@ def discover(**params: Any) -> None:
       python -m bridge discover --operation lifecycle.upsert \\
           --tenant-env-id t-799a --environment env.yaml --output /tmp/plan.json
     """
+    from bridge.discovery import discover as run_discovery  # noqa: PLC0415 - not on run's path
+    from bridge.planner import summarize  # noqa: PLC0415
+
     try:
         settings = _settings(params)
         environment = (
@@ -316,7 +331,8 @@ def run(**params: Any) -> None:
             # Argo passes unset parameters as "": treat them as not given.
             workflow_name=params.get("workflow_name") or None,
             workflow_uid=params.get("workflow_uid") or None,
-            workflow_namespace=params.get("workflow_namespace") or _own_namespace(),
+            workflow_namespace=params.get("workflow_namespace")
+            or _own_namespace(settings.kube.service_account_dir),
             source_batch_operation_id=params.get("source_batch_operation_id") or None,
         )
         hooks = load_hooks(request.operation, storage_config=params.get("storage_config"))
@@ -362,6 +378,8 @@ def sweep(**params: Any) -> None:
     Example:
       python -m bridge sweep --older-than 2h --dry-run
     """
+    from bridge.sweep import Sweeper, parse_duration  # noqa: PLC0415 - not on run's path
+
     try:
         settings = _settings(params)
         older_than = parse_duration(params["older_than"])
@@ -415,10 +433,10 @@ def run_interruptibly(runner: Runner) -> RunResult:
     return box[0]
 
 
-def _own_namespace() -> str | None:
+def _own_namespace(service_account_dir: str = SERVICE_ACCOUNT_DIR) -> str | None:
     """The namespace this bridge runs in (where its Workflow lives), when inside a pod."""
     try:
-        return _SA_NAMESPACE.read_text().strip() or None
+        return (Path(service_account_dir) / "namespace").read_text().strip() or None
     except OSError:
         return os.environ.get("POD_NAMESPACE") or None
 

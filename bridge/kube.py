@@ -20,11 +20,17 @@ a storm: a permission problem does not fix itself.
 from __future__ import annotations
 
 import builtins
+import importlib
+import importlib.machinery
+import importlib.util
 import json
 import logging
 import os
 import random
+import sys
+import threading
 import time
+import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -32,10 +38,6 @@ from typing import Any, Final
 from urllib.parse import quote, urlencode
 
 import urllib3
-from kubernetes import client as _k8s_client
-from kubernetes import config as _k8s_config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
 from bridge.errors import (
     APIError,
@@ -50,11 +52,90 @@ from bridge.errors import (
 
 log = logging.getLogger(__name__)
 
-# The official client is untyped: hold it as Any at the one place we touch it.
-k8s_client: Any = _k8s_client
-k8s_config: Any = _k8s_config
-
 JSON = dict[str, Any]
+
+SERVICE_ACCOUNT_DIR: Final = "/var/run/secrets/kubernetes.io/serviceaccount"
+USER_AGENT: Final = "tenant-lifecycle"
+
+# The packages of the official client whose ``__init__`` a bridge must not run (see below).
+_OFFICIAL_PACKAGES: Final = (
+    "kubernetes",
+    "kubernetes.client",
+    "kubernetes.config",
+    "kubernetes.utils",
+)
+_OFFICIAL_IMPORT_LOCK = threading.Lock()
+
+
+def _import_official(*names: str) -> list[types.ModuleType]:
+    """Modules of the official ``kubernetes`` client, imported without its packages' ``__init__``.
+
+    Why: ``import kubernetes.client.rest`` first runs ``kubernetes/__init__.py``, which imports
+    every generated model and API class, the dynamic client, watch, stream, leader election and
+    the kubeconfig loader (``google.auth``, ``cryptography``, ``requests_oauthlib``) -- ~0.3 s of
+    CPU and most of a bridge's start-up, for the few modules a bridge in a pod uses: the
+    ``Configuration``, the urllib3 REST transport (``rest.RESTClientObject``: TLS, client
+    certificates, proxies, keep-alive) and the in-cluster loader. So while these load, the
+    parent packages are stood in for by empty package modules on the same directories, and
+    afterwards ``sys.modules`` is put back as it was: a later ``import kubernetes`` (the
+    kubeconfig path, tests, tools) loads the whole official package as usual, unaffected; the
+    modules loaded here are this adapter's own copies. When ``kubernetes`` is already loaded,
+    its modules are used as they are.
+
+    ``tests/unit/bridge/test_bridge_imports.py`` fails when ``python -m bridge run`` in a pod
+    imports the rest of the package again.
+    """
+    if "kubernetes" in sys.modules:
+        return [importlib.import_module(name) for name in names]
+    spec = importlib.util.find_spec("kubernetes")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the kubernetes package is not installed")
+    root = next(iter(spec.submodule_search_locations))
+    with _OFFICIAL_IMPORT_LOCK:
+        before = set(sys.modules)
+        loaded: list[types.ModuleType] = []
+        try:
+            for package in _OFFICIAL_PACKAGES:
+                directory = os.path.join(root, *package.split(".")[1:])
+                stand_in = types.ModuleType(package)
+                stand_in.__path__ = [directory]
+                stand_in.__package__ = package
+                stand_in.__spec__ = importlib.machinery.ModuleSpec(package, None, is_package=True)
+                stand_in.__spec__.submodule_search_locations = [directory]
+                sys.modules[package] = stand_in
+            for name in names:
+                # __import__ rather than importlib.import_module: it is the import statement's
+                # path, so `python -X importtime` lists these modules too.
+                __import__(name)
+                module = sys.modules[name]
+                loaded.append(module)
+                if name == "kubernetes.client.configuration":
+                    # incluster_config does `from kubernetes.client import Configuration`.
+                    setattr(  # noqa: B010 - a stand-in module's attribute
+                        sys.modules["kubernetes.client"], "Configuration", module.Configuration
+                    )
+        finally:
+            for name in set(sys.modules) - before:
+                if name == "kubernetes" or name.startswith("kubernetes."):
+                    del sys.modules[name]
+    return loaded
+
+
+# The official client is untyped: hold it as Any at the one place we touch it.
+_configuration_module, _exceptions_module, _rest_module, _config_errors, _incluster_module = (
+    _import_official(
+        "kubernetes.client.configuration",
+        "kubernetes.client.exceptions",
+        "kubernetes.client.rest",
+        "kubernetes.config.config_exception",
+        "kubernetes.config.incluster_config",
+    )
+)
+Configuration: Any = _configuration_module.Configuration
+RESTClientObject: Any = _rest_module.RESTClientObject
+ApiException: Any = _exceptions_module.ApiException
+InClusterConfigLoader: Any = _incluster_module.InClusterConfigLoader
+InClusterConfigException: Any = _config_errors.ConfigException
 
 
 @dataclass(frozen=True)
@@ -111,6 +192,9 @@ class KubeSettings:
     backoff_max: float = 5.0
     # Longest Retry-After we honour as asked; beyond it we wait this long and try again.
     retry_after_max: float = 60.0
+    # Where the in-cluster service account's ``token`` and ``ca.crt`` are (another directory
+    # only for tests and benchmarks that play a pod).
+    service_account_dir: str = SERVICE_ACCOUNT_DIR
 
 
 def backoff_delay(
@@ -350,6 +434,13 @@ class Kube:
     (``settings.kubeconfig``/``context``, else ``$KUBECONFIG``/``~/.kube/config``) or the
     in-cluster service account (``settings.in_cluster``, or automatically inside a pod when no
     kubeconfig is given).
+
+    Requests go through the official client's ``Configuration`` (TLS, client certificates,
+    tokens refreshed by its ``refresh_api_key_hook``: exec plugins, OIDC, rotated projected
+    tokens) and its urllib3 transport ``rest.RESTClientObject`` -- not through ``ApiClient``,
+    whose module imports every generated model. A kubeconfig is loaded by the official loader
+    (``kubernetes.config``, imported only then); the in-cluster path, what every bridge pod
+    uses, imports neither.
     """
 
     def __init__(
@@ -364,7 +455,7 @@ class Kube:
     ) -> None:
         self.settings = settings or KubeSettings()
         self._sleep = sleep
-        configuration = k8s_client.Configuration()
+        configuration = Configuration()
         if host:
             configuration.host = host.rstrip("/")
             if token:
@@ -378,13 +469,13 @@ class Kube:
         # Our retry loop is the only one: no hidden urllib3 retries under it.
         configuration.retries = urllib3.Retry(total=0, redirect=0, raise_on_status=False)
         self._configuration = configuration
-        self._api = k8s_client.ApiClient(configuration)
-        self.host = str(configuration.host)
+        self._rest = RESTClientObject(configuration)
+        self.host = str(configuration.host).rstrip("/")
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
-        self._api.close()
+        self._rest.close()
 
     def __enter__(self) -> Kube:
         return self
@@ -726,18 +817,17 @@ class Kube:
         """Send with the retry policy; returns an open 2xx response or raises an APIError."""
         settings = self.settings
         while True:
-            headers = {"Accept": "application/json"}
+            headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
             if body is not None:
                 headers["Content-Type"] = content_type or "application/json"
-            _, url, headers, _, _ = self._api.param_serialize(
-                method, path, header_params=headers, auth_settings=["BearerToken"]
-            )
+            headers.update(self._auth_headers())
+            url = self.host + path
             if query:
                 url += "?" + urlencode(query)
             error: APIError
             try:
-                response: urllib3.BaseHTTPResponse = self._api.call_api(
-                    method, url, header_params=headers, body=body, _request_timeout=timeout
+                response: urllib3.BaseHTTPResponse = self._rest.request(
+                    method, url, headers=headers, body=body, _request_timeout=timeout
                 ).response
             except (urllib3.exceptions.HTTPError, ApiException, OSError) as exc:
                 error = UnavailableError(
@@ -782,6 +872,16 @@ class Kube:
             log.info("%s; retry %d in %.2fs", error, retry.retries, delay)
             self._sleep(delay)
 
+    def _auth_headers(self) -> dict[str, str]:
+        """The credentials' headers, as the official ``ApiClient`` sets them: asking the
+        configuration each time runs its refresh hook (expired exec/OIDC tokens, a rotated
+        service-account token)."""
+        headers: dict[str, str] = {}
+        for auth in self._configuration.auth_settings().values():
+            if auth.get("in") == "header" and auth.get("value"):
+                headers[str(auth["key"])] = str(auth["value"])
+        return headers
+
     def _refresh_token(self) -> None:
         """Re-read a rotated token (in-cluster projected tokens, exec plugins) before the retry."""
         hook = getattr(self._configuration, "refresh_api_key_hook", None)
@@ -811,20 +911,34 @@ def _load_configuration(configuration: Any, settings: KubeSettings) -> None:
         and not os.path.exists(os.path.expanduser("~/.kube/config"))
         and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
     )
+    if in_cluster:
+        account = settings.service_account_dir
+        try:
+            InClusterConfigLoader(
+                token_filename=os.path.join(account, "token"),
+                cert_filename=os.path.join(account, "ca.crt"),
+            ).load_and_set(configuration)
+        except (InClusterConfigException, OSError, ValueError) as exc:
+            raise UsageError(
+                f"cannot load Kubernetes configuration from the in-cluster service account "
+                f"({account}, $KUBERNETES_SERVICE_HOST/PORT): {exc}",
+                hint="pass --kubeconfig/--context, or run inside a pod with a service account",
+            ) from exc
+        return
+    # The official kubeconfig loader (contexts, exec plugins, OIDC, auth providers): it
+    # imports the whole official package, so only here.
+    from kubernetes import config as official_config  # noqa: PLC0415
+
+    loader: Any = official_config
     try:
-        if in_cluster:
-            k8s_config.load_incluster_config(client_configuration=configuration)
-        else:
-            k8s_config.load_kube_config(
-                config_file=settings.kubeconfig,
-                context=settings.context,
-                client_configuration=configuration,
-            )
-    except (ConfigException, OSError, ValueError) as exc:
-        where = (
-            "in-cluster service account" if in_cluster else (settings.kubeconfig or "kubeconfig")
+        loader.load_kube_config(
+            config_file=settings.kubeconfig,
+            context=settings.context,
+            client_configuration=configuration,
         )
+    except (loader.ConfigException, OSError, ValueError) as exc:
         raise UsageError(
-            f"cannot load Kubernetes configuration from {where}: {exc}",
+            f"cannot load Kubernetes configuration from {settings.kubeconfig or 'kubeconfig'}: "
+            f"{exc}",
             hint="pass --kubeconfig/--context, or run inside a pod with a service account",
         ) from exc
