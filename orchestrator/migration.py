@@ -46,15 +46,19 @@ from bridge.kube import KubeSettings
 
 from .bus import Disposition, Handler, Message
 from .events import (
+    BINARY,
     JSON_CONTENT_TYPE,
     SPEC_VERSION,
     InvalidEvent,
     LifecycleRequest,
+    content_mode,
+    decode_message,
     encode_event,
     parse_request,
     request_event,
     result_event,
     rfc3339,
+    structured_message,
 )
 from .history import HistoryRecord, HistoryStore
 from .regions import RegionMap
@@ -811,20 +815,30 @@ class MigrationHandler:
         """The bus handler: migrations here, every other message to ``handler``."""
 
         def handle(message: Message) -> Disposition:
-            if is_migration(message.data):
+            data = message.data
+            if content_mode(data, message.attributes) == BINARY:
+                if message.attributes.get("ce-type") != MIGRATION_TYPE:
+                    return handler(message)
+                try:  # the binary-mode migration, read as the structured event it carries
+                    data = encode_event(decode_message(data, message.attributes)[0])
+                except InvalidEvent:
+                    return handler(message)  # the consumer dead-letters it with the reason
+            if is_migration(data):
                 try:
-                    parse_migration(message.data)
+                    parse_migration(data)
                 except InvalidEvent as exc:
                     if exc.reason_code == "WrongType":  # it only mentioned the type somewhere
                         return handler(message)
-                return self.handle(message)
+                return self.handle(message, data=data)
             return handler(message)
 
         return handle
 
-    def handle(self, message: Message) -> Disposition:
+    def handle(self, message: Message, *, data: bytes | None = None) -> Disposition:
+        """``data``: the structured event when the message came in binary mode (the message
+        itself is what is dead-lettered, unchanged)."""
         try:
-            request = parse_migration(message.data)
+            request = parse_migration(message.data if data is None else data)
         except InvalidEvent as exc:
             return self.dead_letter(message, exc.reason_code, str(exc), field=exc.field)
         for key, region in (("from", request.from_region), ("to", request.to_region)):
@@ -898,11 +912,8 @@ def bus_publisher(bus: Any, topic: str) -> Publish:
     orchestrator's results carry (``ce-type``, ``ce-id``, ``tenant``)."""
 
     def publish(event: Mapping[str, Any]) -> None:
-        attributes = {
-            "ce-type": str(event["type"]),
-            "ce-id": str(event["id"]),
-            "tenant": str(event.get("subject", "")),
-        }
-        bus.publish(topic, encode_event(event), attributes)
+        data, attributes = structured_message(event)
+        attributes["tenant"] = str(event.get("subject", ""))
+        bus.publish(topic, data, attributes)
 
     return publish

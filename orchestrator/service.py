@@ -38,7 +38,7 @@ from bridge.kube import Kube
 
 from .bus import Bus, Disposition, Handler, Message, Subscription
 from .engine import BridgeSettings, EngineSettings, LocalSubmitter, local_engine
-from .events import InvalidEvent, encode_event, parse_request, result_event, rfc3339
+from .events import InvalidEvent, parse_request, result_event, rfc3339, structured_message
 from .history import open_store
 from .history.recorder import HistoryRecorder
 from .metrics import Metrics, MetricsServer
@@ -94,7 +94,9 @@ class Consumer:
 
     def handle(self, message: Message) -> Disposition:
         try:
-            request = parse_request(message.data, max_bytes=self.settings.max_event_bytes)
+            request = parse_request(
+                message.data, message.attributes, max_bytes=self.settings.max_event_bytes
+            )
         except InvalidEvent as exc:
             return self._dead_letter(message, exc.reason_code, str(exc), field=exc.field)
         self.history.request_received(request)
@@ -224,12 +226,8 @@ class LocalResultPublisher:
         # The request was acked when the run started and the run's outcome lives only in this
         # process: there is no marker to retry from later (unlike the Argo path), so a bus that
         # is briefly unreachable is waited out here rather than losing the answer.
-        data = encode_event(event)
-        attributes = {
-            "ce-type": event["type"],
-            "ce-id": event["id"],
-            "tenant": request.tenant_env_id,
-        }
+        data, attributes = structured_message(event)
+        attributes["tenant"] = request.tenant_env_id
         for attempt in range(self.retries + 1):
             try:
                 self.bus.publish(self.topic, data, attributes)

@@ -37,7 +37,7 @@ from bridge.kube import WORKFLOWS, Kube, WatchStream
 from .bus import Bus
 from .engine.plan import ABORT, EnginePlan
 from .engine.result import JobResult
-from .events import encode_event, result_event, rfc3339
+from .events import result_event, rfc3339, structured_message
 from .history.recorder import HistoryRecorder
 from .metrics import Metrics
 from .naming import (
@@ -423,16 +423,9 @@ class ResultPublisher:
     ) -> PublishOutcome:
         name = str(workflow["metadata"]["name"])
         try:
-            self.bus.publish(
-                self.topic,
-                encode_event(event),
-                {
-                    "ce-type": event["type"],
-                    "ce-id": event["id"],
-                    "workflow": name,
-                    "tenant": str(event["subject"]),
-                },
-            )
+            data, attributes = structured_message(event)
+            attributes.update(workflow=name, tenant=str(event["subject"]))
+            self.bus.publish(self.topic, data, attributes)
         except LifecycleError:
             self._release(name)
             raise

@@ -13,6 +13,9 @@ _FLAGS = {
     "id": "--batch-operation-id",
     "subject": "--tenant-env-id",
     "source": "--source",
+    "ce-id": "--batch-operation-id",
+    "ce-subject": "--tenant-env-id",
+    "ce-source": "--source",
     "data.operation": "OPERATION",
     "data.region": "--region",
     "data.tenantEnvironment": "--environment",
@@ -32,6 +35,14 @@ _FLAGS = {
 @click.option("--source-batch-operation-id", metavar="ID", help="restore/migrate-in: the export")
 @click.option("--parent-batch-operation-id", metavar="ID", help="the operation this is part of")
 @click.option("--source", default="tenantctl", show_default=True, help="CloudEvents source")
+@click.option(
+    "--mode",
+    type=click.Choice(["structured", "binary"]),
+    default="structured",
+    show_default=True,
+    help="CloudEvents content mode: the whole event as the JSON body (structured), or only "
+    "data in the body with ce-* message attributes (binary)",
+)
 @pubsub_project_option
 @click.option(
     "--topic",
@@ -52,6 +63,7 @@ def publish(
     source_batch_operation_id: str | None,
     parent_batch_operation_id: str | None,
     source: str,
+    mode: str,
     project: str,
     topic: str,
 ) -> None:
@@ -64,10 +76,11 @@ def publish(
       tenantctl publish lifecycle.upsert --tenant-env-id t-42 --environment env.yaml
       tenantctl publish lifecycle.backup --tenant-env-id t-42 --region eu-west-1 \\
           --batch-operation-id nightly-2026-11-22-t-42
+      tenantctl publish lifecycle.suspend --tenant-env-id t-42 --mode binary
     """
     from orchestrator.events import (  # noqa: PLC0415 - keep --help fast
         InvalidEvent,
-        encode_event,
+        event_message,
         parse_request,
         request_event,
     )
@@ -84,9 +97,9 @@ def publish(
         source_batch_operation_id=source_batch_operation_id,
         parent_batch_operation_id=parent_batch_operation_id,
     )
-    data = encode_event(event)
+    data, attributes = event_message(event, mode)
     try:
-        parse_request(data)
+        parse_request(data, attributes)
     except InvalidEvent as exc:
         flag = next(
             (f for field, f in _FLAGS.items() if exc.field == field or exc.field.startswith(field)),
@@ -95,7 +108,7 @@ def publish(
         raise UsageError(f"{flag}: {exc.message}", hint=exc.hint) from exc
     bus = PubSubBus(PubSubSettings(project=project))
     try:
-        bus.publish(topic, data, {"ce-type": event["type"], "ce-id": event["id"]})
+        bus.publish(topic, data, attributes)
     finally:
         bus.close()
     click.echo(event["id"])

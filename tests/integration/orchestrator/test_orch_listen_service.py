@@ -91,7 +91,8 @@ def test_bad_messages_are_dead_lettered_and_the_consumer_keeps_going(
         assert [w["metadata"]["name"] for w in workflows(kube)] == ["lc-after-the-bad-ones"]
         metrics = scrape(service.server.url)
         assert metrics['tenantctl_events_received_total{outcome="invalid"}'] == len(BAD_EVENTS)
-        assert metrics['tenantctl_dead_letters_total{reason="NotJSON"}'] == 2
+        assert metrics['tenantctl_dead_letters_total{reason="NotJSON"}'] == 1
+        assert metrics['tenantctl_dead_letters_total{reason="EmptyBody"}'] == 2
         assert sum(
             v for k, v in metrics.items() if k.startswith("tenantctl_dead_letters_total")
         ) == len(BAD_EVENTS)

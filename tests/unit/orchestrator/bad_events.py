@@ -68,7 +68,8 @@ BAD_EVENTS: list[tuple[str, bytes, str, str]] = [
         "InvalidUnicode",
         "surrogate",
     ),
-    ("empty-body", b"", "NotJSON", "not JSON"),
+    ("empty-body", b"", "EmptyBody", "body is empty"),
+    ("blank-body", b" \n", "EmptyBody", "body is empty"),
     ("json-array", b'[{"specversion": "1.0"}]', "NotAnObject", "array"),
     ("json-string", b'"hello"', "NotAnObject", "string"),
     (
@@ -176,4 +177,119 @@ BAD_EVENTS: list[tuple[str, bytes, str, str]] = [
     ),
     ("too-deep", _encode(with_data(changeset=_nested(40))), "TooDeep", "nested"),
     ("oversized", _encode(with_data(changeset={"blob": "x" * (300 * 1024)})), "TooLarge", "limit"),
+]
+
+
+def binary_parts(**overrides: Any) -> tuple[bytes, dict[str, str]]:
+    """A valid request in binary content mode: (body, attributes); ``overrides`` change (or
+    with ``_DROP`` remove) message attributes, e.g. ``**{"ce-id": DROP}``."""
+    event = valid_event()
+    attributes = {
+        f"ce-{name}": value
+        for name, value in event.items()
+        if name not in {"data", "datacontenttype"}
+    }
+    attributes["content-type"] = event["datacontenttype"]
+    attributes["origin"] = "test"
+    for key, value in overrides.items():
+        if value is _DROP:
+            attributes.pop(key, None)
+        else:
+            attributes[key] = value
+    return _encode(event["data"]), attributes
+
+
+DROP = _DROP
+_BODY, _ = binary_parts()
+
+# (name, body, attributes, reason code, a word the reason must contain, field)
+BAD_BINARY_EVENTS: list[tuple[str, bytes, dict[str, str], str, str, str]] = [
+    (
+        "binary-missing-id",
+        _BODY,
+        binary_parts(**{"ce-id": _DROP})[1],
+        "MissingAttribute",
+        "ce-id",
+        "ce-id",
+    ),
+    (
+        "binary-wrong-specversion",
+        _BODY,
+        binary_parts(**{"ce-specversion": "0.3"})[1],
+        "UnsupportedSpecVersion",
+        "ce-specversion",
+        "ce-specversion",
+    ),
+    (
+        "binary-unknown-type",
+        _BODY,
+        binary_parts(**{"ce-type": "com.example.tenant.created"})[1],
+        "WrongType",
+        "ce-type",
+        "ce-type",
+    ),
+    (
+        "binary-data-not-json",
+        b"operation=lifecycle.upsert",
+        binary_parts()[1],
+        "DataNotJSON",
+        "application/json",
+        "data",
+    ),
+    (
+        "binary-with-structured-body",
+        _encode(valid_event(id="batch-0002")),
+        binary_parts(**{"ce-id": "batch-0002"})[1],
+        "ConflictingContentMode",
+        "mixed",
+        "ce-specversion",
+    ),
+    (
+        "binary-empty-body",
+        b"",
+        binary_parts()[1],
+        "EmptyBody",
+        "body is empty",
+        "data",
+    ),
+    (
+        "binary-xml-content-type",
+        b"<operation>lifecycle.upsert</operation>",
+        binary_parts(**{"content-type": "application/xml"})[1],
+        "UnsupportedContentType",
+        "content-type",
+        "content-type",
+    ),
+    (
+        "binary-bad-subject",
+        _BODY,
+        binary_parts(**{"ce-subject": "tenant;drop"})[1],
+        "InvalidSubject",
+        "ce-subject",
+        "ce-subject",
+    ),
+    (
+        "binary-bad-extension-name",
+        _BODY,
+        binary_parts(**{"ce-Tenant_Id": "x"})[1],
+        "InvalidExtension",
+        "extension",
+        "ce-Tenant_Id",
+    ),
+    (
+        "binary-unknown-operation",
+        _encode({"operation": "lifecycle.explode"}),
+        binary_parts()[1],
+        "UnknownOperation",
+        "unknown",
+        "data.operation",
+    ),
+    (
+        "structured-with-conflicting-ce-id",
+        _encode(valid_event(id="batch-0003")),
+        {"content-type": "application/cloudevents+json", "ce-id": "batch-9999", "origin": "test"},
+        "ConflictingContentMode",
+        "ce-id",
+        "ce-id",
+    ),
 ]

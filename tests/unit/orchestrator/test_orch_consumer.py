@@ -75,7 +75,8 @@ def test_every_bad_message_is_dead_lettered_with_its_reason_and_acked(setup) -> 
     assert [m.data for m in dead] == [data for _, data, _, _ in BAD_EVENTS]
     assert engine.submitted == []
     assert metrics.value("tenantctl_events_received_total", outcome="invalid") == len(BAD_EVENTS)
-    assert metrics.value("tenantctl_dead_letters_total", reason="NotJSON") == 2
+    assert metrics.value("tenantctl_dead_letters_total", reason="NotJSON") == 1
+    assert metrics.value("tenantctl_dead_letters_total", reason="EmptyBody") == 2
     # and the next valid message still goes through
     assert bus.deliver(SUBSCRIPTION, json.dumps(valid_event()).encode()) is Disposition.ACK
     assert len(engine.submitted) == 1

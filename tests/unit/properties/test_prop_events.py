@@ -12,7 +12,7 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from bridge.contract import operation_name_problem
-from orchestrator.events import InvalidEvent, LifecycleRequest, parse_request
+from orchestrator.events import InvalidEvent, LifecycleRequest, binary_message, parse_request
 
 from .strategies import JSON_VALUES, near_valid_events
 
@@ -106,3 +106,51 @@ def test_a_valid_event_with_one_field_broken_names_a_reason(
         assert name in ("id", "subject", "data")
     else:
         assert answer.field == "" or answer.field.split(".")[0] in {name, "data"}
+
+
+@given(near_valid_events())
+@example(VALID)
+def test_what_structured_mode_accepts_binary_mode_accepts_as_the_same_request(
+    event: dict[str, Any],
+) -> None:
+    answer = outcome(json.dumps(event).encode())
+    if not isinstance(answer, LifecycleRequest):
+        return
+    if "specversion" in event["data"]:
+        return  # a data object that looks like an event is a mixed-up binary message
+    body, attributes = binary_message(event)
+    assert parse_request(body, attributes) == answer
+
+
+ATTRIBUTE_KEYS = st.sampled_from(
+    [
+        "ce-specversion",
+        "ce-id",
+        "ce-type",
+        "ce-source",
+        "ce-subject",
+        "ce-time",
+        "ce-x",
+        "ce-data",
+        "ce-datacontenttype",
+        "content-type",
+        "origin",
+        "ce-",
+        "ce-Bad_Name",
+    ]
+)
+
+
+@given(st.binary(max_size=200), st.dictionaries(ATTRIBUTE_KEYS, st.text(max_size=40)))
+@example(b"", {"ce-specversion": "1.0"})
+@example(b'{"operation": "lifecycle.upsert"}', {"content-type": "application/cloudevents+xml"})
+def test_arbitrary_binary_messages_get_an_answer(data: bytes, attributes: dict[str, str]) -> None:
+    try:
+        parse_request(data, attributes)
+    except InvalidEvent as exc:
+        answer: InvalidEvent | None = exc
+    else:
+        answer = None
+    if answer is not None:
+        assert REASON_CODE.match(answer.reason_code), answer.reason_code
+        assert str(answer).strip()

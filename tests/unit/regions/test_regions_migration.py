@@ -251,6 +251,47 @@ def test_the_bus_handler_runs_migrations_and_passes_everything_else_on(
     assert len(b.requests) == 1  # the unroutable one never started
 
 
+def test_a_binary_mode_migration_runs_and_a_bad_one_is_dead_lettered_unchanged(
+    store: HistoryStore,
+) -> None:
+    from orchestrator.bus import Disposition, Message
+    from orchestrator.events import binary_message, request_event
+    from orchestrator.migration import MigrationHandler
+
+    a, b = FakeStepRunner(migrate_out=["succeeded"]), FakeStepRunner(migrate_in=["succeeded"])
+    dead: list[tuple[Message, str, str]] = []
+    passed: list[Message] = []
+    events: list[Mapping[str, Any]] = []
+
+    def dead_letter(message: Message, code: str, reason: str, *, field: str) -> Disposition:
+        dead.append((message, code, field))
+        return Disposition.ACK
+
+    def other(message: Message) -> Disposition:
+        passed.append(message)
+        return Disposition.ACK
+
+    handler = MigrationHandler(
+        {"eu-west-1": a, "us-east-1": b},
+        dead_letter=dead_letter,
+        store=store,
+        publish=events.append,
+        sleep=lambda _: None,
+    ).wrap(other)
+    data, attributes = binary_message(migration_event(make()))
+    assert handler(Message(data, attributes)) is Disposition.ACK
+    assert [e["id"] for e in events] == ["mig-1-out", "mig-1-in", "mig-1"]
+    same_regions = migration_event(make("mig-2"))
+    same_regions["data"]["to"] = "eu-west-1"
+    data, attributes = binary_message(same_regions)
+    assert handler(Message(data, attributes)) is Disposition.ACK
+    assert [(m.data, code, field) for m, code, field in dead] == [(data, "SameRegion", "data.to")]
+    # a binary request that is not a migration goes to the request consumer, untouched
+    data, attributes = binary_message(request_event("lifecycle.upsert", tenant_env_id="t1"))
+    assert handler(Message(data, attributes)) is Disposition.ACK
+    assert [(m.data, m.attributes) for m in passed] == [(data, attributes)]
+
+
 def test_a_detached_step_is_not_finished_and_the_next_run_follows_the_same_id(
     store: HistoryStore,
 ) -> None:
