@@ -9,22 +9,26 @@ import click
 
 from bridge.errors import LifecycleError
 
+COMMITTED_ARGO_DIR = Path("workflows/rendered")
+COMMITTED_DEPLOY_DIR = Path("deploy")
+
 
 @click.command("render")
 @click.option(
     "--out",
     "out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("workflows/rendered"),
+    default=COMMITTED_ARGO_DIR,
     show_default=True,
-    help="Directory for the Argo objects (WorkflowTemplate, Argo Events).",
+    help="Directory for the Argo objects (WorkflowTemplate, Argo Events). Anywhere else than "
+    "the default, everything is written under it: the install tree too, in DIR/deploy.",
 )
 @click.option(
     "--deploy-out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("deploy"),
-    show_default=True,
-    help="Directory for the kustomize install tree.",
+    default=None,
+    help="Directory for the kustomize install tree (default: deploy with the default --out, "
+    "otherwise OUT/deploy).",
 )
 @click.option(
     "--image",
@@ -38,7 +42,7 @@ from bridge.errors import LifecycleError
     is_flag=True,
     help="Write nothing; exit 1 listing every file that differs from what rendering gives.",
 )
-def render(out: Path, deploy_out: Path, image: str | None, check: bool) -> None:
+def render(out: Path, deploy_out: Path | None, image: str | None, check: bool) -> None:
     """Render the WorkflowTemplate, Argo Events objects and install manifests to YAML.
 
     Every file is headed "generated — do not edit". Run it from the repository root after
@@ -48,12 +52,18 @@ def render(out: Path, deploy_out: Path, image: str | None, check: bool) -> None:
     Examples:
       tenantctl render
       tenantctl render --check
+      tenantctl render --out /tmp/rendered   # writes only under /tmp/rendered
       tenantctl render --out /tmp/argo --deploy-out /tmp/deploy --image registry.example/tl:1.2
     """
     # hera (pydantic models) is heavy: imported only when rendering, not for `tenantctl --help`.
     from workflows.render import drifted, render_tree, write_tree  # noqa: PLC0415
     from workflows.settings import WorkflowSettings  # noqa: PLC0415
 
+    if deploy_out is None:
+        # The committed install tree points at the committed Argo directory; rendering the
+        # Argo objects elsewhere must not rewrite it to point there (only under --out).
+        committed = out.resolve() == COMMITTED_ARGO_DIR.resolve()
+        deploy_out = COMMITTED_DEPLOY_DIR if committed else out / "deploy"
     settings = WorkflowSettings()
     if image:
         settings = replace(settings, image=image)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
@@ -76,3 +78,46 @@ def test_image_option_changes_every_container(tmp_path: Path) -> None:
     assert template.text.count("image: registry.example/tl:9.9") == 3
     assert "ghcr.io" not in template.text
     assert drifted(files, roots=()) == [f"{f.path}: missing" for f in files]
+
+
+def _git(cwd: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=60
+    )
+    return result.stdout
+
+
+def test_render_out_writes_only_under_out_and_leaves_the_checkout_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkout holding the committed tree, as `tenantctl render` (no flags) writes it.
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    monkeypatch.chdir(checkout)
+    runner = CliRunner()
+    assert runner.invoke(main, ["render"]).exit_code == 0
+    assert (checkout / "deploy" / "base" / "kustomization.yaml").is_file()
+    _git(checkout, "init", "-q")
+    _git(checkout, "add", ".")
+    _git(checkout, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "tree")
+    assert _git(checkout, "status", "--porcelain") == ""
+
+    outside = tmp_path / "elsewhere"
+    written = runner.invoke(main, ["render", "--out", str(outside)])
+    assert written.exit_code == 0, written.output
+    assert _git(checkout, "status", "--porcelain") == "", "render --out touched the checkout"
+    files = sorted(p.relative_to(outside).as_posix() for p in outside.rglob("*.yaml"))
+    assert "workflowtemplate.yaml" in files
+    assert "deploy/base/kustomization.yaml" in files
+    # the install tree under DIR points at the Argo objects under DIR
+    base = (outside / "deploy" / "base" / "kustomization.yaml").read_text(encoding="utf-8")
+    assert "- ../..\n" in base
+    assert runner.invoke(main, ["render", "--out", str(outside), "--check"]).exit_code == 0
+
+    inside = runner.invoke(main, ["render", "--out", "build/rendered"])
+    assert inside.exit_code == 0, inside.output
+    assert _git(checkout, "status", "--porcelain") == "?? build/\n"
+    # the default still renders the committed tree, unchanged
+    again = runner.invoke(main, ["render"])
+    assert "0 changed" in again.output
+    assert _git(checkout, "status", "--porcelain") == "?? build/\n"
