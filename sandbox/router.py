@@ -153,12 +153,17 @@ class Router:
         verb = self._verb(route)
         rtype = route.rtype
         ns = route.namespace or ""
+        # As the real apiserver's RequestInfo: a request on one Namespace object is made *in*
+        # that namespace, so a RoleBinding there can grant it and a denial names it.
+        authz_ns = ns
+        if not ns and rtype.group == "" and rtype.plural == "namespaces" and route.name:
+            authz_ns = route.name
         req = Request(
             verb=verb,
             group=rtype.group,
             resource=rtype.plural,
             subresource=route.subresource,
-            namespace=ns,
+            namespace=authz_ns,
             name=route.name,
         )
         self.sb.authorizer.check(self.user, req)

@@ -108,6 +108,12 @@ def ensure_binary(*, progress: Progress | None = None, module: Path = GO_MODULE)
     ``progress`` receives one-line updates while ``go`` downloads modules and compiles (a cold
     build takes many minutes on two cores; a warm one returns at once).
     """
+    override = os.environ.get("TESTBED_BINARY")
+    if override:
+        # For developing the test bed itself: a binary built by hand, used as it is.
+        if not Path(override).is_file():
+            raise BuildError(f"TESTBED_BINARY={override}: no such file; unset it to build")
+        return Path(override)
     target = binary_path(module)
     if target.is_file():
         return target

@@ -212,7 +212,7 @@ class ControlPlane:
             "--kubelet-client-key", str(p.apiserver_kubelet_client.key),
             "--kubelet-certificate-authority", str(p.ca.cert),
             "--kubelet-preferred-address-types", "InternalIP",
-            "--allow-privileged", "true",
+            "--allow-privileged=true",
             # Endpoints may not name a loopback address: the `kubernetes` Service gets none, and
             # pods reach the apiserver through KUBERNETES_SERVICE_HOST=127.0.0.1 instead.
             "--endpoint-reconciler-type", "none",

@@ -1,5 +1,9 @@
-"""Fixtures of the bridge's integration tests: one sandbox for the package, a fresh namespace per
-test, helpers to declare lifecycle Jobs and to run the bridge in-process or as `python -m bridge`.
+"""Fixtures of the bridge's integration tests: each module runs on both backends (``backend``:
+the sandbox, and the real control plane with the node agent), a fresh namespace per test, helpers
+to declare lifecycle Jobs and to run the bridge in-process or as `python -m bridge`.
+
+A module whose tests inject faults (a sandbox feature: the real apiserver has no fault knobs)
+overrides ``backend`` with the sandbox alone and says so.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from bridge.result import RunResult
 from bridge.runner import RunHooks, Runner, RunRequest
 from bridge.settings import BridgeSettings
 from sandbox import Sandbox
+from tests.fixtures.cluster import Backend, RealBackend, SandboxBackend
 
 PREFIX = "tenant-lifecycle.dev"
 FAST_KUBE = KubeSettings(max_retries=5, backoff_base=0.05, backoff_max=0.2, request_timeout=10)
@@ -49,27 +54,43 @@ FAST_ENV = {
 _counter = itertools.count(1)
 
 
-@pytest.fixture(scope="package")
-def bridge_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """One sandbox API server for all bridge integration tests (each test has its namespaces)."""
+@pytest.fixture(scope="module", params=["sandbox", "real"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def bridge_backend(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    """The API the module's tests run against (each test has its own namespaces)."""
+    if backend == "real":
+        yield RealBackend(request.getfixturevalue("control_plane"))
+        return
     with Sandbox(rbac=False, workdir=tmp_path_factory.mktemp("bridge-sandbox")) as sb:
-        yield sb
+        yield SandboxBackend(sb)
 
 
 @dataclass
 class BridgeEnv:
-    """A test's view of the sandbox: admin client, a fresh opted-in namespace, helpers."""
+    """A test's view of the backend: admin client, a fresh opted-in namespace, helpers."""
 
-    sb: Sandbox
+    backend: Backend
     kube: Kube
     namespace: str
     tmp: Path
     kubeconfig: Path
     created: list[str] = field(default_factory=list)
 
+    @property
+    def sb(self) -> Sandbox:
+        """The sandbox itself, for tests of sandbox-only features (fault injection)."""
+        assert isinstance(self.backend, SandboxBackend), "this test needs the sandbox backend"
+        return self.backend.sb
+
     def add_namespace(self, name: str, *, opted_in: bool = True) -> str:
         labels = {f"{PREFIX}/enabled": "true"} if opted_in else {}
-        self.sb.apply(
+        self.backend.apply(
             [
                 {
                     "apiVersion": "v1",
@@ -131,7 +152,7 @@ class BridgeEnv:
             },
             "spec": spec,
         }
-        self.sb.apply([job])
+        self.backend.apply([job])
         return job
 
     def request(self, job: str, **kwargs: Any) -> RunRequest:
@@ -227,20 +248,27 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+def admin_kube(backend: Backend) -> Kube:
+    return Kube(
+        settings=FAST_KUBE, host=backend.url, token=backend.admin_token, ca_file=backend.ca_file
+    )
+
+
 @pytest.fixture
-def bridge_env(bridge_sandbox: Sandbox, tmp_path: Path) -> Iterator[BridgeEnv]:
+def bridge_env(bridge_backend: Backend, tmp_path: Path) -> Iterator[BridgeEnv]:
     namespace = f"team-{next(_counter)}"
-    kube = Kube(settings=FAST_KUBE, host=bridge_sandbox.url, token=bridge_sandbox.admin_token)
+    kube = admin_kube(bridge_backend)
     env = BridgeEnv(
-        sb=bridge_sandbox,
+        backend=bridge_backend,
         kube=kube,
         namespace=namespace,
         tmp=tmp_path,
-        kubeconfig=bridge_sandbox.kubeconfig_path(),
+        kubeconfig=bridge_backend.kubeconfig(),
     )
     env.add_namespace(namespace)
     try:
         yield env
     finally:
-        bridge_sandbox.faults.clear()
+        if isinstance(bridge_backend, SandboxBackend):
+            bridge_backend.sb.faults.clear()
         kube.close()

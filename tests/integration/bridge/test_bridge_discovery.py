@@ -1,4 +1,8 @@
-"""Discovery against the sandbox: three namespaces (one not opted in), jobs of every kind."""
+"""Discovery on both backends: three namespaces (one not opted in), jobs of every kind.
+
+Discovery sees every opted-in namespace of its cluster, so each backend here is the module's
+own: a sandbox, or a real control plane of its own (API and controllers; no pod needs to run).
+"""
 
 from __future__ import annotations
 
@@ -12,25 +16,41 @@ import yaml
 from bridge.contract import ContractSettings
 from bridge.discovery import discover
 from bridge.errors import ContractError, ForbiddenError
-from bridge.kube import Kube
 from sandbox import Sandbox
-from tests.integration.bridge.conftest import FAST_KUBE, PREFIX, BridgeEnv
+from testbed import ControlPlane
+from tests.fixtures.cluster import Backend, RealBackend, SandboxBackend
+from tests.integration.bridge.conftest import PREFIX, BridgeEnv, admin_kube
 
 
 @pytest.fixture(scope="module")
-def discovery_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeEnv]:
-    """A sandbox of its own: discovery sees every opted-in namespace, so no other test's."""
-    workdir = tmp_path_factory.mktemp("discovery-sandbox")
+def discovery_backend(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    workdir = tmp_path_factory.mktemp(f"discovery-{backend}")
+    if backend == "real":
+        with ControlPlane(workdir=workdir, node_agent=False) as plane:
+            yield RealBackend(plane)
+        return
     with Sandbox(rbac=False, workdir=workdir) as sb:
-        kube = Kube(settings=FAST_KUBE, host=sb.url, token=sb.admin_token)
-        env = BridgeEnv(
-            sb=sb, kube=kube, namespace="team-a", tmp=workdir, kubeconfig=sb.kubeconfig_path()
-        )
-        env.add_namespace("team-a")
-        try:
-            yield env
-        finally:
-            kube.close()
+        yield SandboxBackend(sb)
+
+
+@pytest.fixture(scope="module")
+def discovery_env(
+    discovery_backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BridgeEnv]:
+    """A cluster of its own: discovery sees every opted-in namespace, so no other test's."""
+    kube = admin_kube(discovery_backend)
+    env = BridgeEnv(
+        backend=discovery_backend,
+        kube=kube,
+        namespace="team-a",
+        tmp=tmp_path_factory.mktemp("discovery"),
+        kubeconfig=discovery_backend.kubeconfig(),
+    )
+    env.add_namespace("team-a")
+    try:
+        yield env
+    finally:
+        kube.close()
 
 
 @pytest.fixture(scope="module")

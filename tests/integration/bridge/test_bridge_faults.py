@@ -1,4 +1,8 @@
-"""The bridge under faults: cut log streams, API bursts, 403, SIGKILL + restart, SIGTERM."""
+"""The bridge under faults: cut log streams, API bursts, 403, SIGKILL + restart, SIGTERM.
+
+Sandbox only: the faults are injected by the sandbox's knobs, which a real apiserver does not
+have (the real backend runs the bridge's behaviour without faults in the other modules).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bridge import podspec
+from bridge.contract import ContractSettings
 from bridge.errors import NotFoundError
 from bridge.kube import PODS, Kube
 from bridge.result import Status
+from bridge.sweep import Sweeper
 from sandbox import Sandbox
 from tests.integration.bridge.conftest import FAST, PREFIX, BridgeEnv, cli_env
+from tests.integration.bridge.test_bridge_sweep import _pod
+
+
+@pytest.fixture(scope="module")
+def backend() -> str:
+    return "sandbox"
+
 
 TEN_THOUSAND = (
     'i=0; while [ $i -lt 10000 ]; do i=$((i+1)); echo "line $i"; '
@@ -243,3 +258,26 @@ def test_restart_replays_finished_attempts_and_reads_a_finished_pod(
         (1, 3, True),
         (2, 0, True),
     ]
+
+
+def test_a_namespace_the_sweeper_may_not_read_does_not_stop_the_sweep(
+    bridge_env: BridgeEnv,
+) -> None:
+    env = bridge_env
+    env.add_namespace("argo", opted_in=False)
+    env.add_namespace("a-sweep-forbidden")
+    env.backend.apply([_pod(env, "p-gone", "wf-missing", "true")])
+    env.backend.wait_for_pod(env.namespace, "p-gone")
+    # Every read of that namespace's pods is refused (the retry included).
+    env.sb.faults.fail_next(
+        n=5, status=403, retry_after=None, path=r"/api/v1/namespaces/a-sweep-forbidden/pods"
+    )
+    try:
+        report = Sweeper(env.kube, contract=ContractSettings(), older_than=0).run()
+    finally:
+        env.sb.faults.clear()
+    mine = {(a.kind, a.name) for a in report.deleted if a.namespace == env.namespace}
+    assert mine == {("pod", "p-gone")}  # swept although another namespace failed first
+    refused = [e for e in report.errors if "a-sweep-forbidden" in e]
+    assert len(refused) == 1
+    assert refused[0].startswith("cannot list bridge pods in a-sweep-forbidden:")

@@ -1,4 +1,7 @@
-"""Review findings on the bridge's core: what must never be left behind or retried in a storm."""
+"""Review findings on the bridge's core: what must never be left behind or retried in a storm.
+
+Sandbox only: most of these inject API failures with the sandbox's fault knobs.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,11 @@ from bridge.kube import SECRETS
 from bridge.result import Status
 from bridge.runner import Injection, RunContext, Runner
 from tests.integration.bridge.conftest import FAST, BridgeEnv
+
+
+@pytest.fixture(scope="module")
+def backend() -> str:
+    return "sandbox"
 
 
 def test_a_pod_the_template_cannot_make_leaves_no_secret(bridge_env: BridgeEnv) -> None:

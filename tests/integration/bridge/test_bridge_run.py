@@ -210,7 +210,7 @@ def test_realistic_template_is_preserved_except_documented_injections(
     bridge_env: BridgeEnv,
 ) -> None:
     ns = bridge_env.namespace
-    bridge_env.sb.apply(
+    bridge_env.backend.apply(
         [
             {
                 "apiVersion": "v1",

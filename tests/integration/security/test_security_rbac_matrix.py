@@ -172,7 +172,8 @@ DENIED: list[Case] = [
     deny(B, "GET", core(M, "configmaps"), "configmaps", M, verb="list"),
     deny(B, "POST", f"{RBAC}/namespaces/{M}/rolebindings", "rolebindings", M, _rolebinding("x")),
     deny(B, "POST", core(M, "serviceaccounts"), "serviceaccounts", M, {"metadata": {"name": "x"}}),
-    deny(B, "PATCH", f"/api/v1/namespaces/{M}", "namespaces", "", {"metadata": {"labels": {}}}),
+    # A request on one Namespace object is authorized *in* that namespace (as RequestInfo does).
+    deny(B, "PATCH", f"/api/v1/namespaces/{M}", "namespaces", M, {"metadata": {"labels": {}}}),
     deny(B, "GET", "/api/v1/namespaces", "namespaces", "", verb="list"),
     # ... in a namespace that never opted in: nothing at all.
     deny(B, "POST", core(X, "pods"), "pods", X, _pod("evil")),
@@ -198,7 +199,7 @@ DENIED: list[Case] = [
     deny(D, "POST", batch(M), "jobs", M, _job(M, "evil")),
     deny(D, "DELETE", batch(M, "hello"), "jobs", M),
     deny(D, "POST", "/api/v1/namespaces", "namespaces", "", {"metadata": {"name": "evil"}}),
-    deny(D, "PATCH", f"/api/v1/namespaces/{X}", "namespaces", "", OPT_IN),
+    deny(D, "PATCH", f"/api/v1/namespaces/{X}", "namespaces", X, OPT_IN),
     deny(D, "GET", core(M, "pods"), "pods", M, verb="list"),
     deny(D, "GET", core(M, "pods", "anything", "log"), "pods/log", M),
     deny(D, "POST", argo(W), "workflows", W, _workflow("evil")),
