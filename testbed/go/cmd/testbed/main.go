@@ -10,11 +10,12 @@ import (
 	"k8s.io/component-base/cli"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	"tenant-lifecycle.dev/testbed/nodeagent"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: testbed etcd|kube-apiserver|kube-controller-manager [flags]")
+		fmt.Fprintln(os.Stderr, "usage: testbed etcd|kube-apiserver|kube-controller-manager|node-agent [flags]")
 		os.Exit(2)
 	}
 	component, args := os.Args[1], os.Args[2:]
@@ -25,6 +26,8 @@ func main() {
 		cmd := apiserver.NewAPIServerCommand()
 		cmd.SetArgs(args)
 		os.Exit(cli.Run(cmd))
+	case "node-agent":
+		os.Exit(nodeagent.Main(args))
 	case "kube-controller-manager":
 		cmd := controllermanager.NewControllerManagerCommand()
 		cmd.SetArgs(args)

@@ -1,0 +1,108 @@
+package nodeagent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == "node-agent" {
+		os.Exit(Main(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+func readLogContent(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		fs := strings.SplitN(l, " ", 4)
+		if len(fs) == 4 {
+			out = append(out, fs[1]+":"+fs[3])
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func startTestRun(t *testing.T, argv []string, mounts []initMount) *run {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for namespaces")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rs := runSpec{Dir: filepath.Join(dir, "run"), TmpDir: filepath.Join(dir, "tmp"), LogPath: filepath.Join(dir, "logs", "0.log"),
+		TermPath: filepath.Join(dir, "term"),
+		Init: initSpec{Argv: argv, Env: []string{"PATH=/usr/bin:/bin"}, Hostname: "mypod",
+			Mounts: append(mounts, initMount{Source: filepath.Join(dir, "term"), Target: "/dev/termination-log"})}}
+	r, err := startRun(self, rs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.Done():
+	case <-time.After(20 * time.Second):
+		r.Stop(time.Second)
+		t.Fatal("container did not end")
+	}
+	return r
+}
+
+func TestContainerIsolation(t *testing.T) {
+	vol := t.TempDir()
+	if err := os.WriteFile(filepath.Join(vol, "key"), []byte("secret-value"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `echo pid=$$; echo host=$(hostname); cat /nonexistent-top/deep/key; echo; cat /var/run/secrets/test/key; echo;
+ls /proc | grep -c '^[0-9]' ; echo x > /tmp/private; echo bye > /dev/termination-log; echo err >&2; exit 3`
+	r := startTestRun(t, []string{"sh", "-c", script}, []initMount{
+		{Source: vol, Target: "/nonexistent-top/deep"},
+		{Source: vol, Target: "/var/run/secrets/test", ReadOnly: true},
+	})
+	if r.ExitCode != 3 || r.StartError != "" {
+		t.Fatalf("exit %d, start error %q", r.ExitCode, r.StartError)
+	}
+	logs := readLogContent(t, r.LogPath)
+	for _, want := range []string{"stdout:pid=1", "stdout:host=mypod", "stdout:secret-value", "stderr:err"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	if _, err := os.Stat("/nonexistent-top"); err == nil {
+		t.Error("the host got /nonexistent-top")
+	}
+	if _, err := os.Stat("/var/run/secrets/test"); err == nil {
+		t.Error("the host got /var/run/secrets/test")
+	}
+	if _, err := os.Stat("/tmp/private"); err == nil {
+		t.Error("/tmp is not private")
+	}
+	if b, _ := os.ReadFile(r.TermPath); string(b) != "bye\n" {
+		t.Errorf("termination log %q", b)
+	}
+}
+
+func TestContainerStartError(t *testing.T) {
+	r := startTestRun(t, []string{"no-such-program"}, nil)
+	if r.ExitCode != 128 || !strings.Contains(r.StartError, `exec: "no-such-program": executable file not found in $PATH`) {
+		t.Fatalf("exit %d, start error %q", r.ExitCode, r.StartError)
+	}
+}
+
+func TestKillOneHitsContainerInit(t *testing.T) {
+	// PID 1 ignores SIGTERM without a handler; with a trap, `kill 1` ends the container.
+	r := startTestRun(t, []string{"sh", "-c", `trap 'echo got-term; exit 7' TERM; (sleep 0.3; kill -TERM 1) & while :; do sleep 0.1; done`}, nil)
+	if r.ExitCode != 7 {
+		t.Fatalf("exit %d", r.ExitCode)
+	}
+}

@@ -1,0 +1,266 @@
+package nodeagent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	internalapi "k8s.io/cri-api/pkg/apis"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/cri-client/pkg/logs"
+	"k8s.io/klog/v2"
+	streamremote "k8s.io/kubelet/pkg/cri/streaming/remotecommand"
+	utilexec "k8s.io/utils/exec"
+)
+
+// ctrSnap is what the API server may read of a container while the worker runs it.
+type ctrSnap struct {
+	cur     *run
+	curLog  string
+	prevLog string
+	prevID  string
+}
+
+func (w *podWorker) publish() {
+	snap := map[string]ctrSnap{}
+	for _, c := range w.ctrs {
+		s := ctrSnap{cur: c.cur, curLog: c.curLog, prevLog: c.prevLog}
+		if c.cur == nil && c.lastTerm != nil {
+			s.cur = nil
+		}
+		snap[c.spec.Name] = s
+	}
+	w.mu.Lock()
+	w.snap = snap
+	w.mu.Unlock()
+}
+
+func (a *Agent) findPod(ns, name string) *podWorker {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, w := range a.workers {
+		p, removed := w.current()
+		if !removed && p.Namespace == ns && p.Name == name {
+			return w
+		}
+	}
+	return nil
+}
+
+// serve starts the kubelet HTTPS API.
+func (a *Agent) serve(ctx context.Context) (<-chan error, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("/containerLogs/", a.authn(a.handleLogs))
+	mux.HandleFunc("/exec/", a.authn(a.handleExec))
+	ln, err := net.Listen("tcp", net.JoinHostPort(a.cfg.NodeIP, strconv.Itoa(a.cfg.Port)))
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	errc := make(chan error, 1)
+	if a.cfg.TLSCert != "" {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		cert, err := tls.LoadX509KeyPair(a.cfg.TLSCert, a.cfg.TLSKey)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+		if a.cfg.ClientCA != "" {
+			pem, err := os.ReadFile(a.cfg.ClientCA)
+			if err != nil {
+				return nil, err
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("no certificate in %s", a.cfg.ClientCA)
+			}
+			cfg.ClientCAs = pool
+			cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		}
+		ln = tls.NewListener(ln, cfg)
+	}
+	go func() { errc <- srv.Serve(ln) }()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	return errc, nil
+}
+
+// authn requires a client certificate signed by --client-ca-file (kube-apiserver's
+// kubelet-client certificate). Authorization (the kubelet's SubjectAccessReview) is not done.
+func (a *Agent) authn(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.cfg.ClientCA != "" && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func splitPath(p, prefix string) []string {
+	return strings.Split(strings.Trim(strings.TrimPrefix(p, prefix), "/"), "/")
+}
+
+type runtimeapiService = internalapi.RuntimeService
+
+// runtimeView answers the CRI log reader's question "is this container still running?".
+type runtimeView struct {
+	runtimeapiService
+	a *Agent
+}
+
+func (v runtimeView) ContainerStatus(_ context.Context, id string, _ bool) (*runtimeapi.ContainerStatusResponse, error) {
+	v.a.mu.Lock()
+	rr, ok := v.a.runs[id]
+	v.a.mu.Unlock()
+	st := runtimeapi.ContainerState_CONTAINER_EXITED
+	if ok && rr.r.Running() {
+		st = runtimeapi.ContainerState_CONTAINER_RUNNING
+	}
+	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{Id: id, State: st}}, nil
+}
+
+func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
+	parts := splitPath(r.URL.Path, "/containerLogs/")
+	if len(parts) != 3 {
+		http.Error(w, `{"message": "Missing podID."}`, http.StatusBadRequest)
+		return
+	}
+	ns, podName, ctr := parts[0], parts[1], parts[2]
+	query := r.URL.Query()
+	if tail := query.Get("tail"); tail != "" {
+		query["tailLines"] = []string{tail}
+		if tail == "all" {
+			delete(query, "tailLines")
+		}
+	}
+	opts := &v1.PodLogOptions{}
+	if err := scheme.ParameterCodec.DecodeParameters(query, v1.SchemeGroupVersion, opts); err != nil {
+		http.Error(w, `{"message": "Unable to decode query."}`, http.StatusBadRequest)
+		return
+	}
+	pw := a.findPod(ns, podName)
+	if pw == nil {
+		http.Error(w, fmt.Sprintf("pod %q does not exist", podName), http.StatusNotFound)
+		return
+	}
+	pw.mu.Lock()
+	snap, ok := pw.snap[ctr]
+	pw.mu.Unlock()
+	if !ok {
+		http.Error(w, fmt.Sprintf("container %q not found in pod %q", ctr, podName), http.StatusNotFound)
+		return
+	}
+	path, id := snap.curLog, ""
+	if snap.cur != nil {
+		id = snap.cur.ID
+	}
+	if opts.Previous {
+		if snap.prevLog == "" {
+			http.Error(w, fmt.Sprintf("previous terminated container %q in pod %q not found", ctr, podName), http.StatusBadRequest)
+			return
+		}
+		path, id = snap.prevLog, ""
+	}
+	if path == "" {
+		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start: ContainerCreating", ctr, podName), http.StatusBadRequest)
+		return
+	}
+	if id == "" {
+		opts.Follow = false
+	}
+	fw := &flushWriter{w: w}
+	if f, ok := w.(http.Flusher); ok {
+		fw.f = f
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Header().Set("Transfer-Encoding", "chunked")
+	w.WriteHeader(http.StatusOK)
+	logger := klog.Background()
+	if err := logs.ReadLogs(r.Context(), &logger, path, id, logs.NewLogOptions(opts, time.Now()), runtimeView{a: a}, fw, fw); err != nil {
+		klog.V(2).InfoS("reading logs", "err", err)
+	}
+}
+
+type flushWriter struct {
+	w io.Writer
+	f http.Flusher
+}
+
+func (f *flushWriter) Write(b []byte) (int, error) {
+	n, err := f.w.Write(b)
+	if f.f != nil {
+		f.f.Flush()
+	}
+	return n, err
+}
+
+func (a *Agent) handleExec(w http.ResponseWriter, r *http.Request) {
+	parts := splitPath(r.URL.Path, "/exec/")
+	if len(parts) < 3 {
+		http.Error(w, "bad exec path", http.StatusBadRequest)
+		return
+	}
+	ns, podName, ctr := parts[0], parts[1], parts[len(parts)-1]
+	var uid types.UID
+	if len(parts) == 4 {
+		uid = types.UID(parts[2])
+	}
+	opts, err := streamremote.NewOptions(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	cmd := r.URL.Query()[v1.ExecCommandParam]
+	streamremote.ServeExec(w, r, &executor{a: a, ns: ns}, podName, uid, ctr, cmd, opts,
+		4*time.Hour, 30*time.Second, remotecommandconsts.SupportedStreamingProtocols)
+}
+
+// executor runs a command inside a container's namespaces with nsenter.
+type executor struct {
+	a  *Agent
+	ns string
+}
+
+func (e *executor) ExecInContainer(ctx context.Context, podName string, _ types.UID, container string, cmd []string, in io.Reader, out, errw io.WriteCloser, _ bool, _ <-chan remotecommand.TerminalSize, _ time.Duration) error {
+	pw := e.a.findPod(e.ns, podName)
+	if pw == nil {
+		return fmt.Errorf("pod %q not found", podName)
+	}
+	pw.mu.Lock()
+	snap, ok := pw.snap[container]
+	pw.mu.Unlock()
+	if !ok || snap.cur == nil || !snap.cur.Running() {
+		return fmt.Errorf("container not found (%q)", container)
+	}
+	r := snap.cur
+	args := []string{"--target", strconv.Itoa(r.Pid), "--pid", "--mount", "--uts", "--root", "--wd"}
+	args = append(append(args, "--"), cmd...)
+	c := exec.CommandContext(ctx, "nsenter", args...)
+	c.Env = r.Env
+	if in != nil {
+		c.Stdin = in
+	}
+	c.Stdout, c.Stderr = out, errw
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err := c.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", ee.ExitCode()), Code: ee.ExitCode()}
+	}
+	return err
+}
