@@ -15,7 +15,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -118,12 +119,15 @@ def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _settings(params: Mapping[str, Any], **bridge: Any) -> BridgeSettings:
+def _configure_logging(params: Mapping[str, Any]) -> None:
     logging.basicConfig(
         level=logging.INFO if params.get("verbose") else logging.WARNING,
         format="bridge: %(message)s",
         stream=sys.stderr,
     )
+
+
+def _settings(params: Mapping[str, Any], **bridge: Any) -> BridgeSettings:
     kube = KubeSettings(
         kubeconfig=params.get("kubeconfig"),
         context=params.get("context"),
@@ -193,6 +197,7 @@ def discover(**params: Any) -> None:
     from bridge.planner import summarize  # noqa: PLC0415
 
     try:
+        _configure_logging(params)
         settings = _settings(params)
         environment = (
             _read_document(params["environment"], "environment")
@@ -307,35 +312,10 @@ def run(**params: Any) -> None:
           --batch-operation-id b-123 --environment env.yaml --result /tmp/result.json
     """
     try:
-        if params.get("environment") == "-" and params.get("changeset") == "-":
-            # stdin can be read once: the second document would silently be empty.
-            raise UsageError(
-                "--environment - and --changeset - cannot both read stdin",
-                hint="pass one of them as a file",
-            )
-        settings = _settings(
-            params,
-            stuck_grace_seconds=params["stuck_grace"],
-            unschedulable_grace_seconds=params["unschedulable_grace"],
-            delete_grace_seconds=params.get("delete_grace"),
-            log_reconnect_delay=params["log_reconnect_delay"],
-        )
-        request = RunRequest(
-            namespace=params["namespace"],
-            job=params["job"],
-            operation=params["operation"],
-            tenant_env_id=params["tenant_env_id"],
-            batch_operation_id=params["batch_operation_id"],
-            environment=_read_document(params.get("environment"), "environment"),
-            changeset=_read_document(params.get("changeset"), "changeset"),
-            # Argo passes unset parameters as "": treat them as not given.
-            workflow_name=params.get("workflow_name") or None,
-            workflow_uid=params.get("workflow_uid") or None,
-            workflow_namespace=params.get("workflow_namespace")
-            or _own_namespace(settings.kube.service_account_dir),
-            source_batch_operation_id=params.get("source_batch_operation_id") or None,
-        )
-        hooks = load_hooks(request.operation, storage_config=params.get("storage_config"))
+        _configure_logging(params)
+        setup = prepare_run(params)
+        settings, request = setup.settings, setup.request
+        hooks = load_hooks(request.operation, storage_config=setup.storage_config)
         with Kube(settings=settings.kube) as kube:
             runner = Runner(kube, request, settings=settings, hooks=hooks)
 
@@ -381,6 +361,7 @@ def sweep(**params: Any) -> None:
     from bridge.sweep import Sweeper, parse_duration  # noqa: PLC0415 - not on run's path
 
     try:
+        _configure_logging(params)
         settings = _settings(params)
         older_than = parse_duration(params["older_than"])
         with Kube(settings=settings.kube) as kube:
@@ -414,6 +395,91 @@ def sweep(**params: Any) -> None:
     for error in report.errors:
         click.echo(f"  error: {error}", err=True)
     sys.exit(1 if report.errors else 0)
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """What ``python -m bridge run`` runs with, from its parameters."""
+
+    settings: BridgeSettings
+    request: RunRequest
+    storage_config: str | None
+
+
+def prepare_run(
+    params: Mapping[str, Any],
+    *,
+    environment: Mapping[str, Any] | None = None,
+    changeset: Mapping[str, Any] | None = None,
+) -> RunSetup:
+    """Settings and request from ``run``'s parameters (:func:`run_params`); ``environment`` and
+    ``changeset`` given as data replace ``--environment``/``--changeset`` files."""
+    if params.get("environment") == "-" and params.get("changeset") == "-":
+        # stdin can be read once: the second document would silently be empty.
+        raise UsageError(
+            "--environment - and --changeset - cannot both read stdin",
+            hint="pass one of them as a file",
+        )
+    settings = _settings(
+        params,
+        stuck_grace_seconds=params["stuck_grace"],
+        unschedulable_grace_seconds=params["unschedulable_grace"],
+        delete_grace_seconds=params.get("delete_grace"),
+        log_reconnect_delay=params["log_reconnect_delay"],
+    )
+    if environment is None:
+        environment = _read_document(params.get("environment"), "environment")
+    if changeset is None:
+        changeset = _read_document(params.get("changeset"), "changeset")
+    request = RunRequest(
+        namespace=params["namespace"],
+        job=params["job"],
+        operation=params["operation"],
+        tenant_env_id=params["tenant_env_id"],
+        batch_operation_id=params["batch_operation_id"],
+        environment=dict(environment),
+        changeset=dict(changeset),
+        # Argo passes unset parameters as "": treat them as not given.
+        workflow_name=params.get("workflow_name") or None,
+        workflow_uid=params.get("workflow_uid") or None,
+        workflow_namespace=params.get("workflow_namespace")
+        or _own_namespace(settings.kube.service_account_dir),
+        source_batch_operation_id=params.get("source_batch_operation_id") or None,
+    )
+    return RunSetup(settings, request, params.get("storage_config") or None)
+
+
+def run_params(args: Sequence[str], env: Mapping[str, str]) -> dict[str, Any]:
+    """The parameters ``python -m bridge run ARGS`` gets in a process whose environment is
+    ``env``: ``run``'s own options -- types, ranges, defaults -- with each option not in
+    ``args`` taken from its ``BRIDGE_*`` variable in ``env`` when set, as click would.
+
+    For the local engine's thread launcher, so a bridge in a thread runs with exactly the
+    settings of a ``python -m bridge run`` subprocess. A mistake raises :class:`UsageError`.
+    """
+    given = {arg.split("=", 1)[0] for arg in args if arg.startswith("-")}
+    from_env: list[str] = []
+    for param in run.params:
+        if not isinstance(param, click.Option) or not isinstance(param.envvar, str):
+            continue
+        value = env.get(param.envvar)
+        if not value or given.intersection(param.opts):
+            continue
+        option = max(param.opts, key=len)
+        if not param.is_flag:
+            from_env.append(f"{option}={value}")
+            continue
+        try:
+            enabled = click.BOOL.convert(value, param, None)
+        except click.BadParameter as exc:
+            raise UsageError(f"{param.envvar}: {exc.format_message()}") from exc
+        if enabled:
+            from_env.append(option)
+    try:
+        context = run.make_context("python -m bridge run", [*from_env, *args])
+    except click.ClickException as exc:
+        raise UsageError(exc.format_message()) from exc
+    return dict(context.params)
 
 
 def run_interruptibly(runner: Runner) -> RunResult:

@@ -4,7 +4,7 @@ Public API::
 
     engine = LocalEngine(
         plan_source=SubprocessDiscovery(settings),
-        launcher=SubprocessBridgeLauncher(settings),
+        launcher=ThreadBridgeLauncher(settings),
         settings=EngineSettings(parallelism=4),
     )
     result = engine.run(RunRequest("lifecycle.upsert", "t1"), cancel=event, observer=view)
@@ -47,12 +47,13 @@ def local_engine(
 ) -> LocalEngine:
     """The usual engine: discovery in-process (``bridge.discovery``, the function
     ``python -m bridge discover`` runs; ``discovery_in_process=False`` runs that command
-    instead), every bridge as a ``python -m bridge run`` subprocess -- or, with
-    ``EngineSettings(launcher="thread")``, as a ``Runner`` in a thread of this process."""
+    instead), every bridge as a ``Runner`` in a thread of this process -- or, with
+    ``EngineSettings(launcher="process")``, as a ``python -m bridge run`` subprocess."""
     bridge = bridge or BridgeSettings()
-    launcher: BridgeLauncher = SubprocessBridgeLauncher(bridge)
-    if settings is not None and settings.launcher == "thread":
-        launcher = ThreadBridgeLauncher(bridge)
+    settings = settings or EngineSettings()
+    launcher: BridgeLauncher = ThreadBridgeLauncher(bridge)
+    if settings.launcher == "process":
+        launcher = SubprocessBridgeLauncher(bridge)
     plan_source: PlanSource = (
         LibraryDiscovery(bridge) if discovery_in_process else SubprocessDiscovery(bridge)
     )

@@ -383,6 +383,18 @@ def delete_run_pods(settings: BridgeSettings, spec: BridgeSpec) -> list[str]:
     return deleted
 
 
+def run_args(settings: BridgeSettings, spec: BridgeSpec) -> list[str]:
+    """``python -m bridge run``'s arguments for one job, but its documents and result file:
+    what every launcher runs a bridge with (the rest comes from ``BRIDGE_*``)."""
+    args = ["--namespace", spec.job.namespace, "--job", spec.job.name]
+    args += ["--operation", spec.operation, "--tenant-env-id", spec.tenant_env_id]
+    args += ["--batch-operation-id", spec.batch_operation_id]
+    args += [*settings.connection_args(), *settings.contract_args()]
+    if spec.source_batch_operation_id:
+        args += ["--source-batch-operation-id", spec.source_batch_operation_id]
+    return args
+
+
 def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         process.send_signal(signum)
@@ -402,15 +414,9 @@ class SubprocessBridgeLauncher:
     def command(
         self, spec: BridgeSpec, *, environment: Path, changeset: Path, result: Path
     ) -> list[str]:
-        s = self.settings
-        argv = [s.python, "-m", "bridge", "run"]
-        argv += ["--namespace", spec.job.namespace, "--job", spec.job.name]
-        argv += ["--operation", spec.operation, "--tenant-env-id", spec.tenant_env_id]
-        argv += ["--batch-operation-id", spec.batch_operation_id]
+        argv = [self.settings.python, "-m", "bridge", "run", *run_args(self.settings, spec)]
         argv += ["--environment", str(environment), "--changeset", str(changeset)]
-        argv += ["--result", str(result), *s.connection_args(), *s.contract_args()]
-        if spec.source_batch_operation_id:
-            argv += ["--source-batch-operation-id", spec.source_batch_operation_id]
+        argv += ["--result", str(result)]
         return argv
 
     def launch(self, spec: BridgeSpec, *, on_line: LineSink) -> SubprocessBridge:

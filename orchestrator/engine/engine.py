@@ -99,10 +99,11 @@ class EngineSettings:
     infra_retries: int = 4
     infra_backoff_seconds: float = 2.0
     infra_backoff_cap: float = 30.0
-    # How local_engine() runs each bridge: "process" (a `python -m bridge run` subprocess, as in
-    # Argo: SIGTERM, isolation) or "thread" (the same Runner in a thread: no interpreter start
-    # per bridge, see orchestrator.engine.threads).
-    launcher: str = "process"
+    # How local_engine() runs each bridge: "thread" (the default: the same Runner with the same
+    # BRIDGE_* settings in a thread, no interpreter start per bridge; a watchdog deletes the
+    # pods of a bridge that does not stop when cancelled -- orchestrator.engine.threads) or
+    # "process" (a `python -m bridge run` subprocess, as in Argo: SIGTERM, SIGKILL, isolation).
+    launcher: str = "thread"
 
     def __post_init__(self) -> None:
         if self.launcher not in LAUNCHERS:

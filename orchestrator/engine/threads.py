@@ -1,20 +1,29 @@
-"""The thread launcher: each bridge is a ``bridge.runner.Runner`` in a thread of the engine.
+"""The thread launcher (the default): each bridge is a ``bridge.runner.Runner`` in a thread.
 
-Why: a ``python -m bridge run`` subprocess costs ~0.9 CPU-seconds of interpreter start and
-imports (mostly ``kubernetes``); at parallelism 50 on 2 cores that start-up is the whole
-fan-out's bottleneck (docs/performance.md, "Fan-out on the local engine": 112 s -> 16 s).
+Why the default (issue 21): a ``python -m bridge run`` subprocess costs an interpreter start and
+its imports per job -- at parallelism 50 on 2 cores that start-up was the whole fan-out's
+bottleneck (docs/performance.md, "Fan-out on the local engine": 107 s process, 12 s threads).
 
-What stays the same as :class:`~orchestrator.engine.bridges.SubprocessBridgeLauncher`: the
-same ``Runner`` (re-check, attempts, supervision, storage hooks from :func:`load_hooks`), the
-same lines to ``on_line`` (the pod's log as ``stdout``, ``bridge: ...`` messages and the final
-``bridge: <status>: <reason>`` line as ``stderr``), the same result dict (the bridge's result
-JSON), and cancel is ``Runner.cancel()`` -- the very call the bridge's SIGTERM handler makes, so
-the pod is deleted and the result is ``cancelled``.
+What stays the same as :class:`~orchestrator.engine.bridges.SubprocessBridgeLauncher`:
 
-What it gives up (why ``process`` stays the default): a bridge that hangs cannot be killed
-after a grace period (a thread cannot be), and the ``BRIDGE_*`` environment options of
-``python -m bridge run`` are not read (the bridge's defaults apply; the contract prefix and the
-connection come from :class:`BridgeSettings`).
+* **Settings.** The bridge's settings come from ``python -m bridge run``'s own option
+  definitions (:func:`bridge.__main__.run_params`): the same arguments the subprocess gets
+  (:func:`~orchestrator.engine.bridges.run_args`) and every ``BRIDGE_*`` variable of the
+  environment the subprocess would have (``os.environ`` + ``BridgeSettings.env``): grace
+  periods, retries, timeouts, storage config and ``BRIDGE_STORAGE_*``, workflow namespace,
+  in-cluster connection. A mistake there ends the job as the process would (exit 2,
+  ``NoResult``). (``KUBECONFIG`` and ``KUBERNETES_SERVICE_*`` are this process's own.)
+* **Output.** The same lines to ``on_line``: the pod's log as ``stdout``, ``bridge: ...``
+  messages and the final ``bridge: <status>: <reason>`` line as ``stderr``; the same result
+  dict (the bridge's result JSON).
+* **Cancel.** ``terminate()`` is ``Runner.cancel()`` -- the very call the bridge's SIGTERM
+  handler makes: the pod is deleted and the result is ``cancelled``.
+* **A hung bridge.** Where the process launcher SIGKILLs a bridge that has not stopped
+  ``terminate_grace_seconds`` after SIGTERM, a watchdog here gives up on the thread after the
+  same time: it deletes the run's pods and Secrets itself (:func:`delete_run_pods`, found by the
+  bridge's run labels), ends the job ``cancelled`` with a note saying so, and ignores whatever
+  the thread does later (a thread cannot be killed; it is a daemon and holds no lock of the
+  engine's). ``--launcher process`` keeps full isolation for whoever wants it.
 
 Each bridge gets its own :class:`bridge.kube.Kube`: the client itself keeps no per-call state,
 but its connection pool is sized for one process's calls (``cpu_count * 5``) while every
@@ -27,103 +36,150 @@ from __future__ import annotations
 import io
 import os
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TextIO
 
 from bridge.errors import LifecycleError, RefusedError, UnavailableError, UsageError
 
-from .bridges import EXIT_INFRASTRUCTURE, BridgeSettings, Reaper, delete_run_pods
+from .bridges import (
+    EXIT_INFRASTRUCTURE,
+    EXIT_TERMINATED,
+    BridgeSettings,
+    Reaper,
+    delete_run_pods,
+    run_args,
+)
 from .launcher import BridgeSpec, LineSink
-from .result import ERROR, rfc3339, utc_now
+from .result import CANCELLED, ERROR, rfc3339, utc_now
 
 # The exit codes `python -m bridge run` uses for an error raised before it has a result.
 _EXIT_USAGE = 2
 _EXIT_FAILED = 1
 
+# (kube, setup, hooks, out, emit_info) -> a runner: ``run() -> RunResult`` and ``cancel()``;
+# ``setup`` is a ``bridge.__main__.RunSetup``. The default builds a ``bridge.runner.Runner``;
+# tests pass stand-ins.
+RunnerFactory = Callable[[Any, Any, Any, TextIO, Callable[[str], None]], Any]
+
+
+def _bridge_runner(
+    kube: Any, setup: Any, hooks: Any, out: TextIO, emit_info: Callable[[str], None]
+) -> Any:
+    from bridge.runner import Runner  # noqa: PLC0415 - the bridge's machinery, once needed
+
+    class _Runner(Runner):
+        def emit_info(self, message: str) -> None:  # stderr of the subprocess
+            emit_info(message)
+
+    return _Runner(kube, setup.request, settings=setup.settings, hooks=hooks, out=out)
+
+
+def _load_hooks(operation: str, storage_config: str | None, env: Mapping[str, str]) -> Any:
+    """``bridge.runner.load_hooks`` with the subprocess's environment: a storage operation's
+    ``BRIDGE_STORAGE_*`` settings may come from ``BridgeSettings.env`` (the demo's do)."""
+    from bridge.contract import STORAGE_OPERATIONS  # noqa: PLC0415
+    from bridge.runner import load_hooks  # noqa: PLC0415
+
+    if operation not in STORAGE_OPERATIONS:
+        return load_hooks(operation)
+    from bridge.storage_hooks import storage_hooks_from  # noqa: PLC0415 - boto3: only here
+
+    return storage_hooks_from(storage_config, env=env)
+
 
 class _LineWriter(io.StringIO):
-    """The bridge's ``out``: every complete line written goes to ``on_line`` as ``stdout``."""
+    """The bridge's ``out``: every complete line written goes to ``emit`` as ``stdout``."""
 
-    def __init__(self, spec: BridgeSpec, on_line: LineSink) -> None:
+    def __init__(self, emit: Callable[[str], None]) -> None:
         super().__init__()
-        self._spec = spec
-        self._on_line = on_line
+        self._emit = emit
         self._partial = ""
 
     def write(self, text: str) -> int:
         *lines, self._partial = (self._partial + text).split("\n")
         for line in lines:
-            self._on_line(self._spec.job, line.rstrip("\r"), "stdout")
+            self._emit(line.rstrip("\r"))
         return len(text)
 
 
 class ThreadBridge:
     """:class:`~orchestrator.engine.launcher.BridgeHandle` for one bridge in a thread."""
 
-    def __init__(self, spec: BridgeSpec, *, settings: BridgeSettings, on_line: LineSink) -> None:
+    def __init__(
+        self,
+        spec: BridgeSpec,
+        *,
+        settings: BridgeSettings,
+        on_line: LineSink,
+        reap: Reaper = delete_run_pods,
+        runner_factory: RunnerFactory = _bridge_runner,
+    ) -> None:
         self.spec = spec
         self._settings = settings
         self._on_line = on_line
+        self._reap = reap
+        self._runner_factory = runner_factory
         self._lock = threading.Lock()
-        self._runner: Any = None  # bridge.runner.Runner once built (imports kept lazy)
+        self._runner: Any = None  # the runner once built (imports kept lazy)
         self._terminated = False
+        self._abandoned = False  # the watchdog gave up on the thread: ignore it from now on
+        self._done = threading.Event()
         self._result: Mapping[str, Any] = {}
         self._started_at = utc_now()
+        self._watchdog: threading.Timer | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"bridge-{spec.job.key}", daemon=True
         )
         self._thread.start()
 
+    # -- output (nothing once abandoned: the job's result is already out) -------------------
+
+    def _emit(self, line: str, stream: str) -> None:
+        if not self._abandoned:
+            self._on_line(self.spec.job, line, stream)
+
     def _stderr(self, line: str) -> None:
-        self._on_line(self.spec.job, line, "stderr")
+        self._emit(line, "stderr")
+
+    def _finish(self, result: Mapping[str, Any]) -> None:
+        with self._lock:
+            if self._abandoned:
+                return
+            self._result = result
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            self._done.set()
+
+    # -- the bridge thread -----------------------------------------------------------------
 
     def _run(self) -> None:
         try:
-            self._result = self._run_bridge()
+            result = self._run_bridge()
         except LifecycleError as exc:  # before the runner had a result: as the CLI would exit
             self._stderr(f"error: {exc}")
-            self._result = self._no_result(exc)
+            result = self._no_result(exc)
         except Exception as exc:  # a bug: the engine still gets a result, as from a crash
             self._stderr(f"bridge: internal error: {type(exc).__name__}: {exc}")
-            self._result = self._no_result(exc)
+            result = self._no_result(exc)
+        self._finish(result)
 
     def _run_bridge(self) -> Mapping[str, Any]:
-        from bridge.contract import DEFAULT_PREFIX, ContractSettings  # noqa: PLC0415
-        from bridge.kube import Kube, KubeSettings  # noqa: PLC0415 - kubernetes is heavy
-        from bridge.runner import Runner, RunRequest, load_hooks  # noqa: PLC0415
-        from bridge.settings import BridgeSettings as RunnerSettings  # noqa: PLC0415
+        from bridge.__main__ import prepare_run, run_params  # noqa: PLC0415
+        from bridge.kube import Kube  # noqa: PLC0415
 
         s = self._settings
         spec = self.spec
-        settings = RunnerSettings(
-            contract=ContractSettings(prefix=s.prefix or DEFAULT_PREFIX, legacy_key=s.legacy_key),
-            kube=KubeSettings(kubeconfig=s.kubeconfig, context=s.context),
+        # Exactly what `python -m bridge run` would run with, in the subprocess's environment.
+        env = {**os.environ, **s.env}
+        params = run_params(run_args(s, spec), env)
+        setup = prepare_run(
+            params, environment=dict(spec.environment), changeset=dict(spec.changeset)
         )
-        request = RunRequest(
-            namespace=spec.job.namespace,
-            job=spec.job.name,
-            operation=spec.operation,
-            tenant_env_id=spec.tenant_env_id,
-            batch_operation_id=spec.batch_operation_id,
-            environment=dict(spec.environment),
-            changeset=dict(spec.changeset),
-            workflow_namespace=os.environ.get("POD_NAMESPACE") or None,
-            source_batch_operation_id=spec.source_batch_operation_id or None,
-        )
-        # As `python -m bridge run`: --storage-config is BRIDGE_STORAGE_CONFIG when not given.
-        storage_config = s.env.get("BRIDGE_STORAGE_CONFIG") or os.environ.get(
-            "BRIDGE_STORAGE_CONFIG"
-        )
-        hooks = load_hooks(request.operation, storage_config=storage_config)
-        bridge = self
-
-        class _Runner(Runner):
-            def emit_info(self, message: str) -> None:  # stderr of the subprocess
-                bridge._stderr(f"bridge: {message}")
-
-        with Kube(settings=settings.kube) as kube:
-            runner = _Runner(
-                kube, request, settings=settings, hooks=hooks, out=_LineWriter(spec, self._on_line)
+        hooks = _load_hooks(setup.request.operation, setup.storage_config, env)
+        out = _LineWriter(lambda line: self._emit(line, "stdout"))
+        with Kube(settings=setup.settings.kube) as kube:
+            runner = self._runner_factory(
+                kube, setup, hooks, out, lambda message: self._stderr(f"bridge: {message}")
             )
             with self._lock:
                 self._runner = runner
@@ -134,7 +190,8 @@ class ThreadBridge:
         if result.message:
             summary += f": {result.message}"
         self._stderr(summary)
-        return result.to_json()
+        data: Mapping[str, Any] = result.to_json()
+        return data
 
     def _no_result(self, exc: Exception) -> Mapping[str, Any]:
         """The dict the subprocess launcher makes when the bridge exited without a result."""
@@ -143,6 +200,9 @@ class ThreadBridge:
             code = _EXIT_USAGE
         elif isinstance(exc, UnavailableError):
             code = EXIT_INFRASTRUCTURE
+        return self._made_result(ERROR, code, "NoResult", f"error: {exc}")
+
+    def _made_result(self, status: str, code: int, reason: str, message: str) -> Mapping[str, Any]:
         spec = self.spec
         finished = utc_now()
         return {
@@ -151,40 +211,84 @@ class ThreadBridge:
             "operation": spec.operation,
             "tenantEnvId": spec.tenant_env_id,
             "batchOperationId": spec.batch_operation_id,
-            "status": ERROR,
+            "status": status,
             "exitCode": code,
-            "reason": "NoResult",
-            "message": f"error: {exc}",
+            "reason": reason,
+            "message": message,
             "attempts": [],
             "startedAt": rfc3339(self._started_at),
             "finishedAt": rfc3339(finished),
             "durationSeconds": round((finished - self._started_at).total_seconds(), 3),
         }
 
+    # -- cancel and the watchdog -----------------------------------------------------------
+
     def terminate(self) -> None:
         """SIGTERM's path in the bridge: ``Runner.cancel()`` (sets a flag, interrupts the watch;
-        the runner deletes its pod and returns ``cancelled``). Never blocks."""
+        the runner deletes its pod and returns ``cancelled``), and a watchdog for a bridge that
+        does not stop. Never blocks."""
         with self._lock:
+            if self._terminated or self._done.is_set():
+                return
             self._terminated = True
             runner = self._runner
+            self._watchdog = threading.Timer(self._settings.terminate_grace_seconds, self._give_up)
+            self._watchdog.daemon = True
+            self._watchdog.start()
         if runner is not None:
             runner.cancel()
 
+    def _give_up(self) -> None:
+        """The bridge did not stop within the grace period: delete its pods ourselves and end
+        the job ``cancelled``; the thread, if it ever ends, is ignored."""
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._abandoned = True  # from here on the thread's output and result are ignored
+        grace = self._settings.terminate_grace_seconds
+        try:
+            deleted = self._reap(self._settings, self.spec)
+            note = (
+                f"the bridge did not stop within {grace:g}s of being cancelled and was "
+                f"abandoned; the engine deleted its pods: {', '.join(deleted) or 'none left'}"
+            )
+        except LifecycleError as exc:
+            note = (
+                f"the bridge did not stop within {grace:g}s of being cancelled and was "
+                f"abandoned; deleting its pods failed: {exc} (python -m bridge sweep removes them)"
+            )
+        self._on_line(self.spec.job, f"engine: {note}", "engine")
+        self._result = self._made_result(CANCELLED, EXIT_TERMINATED, "Terminated", note)
+        self._done.set()
+
     def wait(self) -> Mapping[str, Any]:
-        self._thread.join()
+        self._done.wait()
         return self._result
 
 
 class ThreadBridgeLauncher:
     """:class:`~orchestrator.engine.launcher.BridgeLauncher` running each bridge in a thread."""
 
-    def __init__(self, settings: BridgeSettings, *, reap: Reaper | None = None) -> None:
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        *,
+        reap: Reaper | None = None,
+        runner_factory: RunnerFactory | None = None,
+    ) -> None:
         self.settings = settings
         self.reap: Reaper = reap or delete_run_pods
+        self._runner_factory = runner_factory or _bridge_runner
 
     def cleanup(self, spec: BridgeSpec) -> list[str]:
         """Delete the pods a bridge left for its rerun (it exited 75) when there will be none."""
         return self.reap(self.settings, spec)
 
     def launch(self, spec: BridgeSpec, *, on_line: LineSink) -> ThreadBridge:
-        return ThreadBridge(spec, settings=self.settings, on_line=on_line)
+        return ThreadBridge(
+            spec,
+            settings=self.settings,
+            on_line=on_line,
+            reap=self.reap,
+            runner_factory=self._runner_factory,
+        )

@@ -117,7 +117,7 @@ def local_runner(
     kubeconfig: str | None,
     context: str | None,
     parallelism: int,
-    launcher: str = "process",
+    launcher: str = "thread",
 ) -> TenantRunner:
     """The local engine as the fleet's runner: one engine for every tenant (its tenant locks
     and, with ``launcher="thread"``, its bridges in threads of this process)."""
@@ -142,7 +142,7 @@ def tenant_runner(
     kubeconfig: str | None,
     context: str | None,
     parallelism: int,
-    launcher: str = "process",
+    launcher: str = "thread",
     argo_namespace: str,
     poll_seconds: float,
 ) -> Iterator[TenantRunner]:
@@ -279,9 +279,9 @@ def _is_tty(stream: Any) -> bool:
 @click.option(
     "--launcher",
     type=click.Choice(["process", "thread"]),
-    default="process",
+    default="thread",
     show_default=True,
-    help="local: each bridge a `python -m bridge run` process, or a thread of this one (faster)",
+    help="local: each bridge a thread of this process, or a `python -m bridge run` process",
 )
 @click.option(
     "--argo-namespace",
@@ -350,8 +350,8 @@ def fleet(
     failed no new tenant starts (those running finish). Every tenant's request and outcome
     goes to the history store under one parent batch id. Ctrl-C cancels the tenants in
     flight (their bridges delete their pods); --resume PARENT skips every tenant that
-    already succeeded. --launcher thread runs the local engine's bridges as threads of this
-    process instead of one `python -m bridge run` process each: far less CPU for a big fleet.
+    already succeeded. The local engine's bridges run as threads of this process (far less
+    CPU for a big fleet); --launcher process runs one `python -m bridge run` process each.
 
     Exit status: 0 all succeeded, 1 failures or tenants not started, 2 wrong flag,
     130 interrupted.
@@ -361,7 +361,7 @@ def fleet(
       tenantctl fleet lifecycle.upsert --all --inventory tenants.yaml \\
           --canary 5 --concurrency 20 --max-failures 2% --changeset migration-42.yaml
       tenantctl fleet lifecycle.backup --selector 'region=eu-west-1,tier in (gold,silver)' \\
-          --inventory https://tenants.internal/api/v1/tenants --launcher thread
+          --inventory https://tenants.internal/api/v1/tenants --launcher process
       tenantctl fleet lifecycle.upsert --tenants retry.txt --inventory tenants.yaml \\
           --resume fleet-20261126t020000-3fa9c1
     """

@@ -1,7 +1,8 @@
 """``tenantctl run``: run a lifecycle operation now, on the local engine or by submitting to Argo.
 
 ``--engine local`` (default) runs the same plan as Argo in this process: discovery, then the
-waves, each job's bridge (``python -m bridge run``) as a subprocess. The live view shows waves,
+waves, each job's bridge (the ``python -m bridge run`` runner) in a thread, or as a subprocess
+with ``--launcher process``. The live view shows waves,
 jobs, state, attempts and durations, with the jobs' logs prefixed ``[namespace/job]``; a summary
 table follows, and the exit status is 0 (succeeded), 1 (failed) or 130 (cancelled by Ctrl-C:
 every bridge deletes its pod first).
@@ -147,7 +148,7 @@ def run_local(
     kubeconfig: str | None,
     context: str | None,
     skip_invalid: bool,
-    launcher: str = "process",
+    launcher: str = "thread",
 ) -> int:
     from orchestrator.engine import BridgeSettings, EngineSettings, local_engine  # noqa: PLC0415
     from orchestrator.engine.view import LiveView, summary_lines  # noqa: PLC0415
@@ -293,9 +294,9 @@ def follow_workflow(
 @click.option(
     "--launcher",
     type=click.Choice(["process", "thread"]),
-    default="process",
+    default="thread",
     show_default=True,
-    help="local: each bridge a `python -m bridge run` process, or a thread of this one (faster)",
+    help="local: each bridge a thread of this process, or a `python -m bridge run` process",
 )
 @click.option("--wait", is_flag=True, help="argo: follow the workflow until it ends")
 @output_option

@@ -1,10 +1,12 @@
-"""``tenantctl run --launcher thread``: the process launcher's sandbox tests, bridges in threads.
+"""``tenantctl run`` with the thread launcher (the default since issue 21): the process
+launcher's sandbox tests, bridges in threads.
 
 The same world (namespaces, Jobs, the recorder program), the same runs and the same assertions
 as :mod:`tests.e2e.engine.test_engine_run_sandbox`, with every bridge a ``Runner`` in a thread
 of ``tenantctl`` instead of a ``python -m bridge run`` subprocess -- plus the failing job's
-exit code and attempts read from the JSON result, and cancel (SIGINT to tenantctl ->
-``Runner.cancel()``) deleting the pod.
+exit code and attempts read from the JSON result, cancel (SIGINT to tenantctl, default
+launcher -> ``Runner.cancel()``) deleting the pod, and a bridge that ignores cancel stopped by
+the watchdog, which deletes its pod.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from typing import Any
 import pytest
 
 from bridge.kube import PODS, Kube
+from bridge.runner import Runner
+from orchestrator.engine import BridgeSettings, BridgeSpec, PlannedJob
+from orchestrator.engine.threads import ThreadBridgeLauncher
 from sandbox import Sandbox
 from tests.e2e.engine import test_engine_run_sandbox as process_tests
 
@@ -134,9 +139,9 @@ def test_sigint_cancels_the_run_and_deletes_its_pods(world: tuple[Sandbox, Path,
     started = state / f"e2e-a.slow.{batch}.started"
     process = subprocess.Popen(
         [
+            # No --launcher: the default, bridges in threads.
             process_tests.TENANTCTL, "run", "e2e.cancel", "--tenant-env-id", "t-1",
-            "--batch-operation-id", batch, "--kubeconfig", kubeconfig, "--launcher", "thread",
-            "--output", "json",
+            "--batch-operation-id", batch, "--kubeconfig", kubeconfig, "--output", "json",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -188,8 +193,56 @@ def test_engine_settings_choose_the_launcher() -> None:
         local_engine,
     )
 
-    assert isinstance(local_engine().launcher, SubprocessBridgeLauncher)  # the default
-    threaded = local_engine(settings=EngineSettings(launcher="thread"))
-    assert isinstance(threaded.launcher, ThreadBridgeLauncher)
+    assert isinstance(local_engine().launcher, ThreadBridgeLauncher)  # the default
+    assert isinstance(local_engine(settings=EngineSettings()).launcher, ThreadBridgeLauncher)
+    processes = local_engine(settings=EngineSettings(launcher="process"))
+    assert isinstance(processes.launcher, SubprocessBridgeLauncher)
     with pytest.raises(UsageError, match="launcher must be one of process, thread"):
         EngineSettings(launcher="fork")
+
+
+def test_a_hung_bridge_is_stopped_and_its_pod_deleted(world: tuple[Sandbox, Path, str]) -> None:
+    """A bridge that ignores cancel (stuck in a hook, a lock, a call that never returns):
+    the watchdog gives up on its thread after the grace period and deletes its pod itself."""
+    sandbox, state, kubeconfig = world
+    batch = "e2e-threads-hung-1"
+
+    class Deaf(Runner):
+        def cancel(self) -> None:  # hears nothing
+            pass
+
+    def deaf(kube: Any, setup: Any, hooks: Any, out: Any, emit: Any) -> Runner:
+        return Deaf(kube, setup.request, settings=setup.settings, hooks=hooks, out=out)
+
+    spec = BridgeSpec(
+        job=PlannedJob("e2e-a", "slow"),
+        operation="e2e.cancel",
+        tenant_env_id="t-1",
+        batch_operation_id=batch,
+    )
+    settings = BridgeSettings(kubeconfig=kubeconfig, terminate_grace_seconds=1.0)
+    lines: list[str] = []
+    handle = ThreadBridgeLauncher(settings, runner_factory=deaf).launch(
+        spec, on_line=lambda _job, line, _stream: lines.append(line)
+    )
+    started = state / f"e2e-a.slow.{batch}.started"
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert started.exists(), "the slow job's pod never started"
+    handle.terminate()
+    data = handle.wait()
+    assert (data["status"], data["reason"]) == ("cancelled", "Terminated"), data
+    assert "did not stop within 1s of being cancelled" in data["message"]
+    assert re.search(r"the engine deleted its pods: lc-slow-\S+", data["message"]), data
+    with Kube(host=sandbox.url, token=sandbox.admin_token) as kube:
+        left = [
+            pod["metadata"]["name"]
+            for pod in kube.list(PODS, label_selector=f"{PREFIX}/batch={batch}")
+            if not pod["metadata"].get("deletionTimestamp")
+        ]
+    assert left == [], lines
+    deadline = time.monotonic() + 10
+    while sandbox.pod_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sandbox.pod_pids() == []

@@ -193,11 +193,11 @@ def test_launcher_reaches_the_local_engine(
 
     monkeypatch.setattr(fleet_command, "local_runner", runner)
     base = ["lifecycle.upsert", "--all", "--inventory", files["inventory"]]
-    code, _, err = _fleet(*base, "--store", files["store"], "--launcher", "thread")
+    code, _, err = _fleet(*base, "--store", files["store"], "--launcher", "process")
     assert code == 0, err
     code, _, err = _fleet(*base, "--store", files["store"].replace("history", "h2"))
     assert code == 0, err
-    assert seen == ["thread", "process"]
+    assert seen == ["process", "thread"]  # the default: bridges in threads (issue 21)
     # The same option, help and default as `tenantctl run --launcher`.
     options = {
         name: next(p for p in main.commands[name].params if p.name == "launcher")
