@@ -3,6 +3,7 @@ package nodeagent
 import (
 	"bufio"
 	"context"
+	"k8s.io/client-go/util/retry"
 	"os"
 	"runtime"
 	"strconv"
@@ -145,13 +146,17 @@ func (a *Agent) registerNode(ctx context.Context) error {
 }
 
 func (a *Agent) postNodeStatus(ctx context.Context) error {
-	n, err := a.cs.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
-	if err != nil {
+	// The controllers (taints, TTL, …) write the new Node at once too: a conflict means read
+	// again and reapply, as the kubelet's status loop does.
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		n, err := a.cs.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Status = a.nodeStatus(&n.Status)
+		_, err = a.cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
 		return err
-	}
-	n.Status = a.nodeStatus(&n.Status)
-	_, err = a.cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
-	return err
+	})
 }
 
 // renewLease keeps the node's Lease in kube-node-lease fresh, as the kubelet's heartbeat.
