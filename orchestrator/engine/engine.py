@@ -19,6 +19,7 @@ Semantics (the same as the Argo WorkflowTemplate's, so what works locally works 
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Mapping
@@ -85,6 +86,13 @@ class RunRequest:
 
 
 LAUNCHERS = ("process", "thread")
+# Chooses the launcher wherever no one passes one (tenantctl listen --engine local, the demo,
+# migrations; `tenantctl run`/`fleet --launcher` read it too): "thread" when unset.
+LAUNCHER_ENV = "TENANTCTL_LAUNCHER"
+
+
+def default_launcher() -> str:
+    return os.environ.get(LAUNCHER_ENV) or "thread"
 
 
 @dataclass(frozen=True)
@@ -103,13 +111,13 @@ class EngineSettings:
     # BRIDGE_* settings in a thread, no interpreter start per bridge; a watchdog deletes the
     # pods of a bridge that does not stop when cancelled -- orchestrator.engine.threads) or
     # "process" (a `python -m bridge run` subprocess, as in Argo: SIGTERM, SIGKILL, isolation).
-    launcher: str = "thread"
+    launcher: str = field(default_factory=default_launcher)
 
     def __post_init__(self) -> None:
         if self.launcher not in LAUNCHERS:
             raise UsageError(
                 f"launcher must be one of {', '.join(LAUNCHERS)}, not {self.launcher!r}",
-                hint="pass --launcher process or --launcher thread",
+                hint=f"pass --launcher process or --launcher thread (or set {LAUNCHER_ENV})",
             )
         if self.parallelism < 1:
             raise UsageError(

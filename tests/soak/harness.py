@@ -360,6 +360,9 @@ class Soak:
         env.update(BRIDGE_ENV)
         env["PUBSUB_EMULATOR_HOST"] = self.emulator_host
         env["SOAK_TEE_DIR"] = str(self.tee)
+        # Bridges as `python -m bridge run` processes (teed, killed by bridge-kill), not the
+        # local engine's default threads.
+        env["TENANTCTL_LAUNCHER"] = "process"
         env["PYTHONPATH"] = os.pathsep.join(
             [str(TEE_DIR), str(HERE.parents[1]), env.get("PYTHONPATH", "")]
         ).rstrip(os.pathsep)

@@ -280,7 +280,9 @@ def _is_tty(stream: Any) -> bool:
     "--launcher",
     type=click.Choice(["process", "thread"]),
     default="thread",
+    envvar="TENANTCTL_LAUNCHER",
     show_default=True,
+    show_envvar=True,
     help="local: each bridge a thread of this process, or a `python -m bridge run` process",
 )
 @click.option(

@@ -295,7 +295,9 @@ def follow_workflow(
     "--launcher",
     type=click.Choice(["process", "thread"]),
     default="thread",
+    envvar="TENANTCTL_LAUNCHER",
     show_default=True,
+    show_envvar=True,
     help="local: each bridge a thread of this process, or a `python -m bridge run` process",
 )
 @click.option("--wait", is_flag=True, help="argo: follow the workflow until it ends")

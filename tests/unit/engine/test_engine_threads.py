@@ -22,9 +22,16 @@ import pytest
 import yaml
 
 from bridge.__main__ import run
-from bridge.errors import UnavailableError
+from bridge.errors import UnavailableError, UsageError
 from bridge.result import Status
-from orchestrator.engine import BridgeSettings, BridgeSpec, PlannedJob
+from orchestrator.engine import (
+    BridgeSettings,
+    BridgeSpec,
+    EngineSettings,
+    PlannedJob,
+    SubprocessBridgeLauncher,
+    local_engine,
+)
 from orchestrator.engine.threads import ThreadBridgeLauncher
 
 SPEC = BridgeSpec(
@@ -297,3 +304,19 @@ def test_storage_settings_from_the_launchers_environment_reach_the_hooks(
     hooks = stand_in.seen["hooks"]
     assert isinstance(hooks, StorageHooks)
     assert hooks.settings.bucket == "tenant-exports"
+
+
+def test_tenantctl_launcher_chooses_where_no_one_passes_a_launcher(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``tenantctl listen --engine local``, the demo and migrations take the default launcher;
+    ``TENANTCTL_LAUNCHER=process`` brings back one ``python -m bridge run`` per bridge."""
+    monkeypatch.delenv("TENANTCTL_LAUNCHER", raising=False)
+    assert EngineSettings().launcher == "thread"
+    assert isinstance(local_engine().launcher, ThreadBridgeLauncher)
+    monkeypatch.setenv("TENANTCTL_LAUNCHER", "process")
+    assert EngineSettings().launcher == "process"
+    assert isinstance(local_engine().launcher, SubprocessBridgeLauncher)
+    monkeypatch.setenv("TENANTCTL_LAUNCHER", "fork")
+    with pytest.raises(UsageError, match="TENANTCTL_LAUNCHER"):
+        EngineSettings()
