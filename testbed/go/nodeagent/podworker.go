@@ -42,6 +42,7 @@ type podWorker struct {
 	lastMountWarn time.Time
 	conditions    map[v1.PodConditionType]v1.PodCondition
 	snap          map[string]ctrSnap // guarded by mu
+	adopted       bool               // terminal before this agent saw it: its status is kept
 }
 
 func newPodWorker(a *Agent, pod *v1.Pod) *podWorker {
@@ -64,6 +65,7 @@ func newPodWorker(a *Agent, pod *v1.Pod) *podWorker {
 	// A pod already terminal (e.g. after an agent restart) keeps its status.
 	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 		w.terminal = true
+		w.adopted = true
 		w.phase = pod.Status.Phase
 	}
 	if pod.Status.StartTime != nil {

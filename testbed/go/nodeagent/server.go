@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -16,9 +17,9 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -149,8 +150,8 @@ func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
 			delete(query, "tailLines")
 		}
 	}
-	opts := &v1.PodLogOptions{}
-	if err := scheme.ParameterCodec.DecodeParameters(query, v1.SchemeGroupVersion, opts); err != nil {
+	opts, err := parseLogOptions(query)
+	if err != nil {
 		http.Error(w, `{"message": "Unable to decode query."}`, http.StatusBadRequest)
 		return
 	}
@@ -192,9 +193,69 @@ func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Transfer-Encoding", "chunked")
 	w.WriteHeader(http.StatusOK)
 	logger := klog.Background()
-	if err := logs.ReadLogs(r.Context(), &logger, path, id, logs.NewLogOptions(opts, time.Now()), runtimeView{a: a}, fw, fw); err != nil {
+	var stdout, stderr io.Writer = fw, fw
+	if opts.Stream != nil {
+		switch *opts.Stream {
+		case v1.LogStreamStdout:
+			stderr = nil
+		case v1.LogStreamStderr:
+			stdout = nil
+		}
+	}
+	if err := logs.ReadLogs(r.Context(), &logger, path, id, logs.NewLogOptions(opts, time.Now()), runtimeView{a: a}, stdout, stderr); err != nil {
 		klog.V(2).InfoS("reading logs", "err", err)
 	}
+}
+
+// parseLogOptions reads the PodLogOptions of a containerLogs query.
+func parseLogOptions(q url.Values) (*v1.PodLogOptions, error) {
+	o := &v1.PodLogOptions{}
+	b := func(k string) (bool, error) {
+		v := q.Get(k)
+		if v == "" {
+			return false, nil
+		}
+		return strconv.ParseBool(v)
+	}
+	i := func(k string) (*int64, error) {
+		v := q.Get(k)
+		if v == "" {
+			return nil, nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		return &n, err
+	}
+	var err error
+	if o.Follow, err = b("follow"); err != nil {
+		return nil, err
+	}
+	if o.Previous, err = b("previous"); err != nil {
+		return nil, err
+	}
+	if o.Timestamps, err = b("timestamps"); err != nil {
+		return nil, err
+	}
+	if o.SinceSeconds, err = i("sinceSeconds"); err != nil {
+		return nil, err
+	}
+	if o.TailLines, err = i("tailLines"); err != nil {
+		return nil, err
+	}
+	if o.LimitBytes, err = i("limitBytes"); err != nil {
+		return nil, err
+	}
+	if v := q.Get("sinceTime"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return nil, err
+		}
+		mt := metav1.NewTime(t)
+		o.SinceTime = &mt
+	}
+	if v := q.Get("stream"); v != "" && v != v1.LogStreamAll {
+		o.Stream = &v
+	}
+	return o, nil
 }
 
 type flushWriter struct {

@@ -110,6 +110,7 @@ func (w *podWorker) status(pod *v1.Pod) *v1.PodStatus {
 	}
 	sandbox := w.volumes != nil && !w.terminal
 	completed := w.terminal && w.phase == v1.PodSucceeded
+	failed := w.terminal && w.phase == v1.PodFailed
 	var conds []v1.PodCondition
 	conds = append(conds, w.condition(v1.PodReadyToStartContainers, sandbox, "", ""))
 	switch {
@@ -125,6 +126,9 @@ func (w *podWorker) status(pod *v1.Pod) *v1.PodStatus {
 	case completed:
 		conds = append(conds, w.condition(v1.PodReady, false, "PodCompleted", ""),
 			w.condition(v1.ContainersReady, false, "PodCompleted", ""))
+	case failed:
+		conds = append(conds, w.condition(v1.PodReady, false, "PodFailed", ""),
+			w.condition(v1.ContainersReady, false, "PodFailed", ""))
 	case len(unready) == 0 && initDone:
 		conds = append(conds, w.condition(v1.PodReady, true, "", ""), w.condition(v1.ContainersReady, true, "", ""))
 	default:
@@ -151,13 +155,19 @@ func (w *podWorker) status(pod *v1.Pod) *v1.PodStatus {
 		}
 		return oi < oj
 	})
+	for i := range conds {
+		if conds[i].Type != v1.PodScheduled && own[conds[i].Type] {
+			conds[i].ObservedGeneration = pod.Generation
+		}
+	}
 	s.Conditions = conds
+	s.ObservedGeneration = pod.Generation
 	return s
 }
 
 // report sends the pod's status when it changed, as a merge patch of the status subresource.
 func (w *podWorker) report(pod *v1.Pod) {
-	if w.deleted {
+	if w.deleted || w.adopted {
 		return
 	}
 	s := w.status(pod)
