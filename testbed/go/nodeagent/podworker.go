@@ -164,10 +164,11 @@ func (w *podWorker) sync() bool {
 	}
 	if d := pod.Spec.ActiveDeadlineSeconds; d != nil && time.Since(w.startTime.Time) >= time.Duration(*d)*time.Second {
 		w.a.event(w.podRef(), v1.EventTypeNormal, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
-		w.killAll(w.grace(pod))
-		w.collect()
 		w.terminal, w.phase = true, v1.PodFailed
 		w.reason, w.message = "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
+		w.report(pod)
+		w.killAll(w.grace(pod))
+		w.collect()
 		w.report(pod)
 		return false
 	}

@@ -69,6 +69,9 @@ func (a *Agent) serve(ctx context.Context) (<-chan error, error) {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("/containerLogs/", a.authn(a.handleLogs))
 	mux.HandleFunc("/exec/", a.authn(a.handleExec))
+	if err := a.listenLocal(ctx); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(a.cfg.NodeIP, strconv.Itoa(a.cfg.Port)))
 	if err != nil {
 		return nil, err
@@ -281,6 +284,10 @@ func (a *Agent) handleExec(w http.ResponseWriter, r *http.Request) {
 	var uid types.UID
 	if len(parts) == 4 {
 		uid = types.UID(parts[2])
+	}
+	if wantsV5WebSocket(r) {
+		a.translateV5(w, r)
+		return
 	}
 	opts, err := streamremote.NewOptions(r)
 	if err != nil {
