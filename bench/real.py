@@ -122,24 +122,38 @@ class RealBackend:
     def cpu(self) -> dict[str, float]:
         return {name: process_cpu(pid) for name, pid in self.pids.items()}
 
-    def metrics(self) -> tuple[float, float]:
-        """(response bytes, requests) so far for the resources the clients read."""
+    def _scrape(self) -> list[tuple[str, dict[str, str], float]]:
         text = self.plane.request("GET", "/metrics").get("raw", "")
-        sizes = requests = 0.0
+        found = []
         for line in text.splitlines():
             match = _METRIC.match(line)
-            if match is None:
-                continue
-            labels = dict(_LABEL.findall(match.group(2)))
+            if match is not None:
+                labels = dict(_LABEL.findall(match.group(2)))
+                found.append((match.group(1), labels, float(match.group(3))))
+        return found
+
+    def metrics(self) -> tuple[float, float]:
+        """(response bytes, requests) so far for the resources the clients read."""
+        sizes = requests = 0.0
+        for metric, labels, value in self._scrape():
             if labels.get("resource") not in READ_RESOURCES or labels.get("subresource"):
                 continue
             if labels.get("verb") not in ("GET", "LIST"):
                 continue
-            if match.group(1) == "apiserver_response_sizes_sum":
-                sizes += float(match.group(3))
+            if metric == "apiserver_response_sizes_sum":
+                sizes += value
             else:
-                requests += float(match.group(3))
+                requests += value
         return sizes, requests
+
+    def writes(self) -> float:
+        """Mutating requests the apiserver has served so far (any client, any resource)."""
+        return sum(
+            value
+            for metric, labels, value in self._scrape()
+            if metric == "apiserver_request_total"
+            and labels.get("verb") in ("POST", "PUT", "PATCH", "DELETE", "APPLY")
+        )
 
     def before(self) -> Snapshot:
         sizes, requests = self.metrics()  # the scrape itself stays outside the CPU window
@@ -162,17 +176,21 @@ class RealBackend:
     def wait_quiet(
         self, *, cores: float = 0.25, window: float = 1.0, settle: int = 3, timeout: float = 600
     ) -> float:
-        """Wait until the control plane (apiserver, etcd, controller manager) uses less than
-        ``cores`` for ``settle`` windows in a row -- after seeding, the Job controller still
-        writes every suspended Job's condition. Returns the seconds waited."""
+        """Wait until the control plane is done with what seeding set off -- the Job controller
+        writes every suspended Job's condition, the namespace controllers a ServiceAccount and a
+        ConfigMap per namespace: ``settle`` windows in a row with no write served by the
+        apiserver and less than ``cores`` of CPU used by it, etcd and the controller manager.
+        (Writes, not only CPU: on a machine shared with other work a busy process gets little
+        CPU and would look idle.) Returns the seconds waited."""
         started = time.monotonic()
         quiet = 0
-        last = sum(self.cpu().values())
+        last_cpu, last_writes = sum(self.cpu().values()), self.writes()
         while quiet < settle and time.monotonic() - started < timeout:
             time.sleep(window)
-            now = sum(self.cpu().values())
-            quiet = quiet + 1 if (now - last) / window < cores else 0
-            last = now
+            cpu, writes = sum(self.cpu().values()), self.writes()
+            idle = writes == last_writes and (cpu - last_cpu) / window < cores
+            quiet = quiet + 1 if idle else 0
+            last_cpu, last_writes = cpu, writes
         return round(time.monotonic() - started, 1)
 
     def idle_cpu_per_second(self, seconds: float = 3.0) -> float:
@@ -186,11 +204,29 @@ class RealBackend:
 
 # -- seeding through the API ------------------------------------------------------------------
 
+# (collection path, object, status to write after the create or None)
+Create = tuple[str, dict[str, Any], dict[str, Any] | None]
+
+
+def suspended_job_status() -> dict[str, Any]:
+    """The status kube-controller-manager's Job controller gives a Job created suspended."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    condition = {
+        "type": "Suspended",
+        "status": "True",
+        "lastProbeTime": now,
+        "lastTransitionTime": now,
+        "reason": "JobSuspended",
+        "message": "Job suspended",
+    }
+    return {"conditions": [condition], "ready": 0, "terminating": 0,
+            "uncountedTerminatedPods": {}}  # fmt: skip
+
 
 class ApiSeeder:
     """POSTs objects to the real apiserver from ``threads`` threads, each on its own keep-alive
-    HTTPS connection (admin client certificate). 409 AlreadyExists counts as done; 429, 5xx and
-    dropped connections are retried."""
+    HTTPS connection (admin client certificate), and writes their status when told to.
+    409 AlreadyExists counts as done; 429, 5xx and dropped connections are retried."""
 
     def __init__(self, plane: Any, *, threads: int = 8) -> None:
         self.plane = plane
@@ -219,40 +255,53 @@ class ApiSeeder:
             conn.close()
         self._local.conn = None
 
-    def post(self, path: str, body: dict[str, Any]) -> None:
+    def post(self, path: str, body: dict[str, Any], status: dict[str, Any] | None = None) -> None:
+        """Create ``body`` at ``path``; with ``status``, then write the created object's status
+        (a 409 there means its controller wrote it first: done as well)."""
+        created = self._send("POST", path, body)
+        if status is not None and created is not None:
+            created["status"] = status
+            self._send("PUT", f"{path}/{created['metadata']['name']}/status", created)
+
+    def _send(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The reply's object, or None when it already existed (409)."""
         data = json.dumps(body, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         for attempt in range(8):
             try:
                 conn = self._connection()
-                conn.request("POST", path, body=data, headers=headers)
+                conn.request(method, path, body=data, headers=headers)
                 reply = conn.getresponse()
                 text = reply.read()
             except (OSError, http.client.HTTPException):
                 self._drop()
                 self._retry(attempt)
                 continue
-            if reply.status in (200, 201, 202, 409):
-                with self._lock:
-                    self.created += reply.status != 409
-                return
+            if reply.status == 409:
+                return None
+            if reply.status in (200, 201, 202):
+                if method == "POST":
+                    with self._lock:
+                        self.created += 1
+                parsed: dict[str, Any] = json.loads(text)
+                return parsed
             if reply.status == 429 or reply.status >= 500:
                 self._retry(attempt)
                 continue
-            raise RuntimeError(f"POST {path}: {reply.status} {text[:500]!r}")
-        raise RuntimeError(f"POST {path}: gave up after 8 attempts")
+            raise RuntimeError(f"{method} {path}: {reply.status} {text[:500]!r}")
+        raise RuntimeError(f"{method} {path}: gave up after 8 attempts")
 
     def _retry(self, attempt: int) -> None:
         with self._lock:
             self.retries += 1
         time.sleep(min(2.0, 0.05 * 2**attempt))
 
-    def run(self, batches: Iterable[Sequence[tuple[str, dict[str, Any]]]]) -> None:
+    def run(self, batches: Iterable[Sequence[Create]]) -> None:
         """Each batch (e.g. one namespace's Jobs) goes in order on one thread's connection."""
 
-        def send(batch: Sequence[tuple[str, dict[str, Any]]]) -> None:
-            for path, body in batch:
-                self.post(path, body)
+        def send(batch: Sequence[Create]) -> None:
+            for path, body, status in batch:
+                self.post(path, body, status)
 
         try:
             with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="seed") as pool:
