@@ -24,6 +24,7 @@ Manifest format (version 1), keys relative to the location, sorted::
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,11 @@ class Manifest:
     def dumps(self) -> bytes:
         return (json.dumps(self.to_json(), indent=1, sort_keys=False) + "\n").encode()
 
+    @property
+    def sha256(self) -> str:
+        """:func:`manifest_sha256` of the bytes :func:`seal_export` writes (:meth:`dumps`)."""
+        return manifest_sha256(self.dumps())
+
     @classmethod
     def from_json(cls, data: Any, *, location: Location) -> Manifest:
         """Parse and check a manifest read from ``location``; StorageError names what is wrong."""
@@ -155,6 +161,8 @@ class VerificationReport:
     location: str
     checked: int
     failures: tuple[Failure, ...]
+    total_bytes: int = 0  # the manifest's, when there is a readable one
+    manifest_sha256: str = ""  # of the manifest object's bytes, when there is one
 
     @property
     def ok(self) -> bool:
@@ -277,11 +285,27 @@ def seal_export(
     return manifest
 
 
+def manifest_sha256(raw: bytes) -> str:
+    """The checksum of a manifest as stored (hex sha256 of the object's bytes): what a result
+    event reports, and what ``sha256sum _manifest.json`` prints for the downloaded object."""
+    return hashlib.sha256(raw).hexdigest()
+
+
 def read_manifest(store: ObjectStore, location: Location) -> Manifest | None:
     """The manifest at ``location``, or None when there is none."""
+    found = read_manifest_bytes(store, location)
+    return None if found is None else found[0]
+
+
+def read_manifest_bytes(store: ObjectStore, location: Location) -> tuple[Manifest, bytes] | None:
+    """The manifest at ``location`` and the bytes it was read from, or None when there is none."""
     raw = store.get_object(location.bucket, location.key(MANIFEST_KEY))
     if raw is None:
         return None
+    return _parse_manifest(raw, location), raw
+
+
+def _parse_manifest(raw: bytes, location: Location) -> Manifest:
     try:
         data = json.loads(raw)
     except ValueError as exc:
@@ -299,15 +323,16 @@ def verify_location(store: ObjectStore, location: Location) -> VerificationRepor
     or unreadable manifest is one failure on ``_manifest.json`` itself.
     """
     try:
-        manifest = read_manifest(store, location)
+        found = read_manifest_bytes(store, location)
     except ManifestFormatError as exc:
         return VerificationReport(location.url, 0, (Failure(MANIFEST_KEY, exc.message),))
-    if manifest is None:
+    if found is None:
         return VerificationReport(
             location.url,
             0,
             (Failure(MANIFEST_KEY, "no manifest: the export never completed, or wrong source"),),
         )
+    manifest, raw = found
     present = _listing(store, location)
     failures: dict[str, Failure] = {}
     to_hash: list[ObjectInfo] = []
@@ -335,7 +360,13 @@ def verify_location(store: ObjectStore, location: Location) -> VerificationRepor
                 entry.key, f"read {result[1]} bytes, manifest says {entry.size}"
             )
     ordered = tuple(failures[e.key] for e in manifest.entries if e.key in failures)
-    return VerificationReport(location.url, len(manifest.entries), ordered)
+    return VerificationReport(
+        location.url,
+        len(manifest.entries),
+        ordered,
+        total_bytes=manifest.total_bytes,
+        manifest_sha256=manifest_sha256(raw),
+    )
 
 
 # -- retention ---------------------------------------------------------------------------------

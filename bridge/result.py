@@ -79,6 +79,9 @@ class RunResult:
     attempts: list[AttemptRecord] = field(default_factory=list)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
+    # Storage operations: the job's object-store location, object count, bytes and the
+    # manifest's checksum (bridge.storage_hooks); None for every other operation.
+    storage: dict[str, Any] | None = None
 
     def finish(
         self, status: Status, *, reason: str, message: str, exit_code: int | None = None
@@ -107,7 +110,7 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         finished = self.finished_at or datetime.now(UTC)
-        return {
+        data: dict[str, Any] = {
             "namespace": self.namespace,
             "job": self.job,
             "operation": self.operation,
@@ -122,6 +125,9 @@ class RunResult:
             "finishedAt": rfc3339(finished),
             "durationSeconds": round((finished - self.started_at).total_seconds(), 3),
         }
+        if self.storage is not None:
+            data["storage"] = dict(self.storage)
+        return data
 
     def write(self, path: str | Path) -> None:
         """Write the JSON atomically (Argo may read it the moment the container exits)."""

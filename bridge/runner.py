@@ -94,6 +94,9 @@ class Injection:
 
     env: Mapping[str, str] = field(default_factory=dict)
     secret_env: Mapping[str, str] = field(default_factory=dict)
+    # What the hook learned before the pod that belongs on the job's result (an import's
+    # verified source: ``storage`` in the result JSON). Never credentials.
+    report: Mapping[str, Any] = field(default_factory=dict)
 
 
 class RunHooks(Protocol):
@@ -101,8 +104,9 @@ class RunHooks(Protocol):
         """Before any pod: may raise RefusedError (exit 2) or StorageError (exit 75)."""
         ...
 
-    def after_success(self, ctx: RunContext) -> None:
-        """After the job succeeded: a StorageError fails the job with that reason."""
+    def after_success(self, ctx: RunContext) -> Mapping[str, Any] | None:
+        """After the job succeeded: a StorageError fails the job with that reason. What it
+        returns (an export's sealed location) is the result's ``storage``. Never credentials."""
         ...
 
 
@@ -513,10 +517,12 @@ class Runner:
 
     def _succeeded(self, participant: Participant) -> None:
         try:
-            self.hooks.after_success(self.request.context)
+            report = self.hooks.after_success(self.request.context)
         except StorageError as exc:
             self._failed(participant, reason="StorageVerificationFailed", message=str(exc))
             return
+        if report:
+            self.result.storage = dict(report)
         self.result.finish(
             Status.SUCCEEDED,
             reason="Completed",
@@ -576,6 +582,8 @@ class Runner:
         """What the hooks add to this run's pods and Secrets; asked once per run."""
         if self._injection is None:
             self._injection = self.hooks.before_pod(self.request.context)
+            if self._injection.report:
+                self.result.storage = dict(self._injection.report)
         return self._injection
 
     def _create(self, job: JSON, attempt: int) -> JSON:

@@ -20,6 +20,10 @@ export to read and is refused ("no manifest").
 
 Every other operation is a no-op. Credentials travel only in :attr:`Injection.secret_env` (the
 per-run Secret); nothing here logs them.
+
+Each storage job's result carries ``storage`` (:func:`storage_report`): the location, the
+object count and bytes, and the sha256 of ``_manifest.json`` -- the export's as sealed, the
+import's source as verified before its pod.
 """
 
 from __future__ import annotations
@@ -28,9 +32,15 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from bridge.errors import RefusedError, StorageError, UsageError
-from bridge.export_manifest import ManifestVerificationError, seal_export, verify_location
+from bridge.export_manifest import (
+    MANIFEST_KEY,
+    ManifestVerificationError,
+    seal_export,
+    verify_location,
+)
 from bridge.runner import Injection, RunContext
 from bridge.storage import CredentialBroker, Credentials, Location, ObjectStore, session_name_for
 from bridge.storage_settings import (
@@ -56,6 +66,20 @@ ENV_SOURCE_URL = "LIFECYCLE_OBJECT_STORE_SOURCE_URL"
 ENV_ENDPOINT = "LIFECYCLE_OBJECT_STORE_ENDPOINT"
 ENV_REGION = "LIFECYCLE_OBJECT_STORE_REGION"
 ENV_ACCESS = "LIFECYCLE_OBJECT_STORE_ACCESS"  # "read-write" (exports) or "read-only" (imports)
+
+
+def storage_report(
+    location: Location, *, access: str, object_count: int, total_bytes: int, manifest_sha256: str
+) -> dict[str, Any]:
+    """A storage job's ``storage`` on its result (and so on the result event)."""
+    return {
+        "location": location.url,
+        "access": access,  # "write" (exports) or "read" (imports)
+        "objectCount": object_count,
+        "bytes": total_bytes,
+        "manifest": location.url + MANIFEST_KEY,
+        "manifestSha256": manifest_sha256,
+    }
 
 
 def endpoint_for(settings: StorageSettings) -> str:
@@ -145,9 +169,9 @@ class StorageHooks:
         finally:
             self.close()
 
-    def after_success(self, ctx: RunContext) -> None:
+    def after_success(self, ctx: RunContext) -> Mapping[str, Any] | None:
         try:
-            self._after_success(ctx)
+            return self._after_success(ctx)
         finally:
             self.close()
 
@@ -156,6 +180,7 @@ class StorageHooks:
         if location is None:
             return Injection()
         write = ctx.operation in EXPORTS
+        source: dict[str, Any] = {}
         if not write:
             report = verify_location(self.store, location)
             if not report.ok:
@@ -165,6 +190,13 @@ class StorageHooks:
                 "storage: source %s verified: %d objects, every size and sha256 equal",
                 location.url,
                 report.checked,
+            )
+            source = storage_report(
+                location,
+                access="read",
+                object_count=report.checked,
+                total_bytes=report.total_bytes,
+                manifest_sha256=report.manifest_sha256,
             )
         env = {
             ENV_URL: location.url,
@@ -184,11 +216,11 @@ class StorageHooks:
         }
         if credentials.session_token:
             secret_env["AWS_SESSION_TOKEN"] = credentials.session_token
-        return Injection(env=env, secret_env=secret_env)
+        return Injection(env=env, secret_env=secret_env, report=source)
 
-    def _after_success(self, ctx: RunContext) -> None:
+    def _after_success(self, ctx: RunContext) -> Mapping[str, Any] | None:
         if ctx.operation not in EXPORTS:
-            return
+            return None  # an import's report came with its verification, before the pod
         location = self.location(ctx)
         assert location is not None  # an export always has one
         context = {
@@ -209,6 +241,13 @@ class StorageHooks:
             len(manifest.entries),
             manifest.total_bytes,
             "_manifest.json",
+        )
+        return storage_report(
+            location,
+            access="write",
+            object_count=len(manifest.entries),
+            total_bytes=manifest.total_bytes,
+            manifest_sha256=manifest.sha256,
         )
 
     def _credentials(self, ctx: RunContext, location: Location, *, write: bool) -> Credentials:

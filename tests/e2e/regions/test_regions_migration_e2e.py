@@ -224,6 +224,34 @@ def test_a_migration_moves_the_archive_to_b_with_identical_data(world: World) ->
         ("dev.tenant-lifecycle.operation.succeeded", "mig-ok-out"),
     ]
     assert world.s3.secret_access_key not in output
+    # Each result event names, per job, where the data went and what the manifest sealed.
+    prefix = f"{TENANT}/lifecycle.migrate-out/mig-ok-out/{NAMESPACE}/archive/"
+    url = f"s3://{world.bucket}/{prefix}"
+    client = world.s3.client()
+    try:
+        manifest_raw = client.get_object(Bucket=world.bucket, Key=prefix + "_manifest.json")[
+            "Body"
+        ].read()
+    finally:
+        client.close()
+    manifest = json.loads(manifest_raw)
+    expected = {
+        "location": url,
+        "objectCount": manifest["objectCount"],
+        "bytes": manifest["totalBytes"],
+        "manifest": url + "_manifest.json",
+        "manifestSha256": hashlib.sha256(manifest_raw).hexdigest(),
+    }
+    assert expected["objectCount"] == 14  # 13 documents + archive-info.json
+    assert expected["bytes"] > 300_000
+    by_id = {e["id"]: e for e in events}
+    [exported] = by_id["mig-ok-out"]["data"]["jobs"]
+    [imported] = by_id["mig-ok-in"]["data"]["jobs"]
+    assert exported["storage"] == {**expected, "access": "write"}
+    assert imported["storage"] == {**expected, "access": "read"}
+    steps = by_id["mig-ok"]["data"]["steps"]
+    assert [s["jobs"][0]["storage"]["access"] for s in steps] == ["write", "read"]
+    assert world.s3.secret_access_key not in json.dumps(events)
 
 
 def test_a_failure_in_b_reports_both_steps_and_a_rerun_resumes_at_the_import(

@@ -213,6 +213,17 @@ def test_migrate_out_then_in_round_trips_100_objects_with_every_checksum_verifie
     assert listed["documents/big.bin"]["size"] == BIG
     for relative, digest in before.items():
         assert listed[f"documents/{relative}"]["sha256"] == digest, relative
+    # The job's result names what it wrote: where, how much, and the sealed manifest's checksum.
+    sealed = {
+        "location": location.url,
+        "access": "write",
+        "objectCount": 100,
+        "bytes": sum(o["size"] for o in manifest["objects"]),
+        "manifest": location.url + MANIFEST_KEY,
+        "manifestSha256": hashlib.sha256(raw).hexdigest(),
+    }
+    assert out.result["storage"] == sealed
+    assert sealed["bytes"] > BIG
 
     shutil.rmtree(archive)  # the tenant arrives in a region that has nothing of it
 
@@ -221,6 +232,7 @@ def test_migrate_out_then_in_round_trips_100_objects_with_every_checksum_verifie
     assert into.result["status"] == "succeeded"
     assert "[archive] imported 99 document(s), every sha256 verified" in into.stdout
     assert _tree_digests(archive) == before
+    assert into.result["storage"] == {**sealed, "access": "read"}  # the source it verified
     _assert_no_secret(world, out, into)
 
 
@@ -314,6 +326,8 @@ def test_restore_through_the_local_engine_keeps_keys_out_of_the_result_event(
         info = json.dumps({"documents": len(documents)}).encode()
         store.put_object(location.bucket, location.key("archive-info.json"), info)
         seal_export(store, location, context={}, retention="backup")
+        manifest_raw = store.get_object(location.bucket, location.key(MANIFEST_KEY))
+    assert manifest_raw is not None
 
     argv = [str(Path(sys.executable).parent / "tenantctl"), "run", "lifecycle.restore"]
     argv += ["--tenant-env-id", "t-backup", "--batch-operation-id", "rs-1"]
@@ -327,6 +341,14 @@ def test_restore_through_the_local_engine_keeps_keys_out_of_the_result_event(
     event_data = json.loads(done.stdout)
     [job] = event_data["jobs"]
     assert (job["namespace"], job["job"], job["status"]) == (NAMESPACE, "archive", "succeeded")
+    assert job["storage"] == {
+        "location": location.url,
+        "access": "read",
+        "objectCount": 3,
+        "bytes": sum(map(len, documents.values())) + len(info),
+        "manifest": location.url + MANIFEST_KEY,
+        "manifestSha256": hashlib.sha256(manifest_raw).hexdigest(),
+    }
     restored = world.state_dir / "tenants" / "t-backup" / "archive"
     assert {p.name: p.read_bytes() for p in restored.iterdir()} == documents
     assert world.s3.secret_access_key not in done.stdout + done.stderr
