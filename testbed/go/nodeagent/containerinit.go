@@ -41,6 +41,7 @@ func containerInit(specFile string) int {
 		fmt.Fprintln(os.Stderr, "container init:", err)
 		return 128
 	}
+	syscall.CloseOnExec(3) // the agent's readiness pipe: closed by the exec of the program
 	var s initSpec
 	if err := json.Unmarshal(data, &s); err != nil {
 		fmt.Fprintln(os.Stderr, "container init:", err)

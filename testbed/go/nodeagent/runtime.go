@@ -104,7 +104,19 @@ func startRun(self string, rs runSpec, onExit func()) (*run, error) {
 		outW.Close()
 		return nil, err
 	}
+	// fd 3 of the init is the write end of a pipe it leaves open until its exec (close-on-exec):
+	// EOF here means the container's program runs, in its finished root.
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		logf.Close()
+		outR.Close()
+		outW.Close()
+		errR.Close()
+		errW.Close()
+		return nil, err
+	}
 	cmd := exec.Command(self, "node-agent", "container-init", specFile)
+	cmd.ExtraFiles = []*os.File{readyW}
 	cmd.Stdin = nil
 	cmd.Stdout = outW
 	cmd.Stderr = errW
@@ -116,6 +128,8 @@ func startRun(self string, rs runSpec, onExit func()) (*run, error) {
 	r := &run{ID: newContainerID(), LogPath: rs.LogPath, TermPath: rs.TermPath, Env: spec.Env, WorkDir: spec.WorkingDir,
 		done: make(chan struct{}), cmd: cmd}
 	if err := cmd.Start(); err != nil {
+		readyR.Close()
+		readyW.Close()
 		logf.Close()
 		outR.Close()
 		outW.Close()
@@ -125,6 +139,13 @@ func startRun(self string, rs runSpec, onExit func()) (*run, error) {
 	}
 	outW.Close()
 	errW.Close()
+	readyW.Close()
+	ready := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, readyR); readyR.Close(); close(ready) }()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+	}
 	r.Pid = cmd.Process.Pid
 	r.StartedAt = time.Now()
 	lw := &logWriter{f: logf}
