@@ -1,5 +1,6 @@
-"""Start and stop the real control plane: etcd, kube-apiserver, kube-controller-manager and the
-node agent, each a process of the one test-bed binary, all on 127.0.0.1 and free ports.
+"""Start and stop the real control plane: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and the node agent, each a process of the one test-bed binary, all on 127.0.0.1
+and free ports.
 
 :class:`ControlPlane` is a context manager. ``start()`` builds the binary when the cache has none
 (see :mod:`testbed.build`), makes the certificates, starts each component and waits until it
@@ -138,6 +139,14 @@ class ControlPlane:
         # The ServiceAccount and root-CA controllers have run once every namespace has its
         # `default` account and `kube-root-ca.crt`: in-cluster clients need both.
         self._wait("kube-controller-manager", self._controllers_ready)
+        scheduler_config = kubeconfig.write(
+            root / "scheduler.kubeconfig",
+            url=self.url,
+            ca=self.pki.ca.cert,
+            client=self.pki.scheduler,
+        )
+        self._say("starting kube-scheduler")
+        self._spawn(binary, "kube-scheduler", self._scheduler_args(scheduler_config))
         if self.node_agent:
             self._start_node_agent(binary)
 
@@ -236,6 +245,19 @@ class ControlPlane:
             "--cluster-signing-key-file", str(p.ca.key),
             "--service-cluster-ip-range", SERVICE_CIDR,
             "--controllers", "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route",
+            "-v", "0",
+        ]  # fmt: skip
+
+    def _scheduler_args(self, config: Path) -> list[str]:
+        # The real scheduler binds pods (nodeSelector, taints, Unschedulable conditions): the
+        # node identity may not even list a pod before it is bound to it.
+        return [
+            "--kubeconfig", str(config),
+            "--authentication-kubeconfig", str(config),
+            "--authorization-kubeconfig", str(config),
+            "--bind-address", "127.0.0.1",
+            "--secure-port", "0",
+            "--leader-elect=false",
             "-v", "0",
         ]  # fmt: skip
 

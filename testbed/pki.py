@@ -3,8 +3,9 @@
 Made with the ``openssl`` command (as the sandbox's TLS listener is), ECDSA P-256 throughout:
 
 * the apiserver's serving certificate, valid for 127.0.0.1 and the in-cluster service names;
-* client certificates for the admin (``system:masters``), kube-controller-manager and the node
-  agent (``system:node:NAME`` in ``system:nodes``, so the real Node authorizer applies to it), and
+* client certificates for the admin (``system:masters``), kube-controller-manager,
+  kube-scheduler and the node agent (``system:node:NAME`` in ``system:nodes``, so the real
+  Node authorizer applies to it), and
   for the apiserver's calls to the kubelet API;
 * the node agent's serving certificate (the apiserver verifies it with the CA);
 * the service-account signing key pair.
@@ -42,6 +43,7 @@ class ClusterPKI:
     apiserver: KeyPair
     admin: KeyPair
     controller_manager: KeyPair
+    scheduler: KeyPair
     node: KeyPair
     apiserver_kubelet_client: KeyPair
     kubelet_serving: KeyPair
@@ -151,6 +153,9 @@ def make(directory: Path, *, node_name: str) -> ClusterPKI:
         subject="/CN=system:kube-controller-manager",
         usage="clientAuth",
     )
+    scheduler = _sign(
+        directory, ca, "scheduler", subject="/CN=system:kube-scheduler", usage="clientAuth"
+    )
     node = _sign(
         directory,
         ca,
@@ -184,6 +189,7 @@ def make(directory: Path, *, node_name: str) -> ClusterPKI:
         apiserver=apiserver,
         admin=admin,
         controller_manager=controller_manager,
+        scheduler=scheduler,
         node=node,
         apiserver_kubelet_client=kubelet_client,
         kubelet_serving=kubelet_serving,

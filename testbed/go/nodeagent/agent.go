@@ -157,18 +157,20 @@ func runAgent(cfg Config) error {
 		return err
 	}
 	a.watchPods(ctx)
-	bcs := cs
+	// kube-scheduler binds pods (the launcher runs the real one); the agent's own binder is only
+	// for a control plane without a scheduler, and only with a credential allowed to bind.
 	if cfg.BinderKubeconfig != "" {
-		if bcs, err = clientFor(cfg.BinderKubeconfig); err != nil {
+		bcs, err := clientFor(cfg.BinderKubeconfig)
+		if err != nil {
 			return err
 		}
+		sbc := record.NewBroadcaster(record.WithContext(ctx))
+		sbc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: bcs.CoreV1().Events("")})
+		defer sbc.Shutdown()
+		b := &binder{a: a, cs: bcs, queue: make(chan *v1.Pod, 1000),
+			recorder: sbc.NewRecorder(scheme.Scheme, v1.EventSource{Component: "default-scheduler"})}
+		go b.run(ctx)
 	}
-	sbc := record.NewBroadcaster(record.WithContext(ctx))
-	sbc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: bcs.CoreV1().Events("")})
-	defer sbc.Shutdown()
-	b := &binder{a: a, cs: bcs, queue: make(chan *v1.Pod, 1000),
-		recorder: sbc.NewRecorder(scheme.Scheme, v1.EventSource{Component: "default-scheduler"})}
-	go b.run(ctx)
 	fmt.Println("node-agent ready")
 	select {
 	case <-ctx.Done():
