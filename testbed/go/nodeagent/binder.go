@@ -13,6 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 )
 
@@ -43,14 +45,60 @@ func (b *binder) run(ctx context.Context) {
 	}
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, n interface{}) { enqueue(n) }})
 	f.Start(ctx.Done())
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	b.untaint(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-t.C:
+			if b.untaint(ctx) {
+				// pods refused for the taint get another chance, as the scheduler retries
+				go func() {
+					for _, obj := range inf.GetStore().List() {
+						enqueue(obj)
+					}
+				}()
+			}
 		case p := <-b.queue:
 			b.bind(ctx, p)
 		}
 	}
+}
+
+// untaint removes the node.kubernetes.io/not-ready taint that admission puts on a new Node once
+// the node is Ready: the node lifecycle controller's job, when it does not run. A node may not
+// change its own taints (NodeRestriction), so this uses the binder's credential.
+func (b *binder) untaint(ctx context.Context) bool {
+	node, err := b.cs.CoreV1().Nodes().Get(ctx, b.a.cfg.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return false
+	}
+	ready := false
+	for _, c := range node.Status.Conditions {
+		if c.Type == v1.NodeReady && c.Status == v1.ConditionTrue {
+			ready = true
+		}
+	}
+	var keep []v1.Taint
+	found := false
+	for _, t := range node.Spec.Taints {
+		if t.Key == v1.TaintNodeNotReady && t.Effect == v1.TaintEffectNoSchedule {
+			found = true
+			continue
+		}
+		keep = append(keep, t)
+	}
+	if !ready || !found {
+		return false
+	}
+	node.Spec.Taints = keep
+	if _, err := b.cs.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		klog.V(1).InfoS("removing the not-ready taint", "err", err)
+		return false
+	}
+	return true
 }
 
 func (b *binder) bind(ctx context.Context, p *v1.Pod) {
@@ -58,6 +106,13 @@ func (b *binder) bind(ctx context.Context, p *v1.Pod) {
 		return
 	}
 	if p.Spec.SchedulerName != "" && p.Spec.SchedulerName != v1.DefaultSchedulerName {
+		return
+	}
+	if len(p.Spec.SchedulingGates) > 0 {
+		return // the scheduler waits for the gates to be removed
+	}
+	if msg := b.unfit(ctx, p); msg != "" {
+		b.recorder.Eventf(p, v1.EventTypeWarning, "FailedScheduling", "%s", msg)
 		return
 	}
 	binding := &v1.Binding{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID},
@@ -78,6 +133,26 @@ func (b *binder) bind(ctx context.Context, p *v1.Pod) {
 		klog.ErrorS(err, "binding pod", "pod", klog.KObj(p))
 		time.Sleep(time.Second)
 	}
+}
+
+// unfit is the scheduler's FailedScheduling message when the pod cannot go to this node
+// (node selector, required node affinity, untolerated NoSchedule/NoExecute taints).
+func (b *binder) unfit(ctx context.Context, p *v1.Pod) string {
+	node, err := b.a.cs.CoreV1().Nodes().Get(ctx, b.a.cfg.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	const tail = " preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+	if ok, _ := nodeaffinity.GetRequiredNodeAffinity(p).Match(node); !ok {
+		return "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector." + tail
+	}
+	taint, untolerated := corev1helpers.FindMatchingUntoleratedTaint(klog.Background(), node.Spec.Taints, p.Spec.Tolerations, func(t *v1.Taint) bool {
+		return t.Effect == v1.TaintEffectNoSchedule || t.Effect == v1.TaintEffectNoExecute
+	}, false)
+	if untolerated {
+		return fmt.Sprintf("0/1 nodes are available: 1 node(s) had untolerated taint {%s: %s}.", taint.Key, taint.Value) + tail
+	}
+	return ""
 }
 
 func (b *binder) String() string { return fmt.Sprintf("binder(%s)", b.a.cfg.NodeName) }
