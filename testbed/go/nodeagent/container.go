@@ -38,10 +38,19 @@ type ctrState struct {
 	backoff      time.Duration
 	retryAt      time.Time
 	pullFailures int
+	everStarted  bool
 }
 
 // ran says whether the container has run at least once.
 func (c *ctrState) ran() bool { return c.cur != nil || c.lastTerm != nil }
+
+// sidecarStarted says whether a sidecar has started (its startup probe passed) once.
+func (c *ctrState) sidecarStarted() bool {
+	if c.cur != nil && c.cur.probes.started.Load() {
+		c.everStarted = true
+	}
+	return c.everStarted
+}
 
 func (c *ctrState) running() bool { return c.cur != nil && c.cur.Running() }
 
@@ -142,6 +151,7 @@ func (w *podWorker) startContainer(pod *v1.Pod, c *ctrState) bool {
 	c.cur = r
 	c.waiting = nil
 	a.registerRun(r, w, c)
+	w.startProbes(pod, c, r)
 	a.event(ref, v1.EventTypeNormal, "Created", "Container created")
 	a.event(ref, v1.EventTypeNormal, "Started", "Container started")
 	return true

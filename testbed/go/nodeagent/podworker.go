@@ -279,7 +279,7 @@ func (w *podWorker) step(pod *v1.Pod) {
 			if !c.running() && w.mayStart(pod, c) {
 				w.start(pod, c)
 			}
-			if !c.ran() {
+			if !c.sidecarStarted() {
 				initDone = false
 				break
 			}

@@ -31,6 +31,7 @@ type run struct {
 	FinishedAt time.Time
 	ExitCode   int32
 	StartError string // set when the container's program never started
+	probes     probeState
 	cmd        *exec.Cmd
 }
 

@@ -23,11 +23,11 @@ func (w *podWorker) containerStatus(pod *v1.Pod, c *ctrState, initDone bool) v1.
 	s.Started = &f
 	switch {
 	case c.running():
-		t := true
-		s.Started = &t
+		started := c.cur.probes.started.Load()
+		s.Started = &started
 		s.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(c.cur.StartedAt)}
 		s.ContainerID = "process://" + c.cur.ID
-		s.Ready = true // no readiness probes: a running container is ready
+		s.Ready = started && c.cur.probes.ready.Load()
 		if c.lastTerm != nil {
 			s.LastTerminationState.Terminated = c.lastTerm
 		}
@@ -91,7 +91,7 @@ func (w *podWorker) status(pod *v1.Pod) *v1.PodStatus {
 				incompleteInit = append(incompleteInit, c.spec.Name)
 			}
 		case kindSidecar:
-			if !c.ran() {
+			if !c.sidecarStarted() {
 				initDone = false
 				incompleteInit = append(incompleteInit, c.spec.Name)
 			}
