@@ -152,6 +152,7 @@ func (w *podWorker) startContainer(pod *v1.Pod, c *ctrState) bool {
 	c.waiting = nil
 	a.registerRun(r, w, c)
 	w.startProbes(pod, c, r)
+	w.postStart(pod, c, r)
 	a.event(ref, v1.EventTypeNormal, "Created", "Container created")
 	a.event(ref, v1.EventTypeNormal, "Started", "Container started")
 	return true

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/kubernetes/pkg/fieldpath"
+	"k8s.io/kubernetes/pkg/kubelet/envvars"
 	"k8s.io/kubernetes/third_party/forked/golang/expansion"
 )
 
@@ -65,6 +66,24 @@ func (a *Agent) serviceEnv() map[string]string {
 	}
 }
 
+// serviceLinks are the Docker-link style variables of the namespace's Services, as the kubelet
+// gives when enableServiceLinks is on (the apiserver's own Service is given separately).
+func (a *Agent) serviceLinks(ctx context.Context, ns string) []v1.EnvVar {
+	list, err := a.cs.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil
+	}
+	var svcs []*v1.Service
+	for i := range list.Items {
+		s := &list.Items[i]
+		if ns == metav1.NamespaceDefault && s.Name == "kubernetes" {
+			continue
+		}
+		svcs = append(svcs, s)
+	}
+	return envvars.FromServices(svcs)
+}
+
 // build returns the container's environment (image env first, then the kubelet's) in order.
 func (e *envBuilder) build(c *v1.Container, img *ImageEntry) ([]string, error) {
 	var order []string
@@ -99,6 +118,11 @@ func (e *envBuilder) build(c *v1.Container, img *ImageEntry) ([]string, error) {
 			kOrder = append(kOrder, k)
 		}
 		tmp[k] = v
+	}
+	if e.pod.Spec.EnableServiceLinks == nil || *e.pod.Spec.EnableServiceLinks {
+		for _, ev := range e.a.serviceLinks(e.ctx, e.pod.Namespace) {
+			kset(ev.Name, ev.Value)
+		}
 	}
 	for _, k := range svcKeys {
 		kset(k, svc[k])

@@ -377,6 +377,7 @@ func (w *podWorker) grace(pod *v1.Pod) time.Duration {
 
 // killAll stops every running container in parallel, regular containers before sidecars.
 func (w *podWorker) killAll(grace time.Duration) {
+	pod, _ := w.current()
 	for _, kinds := range [][]containerKind{{kindRegular, kindInit}, {kindSidecar}} {
 		var wg sync.WaitGroup
 		for _, c := range w.ctrs {
@@ -385,7 +386,7 @@ func (w *podWorker) killAll(grace time.Duration) {
 			}
 			w.a.event(w.ref(c), v1.EventTypeNormal, "Killing", fmt.Sprintf("Stopping container %s", c.spec.Name))
 			wg.Add(1)
-			go func(r *run) { defer wg.Done(); r.Stop(grace) }(c.cur)
+			go func(c *ctrState, r *run) { defer wg.Done(); w.stopRun(pod, c, r, grace) }(c, c.cur)
 		}
 		wg.Wait()
 	}
