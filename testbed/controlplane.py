@@ -244,7 +244,7 @@ class ControlPlane:
             "--cluster-signing-cert-file", str(p.ca.cert),
             "--cluster-signing-key-file", str(p.ca.key),
             "--service-cluster-ip-range", SERVICE_CIDR,
-            "--controllers", "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route",
+            "--controllers", "*,-nodeipam,-cloud-node-lifecycle,-service,-route",
             "-v", "0",
         ]  # fmt: skip
 
