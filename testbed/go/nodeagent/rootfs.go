@@ -19,6 +19,8 @@ type rootBuilder struct {
 	staging string          // host scratch directory
 	private map[string]bool // container directories whose new entries stay private
 	nstage  int
+	overlay map[string]bool // top-level directories with a private writable layer
+	rebound []string        // host submounts bound back inside those directories
 }
 
 var skipTop = map[string]bool{"proc": true, "dev": true, "sys": true, "tmp": true}
@@ -30,6 +32,7 @@ func (b *rootBuilder) build(s *initSpec) error {
 	if err := b.replicate("/", b.root, skipTop); err != nil {
 		return err
 	}
+	b.overlayTops()
 	// /proc of the container's PID namespace.
 	if err := mkdirMount("proc", filepath.Join(b.root, "proc"), "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
 		return err
@@ -236,7 +239,7 @@ func (b *rootBuilder) ensure(cpath string, dir bool) (string, error) {
 	if len(missing) == 0 {
 		return filepath.Join(b.root, cur), nil
 	}
-	if !b.private[cur] {
+	if !b.private[cur] && !b.inOverlay(cur) {
 		if err := b.shadow(cur); err != nil {
 			return "", err
 		}

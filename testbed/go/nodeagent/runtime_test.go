@@ -64,7 +64,7 @@ func TestContainerIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := `echo pid=$$; echo host=$(hostname); cat /nonexistent-top/deep/key; echo; cat /var/run/secrets/test/key; echo;
-ls /proc | grep -c '^[0-9]' ; echo x > /tmp/private; echo bye > /dev/termination-log; echo err >&2; exit 3`
+ls /proc | grep -c '^[0-9]' ; echo x > /tmp/private; echo x > /etc/nodeagent-test-private; mkdir -p /opt/nodeagent-test/dir; echo bye > /dev/termination-log; echo err >&2; exit 3`
 	r := startTestRun(t, []string{"sh", "-c", script}, []initMount{
 		{Source: vol, Target: "/nonexistent-top/deep"},
 		{Source: vol, Target: "/var/run/secrets/test", ReadOnly: true},
@@ -83,6 +83,11 @@ ls /proc | grep -c '^[0-9]' ; echo x > /tmp/private; echo bye > /dev/termination
 	}
 	if _, err := os.Stat("/var/run/secrets/test"); err == nil {
 		t.Error("the host got /var/run/secrets/test")
+	}
+	for _, p := range []string{"/etc/nodeagent-test-private", "/opt/nodeagent-test"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("the container wrote %s on the host", p)
+		}
 	}
 	if _, err := os.Stat("/tmp/private"); err == nil {
 		t.Error("/tmp is not private")
