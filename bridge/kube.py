@@ -195,6 +195,9 @@ class KubeSettings:
     # Where the in-cluster service account's ``token`` and ``ca.crt`` are (another directory
     # only for tests and benchmarks that play a pod).
     service_account_dir: str = SERVICE_ACCOUNT_DIR
+    # Connections kept open for reuse (the official client's default: cpu_count * 5); a client
+    # shared by many bridges in one process (the local engine's threads) keeps more.
+    connection_pool_size: int | None = None
 
 
 def backoff_delay(
@@ -468,6 +471,8 @@ class Kube:
             _load_configuration(configuration, self.settings)
         # Our retry loop is the only one: no hidden urllib3 retries under it.
         configuration.retries = urllib3.Retry(total=0, redirect=0, raise_on_status=False)
+        if self.settings.connection_pool_size is not None:
+            configuration.connection_pool_maxsize = self.settings.connection_pool_size
         self._configuration = configuration
         self._rest = RESTClientObject(configuration)
         self.host = str(configuration.host).rstrip("/")

@@ -25,14 +25,16 @@ What stays the same as :class:`~orchestrator.engine.bridges.SubprocessBridgeLaun
   the thread does later (a thread cannot be killed; it is a daemon and holds no lock of the
   engine's). ``--launcher process`` keeps full isolation for whoever wants it.
 
-Each bridge gets its own :class:`bridge.kube.Kube`: the client itself keeps no per-call state,
-but its connection pool is sized for one process's calls (``cpu_count * 5``) while every
-bridge holds a watch and a log stream open for its whole run; one client per bridge keeps
-those streams from competing for (and overflowing) one pool, and closes them with the bridge.
+The bridges of one launcher share one :class:`bridge.kube.Kube` per connection setting: the
+client keeps no per-call state, and one pool lets a bridge reuse the TLS connections earlier
+bridges opened (each bridge holds a watch and a log stream for its whole run, and makes its
+unary calls beside them) instead of opening and handshaking its own; the pool keeps up to
+``POOL_SIZE`` connections, enough for every stream of a wide wave.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import threading
@@ -51,6 +53,9 @@ from .bridges import (
 )
 from .launcher import BridgeSpec, LineSink
 from .result import CANCELLED, ERROR, rfc3339, utc_now
+
+# Connections the shared client keeps for reuse: 3 per running bridge at parallelism ~80.
+POOL_SIZE = 256
 
 # The exit codes `python -m bridge run` uses for an error raised before it has a result.
 _EXIT_USAGE = 2
@@ -87,6 +92,24 @@ def _load_hooks(operation: str, storage_config: str | None, env: Mapping[str, st
     return storage_hooks_from(storage_config, env=env)
 
 
+class _Clients:
+    """One :class:`bridge.kube.Kube` per connection setting, shared by a launcher's bridges."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[Any, Any] = {}
+
+    def get(self, settings: Any) -> Any:
+        from bridge.kube import Kube  # noqa: PLC0415
+
+        shared = dataclasses.replace(settings, connection_pool_size=POOL_SIZE)
+        with self._lock:
+            client = self._clients.get(shared)
+            if client is None:
+                client = self._clients[shared] = Kube(settings=shared)
+            return client
+
+
 class _LineWriter(io.StringIO):
     """The bridge's ``out``: every complete line written goes to ``emit`` as ``stdout``."""
 
@@ -113,8 +136,10 @@ class ThreadBridge:
         on_line: LineSink,
         reap: Reaper = delete_run_pods,
         runner_factory: RunnerFactory = _bridge_runner,
+        clients: _Clients | None = None,
     ) -> None:
         self.spec = spec
+        self._clients = clients or _Clients()
         self._settings = settings
         self._on_line = on_line
         self._reap = reap
@@ -165,7 +190,6 @@ class ThreadBridge:
 
     def _run_bridge(self) -> Mapping[str, Any]:
         from bridge.__main__ import prepare_run, run_params  # noqa: PLC0415
-        from bridge.kube import Kube  # noqa: PLC0415
 
         s = self._settings
         spec = self.spec
@@ -177,15 +201,15 @@ class ThreadBridge:
         )
         hooks = _load_hooks(setup.request.operation, setup.storage_config, env)
         out = _LineWriter(lambda line: self._emit(line, "stdout"))
-        with Kube(settings=setup.settings.kube) as kube:
-            runner = self._runner_factory(
-                kube, setup, hooks, out, lambda message: self._stderr(f"bridge: {message}")
-            )
-            with self._lock:
-                self._runner = runner
-                if self._terminated:  # cancelled while the bridge was starting
-                    runner.cancel()
-            result = runner.run()
+        kube = self._clients.get(setup.settings.kube)
+        runner = self._runner_factory(
+            kube, setup, hooks, out, lambda message: self._stderr(f"bridge: {message}")
+        )
+        with self._lock:
+            self._runner = runner
+            if self._terminated:  # cancelled while the bridge was starting
+                runner.cancel()
+        result = runner.run()
         summary = f"bridge: {result.status.value}: {result.reason}"
         if result.message:
             summary += f": {result.message}"
@@ -279,6 +303,7 @@ class ThreadBridgeLauncher:
         self.settings = settings
         self.reap: Reaper = reap or delete_run_pods
         self._runner_factory = runner_factory or _bridge_runner
+        self._clients = _Clients()
 
     def cleanup(self, spec: BridgeSpec) -> list[str]:
         """Delete the pods a bridge left for its rerun (it exited 75) when there will be none."""
@@ -291,4 +316,5 @@ class ThreadBridgeLauncher:
             on_line=on_line,
             reap=self.reap,
             runner_factory=self._runner_factory,
+            clients=self._clients,
         )
