@@ -126,7 +126,7 @@ func TestPodLifecycle(t *testing.T) {
 			InitContainers: []v1.Container{{Name: "init", Image: "busybox", Command: []string{"sh", "-c", "echo from-init > /work/f"},
 				VolumeMounts: []v1.VolumeMount{{Name: "work", MountPath: "/work"}}}},
 			Containers: []v1.Container{{Name: "main", Image: "busybox",
-				Command: []string{"sh", "-c", "cat /work/f; cat /etc/sec/password; echo; echo $(POD) $MYNS; echo done > /dev/termination-log; exit 2"},
+				Command: []string{"sh", "-c", "cat /work/f; cat /etc/sec/password; echo; echo $(POD) $MYNS; grep -c job-1 /etc/hosts; hostname; echo done > /dev/termination-log; exit 2"},
 				Env: []v1.EnvVar{{Name: "POD", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 					{Name: "MYNS", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}},
 				VolumeMounts: []v1.VolumeMount{{Name: "work", MountPath: "/work"}, {Name: "sec", MountPath: "/etc/sec", ReadOnly: true}}}}}}
@@ -149,7 +149,7 @@ func TestPodLifecycle(t *testing.T) {
 	logPath := w.snap["main"].curLog
 	w.mu.Unlock()
 	logs := readLogContent(t, logPath)
-	for _, want := range []string{"from-init", "hunter2", "job-1 ns"} {
+	for _, want := range []string{"from-init", "hunter2", "job-1 ns", "stdout:1\nstdout:job-1"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q: %s", want, logs)
 		}

@@ -133,9 +133,14 @@ func (w *podWorker) startContainer(pod *v1.Pod, c *ctrState) bool {
 		tp = "/dev/termination-log"
 	}
 	mounts = append(mounts, initMount{Source: termPath, Target: tp})
+	etcMounts, err := w.etcFiles(pod)
+	if err != nil {
+		return configErr(err.Error())
+	}
+	mounts = append(etcMounts, mounts...)
 	logPath := filepath.Join(w.a.cfg.Root, "logs", fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID), spec.Name, strconv.Itoa(int(c.restartCount))+".log")
 	rs := runSpec{Dir: runDir, TmpDir: filepath.Join(runDir, "tmp"), LogPath: logPath, TermPath: termPath,
-		Init: initSpec{Argv: argv, Env: env, WorkingDir: wd, Hostname: pod.Name, Mounts: mounts}}
+		Init: initSpec{Argv: argv, Env: env, WorkingDir: wd, Hostname: podHostname(pod), Mounts: mounts}}
 	r, err := startRun(a.self, rs, w.poke)
 	if err != nil {
 		msg := "failed to create containerd task: " + err.Error()
@@ -156,6 +161,56 @@ func (w *podWorker) startContainer(pod *v1.Pod, c *ctrState) bool {
 	a.event(ref, v1.EventTypeNormal, "Created", "Container created")
 	a.event(ref, v1.EventTypeNormal, "Started", "Container started")
 	return true
+}
+
+// podHostname is the pod's hostname: spec.hostname, or its name (at most 63 characters).
+func podHostname(pod *v1.Pod) string {
+	h := pod.Spec.Hostname
+	if h == "" {
+		h = pod.Name
+	}
+	if len(h) > 63 {
+		h = strings.TrimRight(h[:63], "-.")
+	}
+	return h
+}
+
+// etcFiles are the kubelet-managed /etc/hosts (with the pod's hostname and hostAliases) and
+// the runtime's /etc/hostname, shared by the pod's containers (not for hostNetwork pods).
+func (w *podWorker) etcFiles(pod *v1.Pod) ([]initMount, error) {
+	hostname := podHostname(pod)
+	fqdn := hostname
+	if pod.Spec.Subdomain != "" {
+		fqdn = fmt.Sprintf("%s.%s.%s.svc.cluster.local", hostname, pod.Spec.Subdomain, pod.Namespace)
+	}
+	var b strings.Builder
+	b.WriteString("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+		"fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+	if fqdn != hostname {
+		fmt.Fprintf(&b, "%s\t%s\t%s\n", w.a.cfg.NodeIP, fqdn, hostname)
+	} else {
+		fmt.Fprintf(&b, "%s\t%s\n", w.a.cfg.NodeIP, hostname)
+	}
+	if len(pod.Spec.HostAliases) > 0 {
+		b.WriteString("\n# Entries added by HostAliases.\n")
+		for _, ha := range pod.Spec.HostAliases {
+			fmt.Fprintf(&b, "%s\t%s\n", ha.IP, strings.Join(ha.Hostnames, "\t"))
+		}
+	}
+	if pod.Spec.HostNetwork {
+		return nil, nil
+	}
+	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+		return nil, err
+	}
+	hosts, hn := filepath.Join(w.dir, "etc-hosts"), filepath.Join(w.dir, "etc-hostname")
+	if err := os.WriteFile(hosts, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(hn, []byte(hostname+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	return []initMount{{Source: hosts, Target: "/etc/hosts"}, {Source: hn, Target: "/etc/hostname"}}, nil
 }
 
 // verifyRunAsNonRoot is the kubelet's check of runAsNonRoot against the effective user.

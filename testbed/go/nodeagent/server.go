@@ -34,15 +34,15 @@ type ctrSnap struct {
 	cur     *run
 	curLog  string
 	prevLog string
-	prevID  string
+	waiting string
 }
 
 func (w *podWorker) publish() {
 	snap := map[string]ctrSnap{}
 	for _, c := range w.ctrs {
 		s := ctrSnap{cur: c.cur, curLog: c.curLog, prevLog: c.prevLog}
-		if c.cur == nil && c.lastTerm != nil {
-			s.cur = nil
+		if c.waiting != nil {
+			s.waiting = c.waiting.Reason
 		}
 		snap[c.spec.Name] = s
 	}
@@ -182,7 +182,11 @@ func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
 		path, id = snap.prevLog, ""
 	}
 	if path == "" {
-		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start: ContainerCreating", ctr, podName), http.StatusBadRequest)
+		reason := snap.waiting
+		if reason == "" {
+			reason = "ContainerCreating"
+		}
+		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start: %s", ctr, podName, reason), http.StatusBadRequest)
 		return
 	}
 	if id == "" {
