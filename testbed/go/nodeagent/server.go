@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/creack/pty"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -309,7 +310,7 @@ type executor struct {
 	ns string
 }
 
-func (e *executor) ExecInContainer(ctx context.Context, podName string, _ types.UID, container string, cmd []string, in io.Reader, out, errw io.WriteCloser, _ bool, _ <-chan remotecommand.TerminalSize, _ time.Duration) error {
+func (e *executor) ExecInContainer(ctx context.Context, podName string, _ types.UID, container string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
 	pw := e.a.findPod(e.ns, podName)
 	if pw == nil {
 		return fmt.Errorf("pod %q not found", podName)
@@ -325,12 +326,17 @@ func (e *executor) ExecInContainer(ctx context.Context, podName string, _ types.
 	args = append(append(args, "--"), cmd...)
 	c := exec.CommandContext(ctx, "nsenter", args...)
 	c.Env = r.Env
-	if in != nil {
-		c.Stdin = in
+	var err error
+	if tty {
+		err = runWithTTY(c, in, out, resize)
+	} else {
+		if in != nil {
+			c.Stdin = in
+		}
+		c.Stdout, c.Stderr = out, errw
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		err = c.Run()
 	}
-	c.Stdout, c.Stderr = out, errw
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err := c.Run()
 	if ee, ok := err.(*exec.ExitError); ok {
 		return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", ee.ExitCode()), Code: ee.ExitCode()}
 	}
@@ -339,3 +345,24 @@ func (e *executor) ExecInContainer(ctx context.Context, podName string, _ types.
 
 // insecureTLS is the kubelet's HTTPS probe client: it does not verify the certificate.
 func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} } //nolint:gosec
+
+// runWithTTY runs the command on a pseudo-terminal (kubectl exec -t), following resizes.
+func runWithTTY(c *exec.Cmd, in io.Reader, out io.Writer, resize <-chan remotecommand.TerminalSize) error {
+	ptmx, err := pty.Start(c)
+	if err != nil {
+		return err
+	}
+	defer ptmx.Close()
+	go func() {
+		for size := range resize {
+			_ = pty.Setsize(ptmx, &pty.Winsize{Rows: size.Height, Cols: size.Width})
+		}
+	}()
+	if in != nil {
+		go func() { _, _ = io.Copy(ptmx, in) }()
+	}
+	if out != nil {
+		go func() { _, _ = io.Copy(out, ptmx) }()
+	}
+	return c.Wait()
+}
