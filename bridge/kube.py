@@ -80,7 +80,9 @@ def _import_official(*names: str) -> list[types.ModuleType]:
     afterwards ``sys.modules`` is put back as it was: a later ``import kubernetes`` (the
     kubeconfig path, tests, tools) loads the whole official package as usual, unaffected; the
     modules loaded here are this adapter's own copies. When ``kubernetes`` is already loaded,
-    its modules are used as they are.
+    its modules are used as they are. The stand-ins are visible only while this module is
+    first imported, under the import lock of ``bridge.kube``: nothing else in the product
+    imports ``kubernetes``, and the kubeconfig loader is imported only once this has run.
 
     ``tests/unit/bridge/test_bridge_imports.py`` fails when ``python -m bridge run`` in a pod
     imports the rest of the package again.
