@@ -25,6 +25,7 @@ being published, and exits 0.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -33,11 +34,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.errors import BusError, InvalidError, LifecycleError
-from bridge.kube import Kube
+from bridge.errors import BusError, ForbiddenError, InvalidError, LifecycleError
+from bridge.kube import NAMESPACES, Kube
 
 from .bus import Bus, Disposition, Handler, Message, Subscription
 from .engine import BridgeSettings, EngineSettings, LocalSubmitter, local_engine
+from .engine.journal import KubeRunJournal, NoJournal
 from .events import InvalidEvent, parse_request, result_event, rfc3339, structured_message
 from .history import open_store
 from .history.recorder import HistoryRecorder
@@ -235,7 +237,7 @@ class LocalResultPublisher:
             except BusError as exc:
                 if attempt == self.retries:
                     log.exception("result of %s could not be published", request.batch_operation_id)
-                    return
+                    raise  # the held request is nacked: its redelivery publishes it
                 delay = min(RESULT_RETRY_DELAY * 2**attempt, MAX_RESULT_RETRY_DELAY)
                 log.warning(
                     "result of %s not published yet (%s); retrying in %.0fs",
@@ -367,11 +369,16 @@ class Service:
         results = LocalResultPublisher(
             self.bus, self.settings.results_topic, self.metrics, self.history
         )
+        # The request is held until its result is published, and every finished job is
+        # journaled: a consumer killed mid-run loses no request and runs no job twice
+        # (docs/reliability.md, "A killed consumer").
         self._local = LocalSubmitter(
             local,
             on_result=results.on_result,
             on_error=results.on_error,
             max_concurrent=self.settings.max_concurrent,
+            journal=KubeRunJournal(self.kube, self.settings.workflow_namespace),
+            hold=True,
         )
         engine: Engine = self._local
         return engine
@@ -405,6 +412,8 @@ class Service:
             self._tracker_thread.start()
         if self.regional is not None:
             self.regional.start()
+        if self._local is not None:
+            self._check_journal()
         handler: Handler = self.consumer.handle
         if self.migrations is not None:
             handler = self.migrations.wrap(handler)
@@ -415,6 +424,28 @@ class Service:
             s.engine,
             s.workflow_namespace,
         )
+
+    def _check_journal(self) -> None:
+        """The run journal lives in the workflow namespace: without it (or without access)
+        runs still work, but a killed consumer's restarted runs repeat finished jobs."""
+        journal = self._local.journal
+        if not isinstance(journal, KubeRunJournal):
+            return
+        try:
+            with contextlib.suppress(ForbiddenError):  # may not read namespaces: try anyway
+                journal.kube.get(NAMESPACES, journal.namespace)
+            pruned = journal.prune()
+        except LifecycleError as exc:
+            log.warning(
+                "run journal unavailable in namespace %s (%s): a consumer killed mid-run will "
+                "run the finished jobs of its requests again",
+                journal.namespace,
+                exc,
+            )
+            self._local.journal = NoJournal()
+            return
+        if pruned:
+            log.info("run journal: deleted %d journals of answered requests", pruned)
 
     def wait(self, stop: threading.Event, *, poll: float = 0.5) -> None:
         """Block until ``stop`` is set; raises BusError when the subscription dies."""
@@ -435,16 +466,28 @@ class Service:
             # Migrations in flight stop following their steps and are nacked; the next
             # listener resumes them from the history.
             self.migrations.cancel.set()
+        closer: threading.Thread | None = None
+        timeout = self.settings.shutdown_timeout
+        if self._local is not None:
+            # Running local operations may finish for --drain-seconds; then the rest are
+            # cancelled (each bridge deletes its pod) and their ``cancelled`` results published.
+            # Their messages are held by handlers until then: close beside the subscription.
+            closer = threading.Thread(
+                target=self._local.close,
+                kwargs={"cancel": True, "drain_seconds": self.settings.drain_seconds},
+                name="tenantctl-local-close",
+                daemon=True,
+            )
+            closer.start()
+            timeout += self.settings.drain_seconds
         if self._subscription is not None:
-            self._subscription.stop(timeout=self.settings.shutdown_timeout)
+            self._subscription.stop(timeout=timeout)
         if self.tracker is not None:
             self.tracker.stop()
         if self._tracker_thread is not None:
             self._tracker_thread.join(timeout=self.settings.shutdown_timeout)
-        if self._local is not None:
-            # Running local operations may finish for --drain-seconds; then the rest are
-            # cancelled (each bridge deletes its pod) and their ``cancelled`` results published.
-            self._local.close(cancel=True, drain_seconds=self.settings.drain_seconds)
+        if closer is not None:
+            closer.join()
         if self.regional is not None:
             self.regional.stop(timeout=self.settings.shutdown_timeout)
 

@@ -166,8 +166,13 @@ class LocalEngine:
         *,
         cancel: threading.Event | None = None,
         observer: RunObserver | None = None,
+        recorded: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> OperationResult:
         """Discover, then run the waves; blocks until the operation ended (or was cancelled).
+
+        ``recorded``: results (bridge result JSON by ``namespace/job``) of jobs an earlier run
+        of the same request finished (the run journal, :mod:`orchestrator.engine.journal`):
+        they are reported as recorded and not run again.
 
         Raises :class:`~orchestrator.engine.locks.TenantBusyError` when the tenant is busy, and
         discovery's errors (:class:`~bridge.errors.LifecycleError`) when there is no plan.
@@ -179,7 +184,11 @@ class LocalEngine:
             wait_seconds=self.settings.lock_wait_seconds,
         ):
             return _Run(
-                self, request, cancel or threading.Event(), observer or RunObserver()
+                self,
+                request,
+                cancel or threading.Event(),
+                observer or RunObserver(),
+                recorded=recorded or {},
             ).execute()
 
 
@@ -192,11 +201,14 @@ class _Run:
         request: RequestLike,
         cancel: threading.Event,
         observer: RunObserver,
+        *,
+        recorded: Mapping[str, Mapping[str, Any]],
     ) -> None:
         self.engine = engine
         self.request = request
         self.cancel = cancel
         self.observer = observer
+        self.recorded = recorded
         self._lock = threading.Lock()  # guards _running and the cancel-vs-launch race
         self._running: dict[str, BridgeHandle] = {}
         self._terminated = False
@@ -307,6 +319,14 @@ class _Run:
         """Run one job's bridge; rerun it when it exits 75, as Argo's retryStrategy does."""
         request = self.request
         settings = self.engine.settings
+        if job.key in self.recorded:  # finished by an earlier run of this request
+            self.observer.on_job_start(job)
+            self.observer.on_job_line(
+                job, "engine: finished before a restart; its recorded result stands", "engine"
+            )
+            recorded = JobResult(job, self.recorded[job.key])
+            self.observer.on_job_finish(recorded)
+            return recorded
         spec = BridgeSpec(
             job=job,
             operation=request.operation,

@@ -15,6 +15,14 @@ in this process; ``start`` (a caller that waits, such as the fleet) queues it in
 
 Idempotency: a batch id this submitter has already accepted is reported ``duplicate`` (within
 the process's lifetime; the Argo path gets this from the Workflow name across restarts).
+
+``hold=True`` with a ``journal`` (``tenantctl listen --engine local``, docs/reliability.md): a
+request from the bus is not answered until its result event is published -- ``submit`` blocks
+that long, so the consumer acks only then, and a consumer killed mid-run leaves the request on
+the bus. Each finished job is recorded in the journal (:mod:`orchestrator.engine.journal`); a
+redelivered request resumes from it (finished jobs are not run again) and one whose result was
+published is a duplicate, across restarts too. A result that could not be published makes
+``submit`` raise (the message is nacked and the run resumed on its redelivery).
 """
 
 from __future__ import annotations
@@ -26,10 +34,12 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.errors import UnavailableError
 from orchestrator.events import LifecycleRequest
 from orchestrator.submit import SubmitOutcome
 
-from .engine import LocalEngine, RequestLike
+from .engine import LocalEngine, RequestLike, RunObserver
+from .journal import JournalObserver, JournalState, NoJournal, RunJournal
 from .locks import EngineBusyError, TenantBusyError
 from .result import OperationResult
 
@@ -49,6 +59,12 @@ class LocalSubmission:
     request: RequestLike
     future: Future[OperationResult]
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    # The journal's record of an earlier run of this request (jobs it finished).
+    recorded: JournalState = field(default_factory=JournalState)
+    # Set once the run's outcome was handed to the callbacks; ``answered``: they succeeded
+    # (the result event was published).
+    settled: threading.Event = field(default_factory=threading.Event)
+    answered: bool = False
 
     @property
     def name(self) -> str:
@@ -73,20 +89,41 @@ class LocalSubmitter:
         on_result: ResultCallback | None = None,
         on_error: ErrorCallback | None = None,
         max_concurrent: int = 4,
+        journal: RunJournal | None = None,
+        hold: bool = False,
     ) -> None:
         self.engine = engine
         self._on_result = on_result
         self._on_error = on_error
         self._max_concurrent = max_concurrent
+        self.journal: RunJournal = journal or NoJournal()
+        self._hold = hold
+        self._closing = False
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="local")
         self._lock = threading.Lock()
         self._active: dict[str, LocalSubmission] = {}
         self._seen: dict[str, LocalSubmission] = {}  # insertion-ordered: oldest first
 
     def submit(self, request: LifecycleRequest) -> SubmitOutcome:
-        """The orchestrator's :class:`~orchestrator.submit.Engine` seam."""
-        if self._start(request, from_bus=True) is None:
+        """The orchestrator's :class:`~orchestrator.submit.Engine` seam; with ``hold``, returns
+        only once the run's result was published (raises UnavailableError when it was not)."""
+        submission = self._start(request, from_bus=True)
+        if submission is None:
+            if self._hold:
+                # A second delivery of a request running here: answer it with the first one,
+                # so that acking it never acks a request whose run is still in flight.
+                running = self.submission(request.batch_operation_id)
+                if running is not None:
+                    running.settled.wait()
             return SubmitOutcome("duplicate", request.batch_operation_id, engine="local")
+        if self._hold:
+            submission.settled.wait()
+            if not submission.answered:
+                raise UnavailableError(
+                    f"the result of {request.batch_operation_id} was not published",
+                    hint="the request goes back to the bus; its redelivery resumes the run "
+                    "from the journal",
+                )
         return SubmitOutcome("submitted", request.batch_operation_id, engine="local")
 
     def submission(self, batch_operation_id: str) -> LocalSubmission | None:
@@ -106,6 +143,18 @@ class LocalSubmitter:
         the registration are one critical section: two deliveries of one request racing on
         two handler threads must not both pass the check (the first run may even be over
         before the second registers, so the tenant lock would not stop it)."""
+        recorded = JournalState()
+        if from_bus:
+            if self._closing:
+                raise EngineBusyError(
+                    "the local engine is shutting down", hint="another consumer takes it"
+                )
+            with self._lock:
+                seen = request.batch_operation_id in self._seen
+            if not seen:
+                recorded = self.journal.load(request)  # an API call: outside the lock
+                if recorded.published:
+                    return None  # answered before a restart: a duplicate
         with self._lock:
             if from_bus and request.batch_operation_id in self._seen:
                 return None
@@ -125,7 +174,7 @@ class LocalSubmitter:
                     hint="raise --max-concurrent, or let the request wait on the bus",
                 )
             future: Future[OperationResult] = Future()
-            submission = LocalSubmission(request=request, future=future)
+            submission = LocalSubmission(request=request, future=future, recorded=recorded)
             self._active[request.tenant_env_id] = submission
             self._seen[request.batch_operation_id] = submission
             while len(self._seen) > MAX_REMEMBERED:
@@ -135,29 +184,53 @@ class LocalSubmitter:
 
     def _run(self, submission: LocalSubmission) -> None:
         request = submission.request
+        recorded = submission.recorded.jobs
+        observer: RunObserver | None = None
+        if not isinstance(self.journal, NoJournal):
+            observer = JournalObserver(self.journal, request, recorded)
         try:
-            result = self.engine.run(request, cancel=submission.cancel_event)
+            result = self.engine.run(
+                request, cancel=submission.cancel_event, observer=observer, recorded=recorded
+            )
         except BaseException as exc:
             self._finish(submission)
             submission.future.set_exception(exc)
-            if self._on_error is not None:
-                self._callback(self._on_error, request, exc)
+            self._settle(submission, self._on_error, exc)
             return
         self._finish(submission)
         submission.future.set_result(result)
-        if self._on_result is not None:
-            self._callback(self._on_result, request, result)
+        self._settle(submission, self._on_result, result)
+
+    def _settle(
+        self,
+        submission: LocalSubmission,
+        callback: Callable[[RequestLike, Any], None] | None,
+        value: Any,
+    ) -> None:
+        request = submission.request
+        answered = callback is None or self._callback(callback, request, value)
+        if answered and callback is not None:
+            try:
+                self.journal.mark_published(request)
+            except Exception:
+                # The result is out; without the mark a redelivery (only after a kill before
+                # the ack) would publish it once more, with the same event id.
+                log.exception("journal of %s: published not recorded", request.batch_operation_id)
+        submission.answered = answered
+        submission.settled.set()
 
     @staticmethod
     def _callback(
         callback: Callable[[RequestLike, Any], None], request: RequestLike, value: Any
-    ) -> None:
+    ) -> bool:
         # The pool would keep the exception in a future nobody reads: the result event would
         # be missing without a word.
         try:
             callback(request, value)
         except Exception:
             log.exception("publishing the outcome of batch %s failed", request.batch_operation_id)
+            return False
+        return True
 
     def _finish(self, submission: LocalSubmission) -> None:
         with self._lock:
@@ -171,6 +244,7 @@ class LocalSubmitter:
         """Wait for running operations. With ``cancel``, those still running after
         ``drain_seconds`` are cancelled first (a rolling restart lets short operations end
         rather than cancelling them all; each cancelled one still gets its result)."""
+        self._closing = True  # no new request from the bus: another consumer takes it
         if cancel:
             running = [s.future for s in self.active()]
             if running and drain_seconds > 0:
