@@ -120,8 +120,11 @@ def api_server(backend: str, workdir: Path) -> Iterator[Any]:
     """The API server the bridges run against, with ``kubeconfig_path()``, ``apply(objects)``
     and a pod clock at ``bench_clock`` (:class:`bench.common.PodClock` API).
 
-    The seam for the real kube-apiserver (being built in ``testbed/``): add its name to
-    ``BACKENDS`` and yield an object with the same three members here."""
+    The seam for the real kube-apiserver (``bench.real.control_plane``): add its name to
+    ``BACKENDS`` and yield an object with the same three members here. Two things differ there:
+    its admin kubeconfig holds a client certificate, so :func:`in_cluster_env` needs a
+    service-account token (a TokenRequest) instead of the kubeconfig's; and it has no write hook
+    for the pod clock, so pod times would come from a watch of the pods' status."""
     if backend != "sandbox":
         raise ValueError(
             f"backend {backend!r} is not available to the benchmark yet; choose from "
