@@ -43,6 +43,7 @@ type podWorker struct {
 	conditions    map[v1.PodConditionType]v1.PodCondition
 	snap          map[string]ctrSnap // guarded by mu
 	adopted       bool               // terminal before this agent saw it: its status is kept
+	reportFailed  bool               // the last status write failed: retry
 }
 
 func newPodWorker(a *Agent, pod *v1.Pod) *podWorker {
@@ -129,9 +130,15 @@ func (w *podWorker) loop() {
 		if done {
 			return
 		}
+		// A terminal pod whose status is reported has nothing to do until it changes.
+		idle := w.terminal && (w.lastSent != nil || w.adopted) && !w.reportFailed && !w.anyRunning()
+		var tc <-chan time.Time
+		if !idle {
+			tc = tick.C
+		}
 		select {
 		case <-w.wake:
-		case <-tick.C:
+		case <-tc:
 		case <-w.a.ctx.Done():
 			w.killAll(2 * time.Second)
 			return
@@ -390,6 +397,15 @@ func (w *podWorker) killAll(grace time.Duration) {
 		}
 		wg.Wait()
 	}
+}
+
+func (w *podWorker) anyRunning() bool {
+	for _, c := range w.ctrs {
+		if c.running() {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *podWorker) stopSidecars(pod *v1.Pod) {

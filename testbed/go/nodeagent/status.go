@@ -196,7 +196,9 @@ func (w *podWorker) report(pod *v1.Pod) {
 	_, err = w.a.cs.CoreV1().Pods(pod.Namespace).Patch(w.ctx, pod.Name, types.MergePatchType, data, metav1.PatchOptions{}, "status")
 	if err != nil {
 		klog.V(1).InfoS("pod status update failed", "pod", klog.KObj(pod), "err", err)
+		w.reportFailed = true
 		return
 	}
+	w.reportFailed = false
 	w.lastSent = s
 }
