@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -455,5 +456,6 @@ func (w *podWorker) cleanup() {
 	w.a.vols.forget(string(pod.UID))
 	w.a.forgetRuns(w)
 	_ = os.RemoveAll(w.dir)
+	_ = os.RemoveAll(filepath.Join(w.a.cfg.Root, "logs", fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID)))
 	w.cancel()
 }
