@@ -442,7 +442,7 @@ class Demo:
         began = time.monotonic()
         wait_ready(self.emulator, cancel=self.cancel)
         from orchestrator.bus import Message  # noqa: PLC0415
-        from orchestrator.events import encode_event, result_event  # noqa: PLC0415
+        from orchestrator.events import result_event, structured_message  # noqa: PLC0415
         from orchestrator.pubsub import (  # noqa: PLC0415 - google-cloud-pubsub is heavy
             PubSubBus,
             PubSubSettings,
@@ -472,8 +472,7 @@ class Demo:
                     started_at=data["startedAt"],
                     finished_at=data["finishedAt"],
                 )
-                attributes = {"ce-type": event["type"], "ce-id": event["id"]}
-                items.append((encode_event(event), attributes))
+                items.append(structured_message(event))
             bus = PubSubBus(PubSubSettings(project=PUBSUB_PROJECT))
             try:
                 bus.publish_many(RESULTS_TOPIC, items)
