@@ -140,7 +140,7 @@ func (w *podWorker) startContainer(pod *v1.Pod, c *ctrState) bool {
 	mounts = append(etcMounts, mounts...)
 	logPath := filepath.Join(w.a.cfg.Root, "logs", fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID), spec.Name, strconv.Itoa(int(c.restartCount))+".log")
 	rs := runSpec{Dir: runDir, TmpDir: filepath.Join(runDir, "tmp"), LogPath: logPath, TermPath: termPath,
-		Init: initSpec{Argv: argv, Env: env, WorkingDir: wd, Hostname: podHostname(pod), Mounts: mounts}}
+		Init: initSpec{Argv: argv, Env: env, WorkingDir: wd, Hostname: podHostname(pod), Mounts: mounts, ReadOnly: readOnlyRoot(pod, spec)}}
 	r, err := startRun(a.self, rs, w.poke)
 	if err != nil {
 		msg := "failed to create containerd task: " + err.Error()
@@ -161,6 +161,11 @@ func (w *podWorker) startContainer(pod *v1.Pod, c *ctrState) bool {
 	a.event(ref, v1.EventTypeNormal, "Created", "Container created")
 	a.event(ref, v1.EventTypeNormal, "Started", "Container started")
 	return true
+}
+
+func readOnlyRoot(pod *v1.Pod, c *v1.Container) bool {
+	sc := securitycontext.DetermineEffectiveSecurityContext(pod, c)
+	return sc != nil && sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem
 }
 
 // podHostname is the pod's hostname: spec.hostname, or its name (at most 63 characters).

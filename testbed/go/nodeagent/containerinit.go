@@ -21,6 +21,7 @@ type initSpec struct {
 	Staging    string      `json:"staging"` // empty host directory for temporary binds
 	TmpDir     string      `json:"tmpDir"`  // host directory bound at /tmp
 	Mounts     []initMount `json:"mounts"`
+	ReadOnly   bool        `json:"readOnlyRootFilesystem,omitempty"`
 	ErrorFile  string      `json:"errorFile"`
 }
 

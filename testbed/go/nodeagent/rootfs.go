@@ -21,6 +21,7 @@ type rootBuilder struct {
 	nstage  int
 	overlay map[string]bool // top-level directories with a private writable layer
 	rebound []string        // host submounts bound back inside those directories
+	volumes map[string]bool // mount targets of volumes
 }
 
 var skipTop = map[string]bool{"proc": true, "dev": true, "sys": true, "tmp": true}
@@ -57,6 +58,32 @@ func (b *rootBuilder) build(s *initSpec) error {
 		if _, err := b.ensure(s.WorkingDir, true); err != nil {
 			return fmt.Errorf("creating workingDir %s: %v", s.WorkingDir, err)
 		}
+	}
+	if s.ReadOnly {
+		return b.readOnlyRoot()
+	}
+	return nil
+}
+
+// readOnlyRoot is readOnlyRootFilesystem: the root, every top-level directory and /tmp become
+// read-only mounts; /dev, /proc, /sys and the volumes keep their own modes.
+func (b *rootBuilder) readOnlyRoot() error {
+	ro := func(p string) error {
+		return syscall.Mount("", p, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, "")
+	}
+	entries, err := os.ReadDir(b.root)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if n == "dev" || n == "proc" || n == "sys" || !e.IsDir() || b.volumes["/"+n] {
+			continue
+		}
+		_ = ro(filepath.Join(b.root, n)) // not a mount point: covered by the root below
+	}
+	if err := ro(b.root); err != nil {
+		return fmt.Errorf("read-only root: %v", err)
 	}
 	return nil
 }
@@ -275,6 +302,10 @@ func (b *rootBuilder) mount(m initMount) error {
 	}
 	// A mounted volume is the volume's own directory: entries created in it go to the volume.
 	b.private[m.Target] = true
+	if b.volumes == nil {
+		b.volumes = map[string]bool{}
+	}
+	b.volumes[filepath.Clean(m.Target)] = true
 	if m.ReadOnly {
 		if err := syscall.Mount("", target, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
 			return fmt.Errorf("read-only remount: %v", err)

@@ -111,3 +111,26 @@ func TestKillOneHitsContainerInit(t *testing.T) {
 		t.Fatalf("exit %d", r.ExitCode)
 	}
 }
+
+func TestReadOnlyRootFilesystem(t *testing.T) {
+	vol := t.TempDir()
+	self, _ := os.Executable()
+	dir := t.TempDir()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	script := `echo x > /etc/ro-test 2>/dev/null && echo etc-writable; echo x > /tmp/ro-test 2>/dev/null && echo tmp-writable; echo x > /data/f && echo vol-writable; echo x > /dev/termination-log && echo term-writable`
+	rs := runSpec{Dir: filepath.Join(dir, "run"), TmpDir: filepath.Join(dir, "tmp"), LogPath: filepath.Join(dir, "0.log"), TermPath: filepath.Join(dir, "term"),
+		Init: initSpec{Argv: []string{"sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin"}, ReadOnly: true,
+			Mounts: []initMount{{Source: vol, Target: "/data"}, {Source: filepath.Join(dir, "term"), Target: "/dev/termination-log"}}}}
+	r, err := startRun(self, rs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-r.Done()
+	logs := readLogContent(t, r.LogPath)
+	if strings.Contains(logs, "etc-writable") || strings.Contains(logs, "tmp-writable") ||
+		!strings.Contains(logs, "vol-writable") || !strings.Contains(logs, "term-writable") {
+		t.Errorf("logs %q (start error %q)", logs, r.StartError)
+	}
+}
