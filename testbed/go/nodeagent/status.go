@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -11,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/securitycontext"
 )
 
 // containerStatus is the kubelet's view of one container.
@@ -52,7 +54,52 @@ func (w *podWorker) containerStatus(pod *v1.Pod, c *ctrState, initDone bool) v1.
 	if c.kind == kindInit && s.State.Terminated != nil && s.State.Terminated.ExitCode == 0 {
 		s.Ready = true
 	}
+	for _, vm := range c.spec.VolumeMounts {
+		vs := v1.VolumeMountStatus{Name: vm.Name, MountPath: vm.MountPath, ReadOnly: vm.ReadOnly}
+		if vm.ReadOnly {
+			rro := v1.RecursiveReadOnlyDisabled
+			vs.RecursiveReadOnly = &rro
+		}
+		s.VolumeMounts = append(s.VolumeMounts, vs)
+	}
+	if c.ran() {
+		// What the runtime reports for a created container: its resources and its user.
+		s.Resources = &v1.ResourceRequirements{Limits: c.spec.Resources.Limits, Requests: c.spec.Resources.Requests}
+		s.AllocatedResources = c.spec.Resources.Requests
+		s.User = containerUser(pod, c)
+	}
 	return s
+}
+
+// containerUser is the identity the container's process has on a real node (here it runs as
+// root: see testbed/README.md).
+func containerUser(pod *v1.Pod, c *ctrState) *v1.ContainerUser {
+	sc := securitycontext.DetermineEffectiveSecurityContext(pod, c.spec)
+	var uid, gid int64
+	if c.image != nil {
+		if u, _ := c.image.Entry.ImageUser(); u != nil {
+			uid = *u
+		}
+		if i := strings.IndexByte(c.image.Entry.User, ':'); i >= 0 {
+			if g, err := strconv.ParseInt(c.image.Entry.User[i+1:], 10, 64); err == nil {
+				gid = g
+			}
+		}
+	}
+	if sc != nil && sc.RunAsUser != nil {
+		uid = *sc.RunAsUser
+	}
+	if sc != nil && sc.RunAsGroup != nil {
+		gid = *sc.RunAsGroup
+	}
+	groups := []int64{gid}
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		if psc.FSGroup != nil {
+			groups = append(groups, *psc.FSGroup)
+		}
+		groups = append(groups, psc.SupplementalGroups...)
+	}
+	return &v1.ContainerUser{Linux: &v1.LinuxContainerUser{UID: uid, GID: gid, SupplementalGroups: groups}}
 }
 
 func (w *podWorker) condition(t v1.PodConditionType, ok bool, reason, msg string) v1.PodCondition {
