@@ -48,7 +48,21 @@ def _pod_spec(spec: Obj) -> None:
             container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
             container.setdefault("terminationMessagePath", "/dev/termination-log")
             container.setdefault("terminationMessagePolicy", "File")
-            container.setdefault("resources", {})
+            resources = container.setdefault("resources", {})
+            _requests_from_limits(resources)
+
+
+def _requests_from_limits(resources: Obj) -> None:
+    """As the API's defaulting: a resource with a limit and no request is requested at its limit."""
+    limits = resources.get("limits")
+    if not isinstance(limits, dict) or not limits:
+        return
+    requests = resources.get("requests")
+    if not isinstance(requests, dict):
+        requests = {}
+    for name, value in limits.items():
+        requests.setdefault(name, value)
+    resources["requests"] = requests
 
 
 def _job(job: Obj) -> None:

@@ -28,7 +28,7 @@ from bridge.result import RunResult
 from bridge.runner import RunHooks, Runner, RunRequest
 from bridge.settings import BridgeSettings
 from sandbox import Sandbox
-from tests.fixtures.cluster import Backend, RealBackend, SandboxBackend
+from tests.fixtures.cluster import Backend, SandboxBackend
 
 PREFIX = "tenant-lifecycle.dev"
 FAST_KUBE = KubeSettings(max_retries=5, backoff_base=0.05, backoff_max=0.2, request_timeout=10)
@@ -65,7 +65,7 @@ def bridge_backend(
 ) -> Iterator[Backend]:
     """The API the module's tests run against (each test has its own namespaces)."""
     if backend == "real":
-        yield RealBackend(request.getfixturevalue("control_plane"))
+        yield request.getfixturevalue("real_install")
         return
     with Sandbox(rbac=False, workdir=tmp_path_factory.mktemp("bridge-sandbox")) as sb:
         yield SandboxBackend(sb)
