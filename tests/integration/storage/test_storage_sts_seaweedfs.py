@@ -332,3 +332,61 @@ def test_a_migration_runs_on_scoped_credentials_whose_secret_shows_nowhere(
             env = {e["name"]: e for e in container.get("env", [])}
             assert "value" not in env["AWS_SECRET_ACCESS_KEY"]
             assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]
+
+
+def test_a_backup_and_restore_through_the_local_engine_keep_every_key_out_of_the_event(
+    archive_sandbox: Sandbox, weed: SeaweedFSWithSTS, tmp_path: Path
+) -> None:
+    state = Path(archive_sandbox.state_dir)  # type: ignore[attr-defined]
+    archive = state / "tenants" / "t-engine" / "archive"
+    archive.mkdir(parents=True)
+    (archive / "contract.pdf").write_bytes(b"%PDF contract of t-engine\n" * 40)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_STORAGE_")}
+    env.update(FAST_ENV)
+    env.update(
+        {
+            "BRIDGE_STORAGE_BUCKET": BUCKET,
+            "BRIDGE_STORAGE_ENDPOINT_URL": weed.endpoint_url,
+            "BRIDGE_STORAGE_STS_ENDPOINT_URL": weed.endpoint_url,
+            "BRIDGE_STORAGE_ROLE_ARN": ROLE_ARN,  # credentials: sts, the default
+            "BRIDGE_STORAGE_SESSION_DURATION_SECONDS": "900",
+            "BRIDGE_STORAGE_ACCESS_KEY_ID": weed.access_key,
+            "BRIDGE_STORAGE_SECRET_ACCESS_KEY": weed.secret_key,
+        }
+    )
+    tenantctl = str(Path(sys.executable).parent / "tenantctl")
+    outputs: list[str] = []
+    events: dict[str, dict[str, Any]] = {}
+    for operation, batch, extra in (
+        ("lifecycle.backup", "e-bk", []),
+        ("lifecycle.restore", "e-rs", ["--source-batch-operation-id", "e-bk"]),
+    ):
+        if operation == "lifecycle.restore":
+            (archive / "contract.pdf").unlink()
+        argv = [tenantctl, "run", operation, "--tenant-env-id", "t-engine"]
+        argv += ["--batch-operation-id", batch, *extra, "-o", "json"]
+        argv += ["--kubeconfig", str(archive_sandbox.kubeconfig_path())]
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=120, env=env, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        outputs.append(done.stdout + done.stderr)
+        events[operation] = json.loads(done.stdout)
+    assert (archive / "contract.pdf").read_bytes() == b"%PDF contract of t-engine\n" * 40
+    [backed_up] = events["lifecycle.backup"]["jobs"]
+    [restored] = events["lifecycle.restore"]["jobs"]
+    assert backed_up["storage"]["access"] == "write"
+    assert restored["storage"]["access"] == "read"
+    assert restored["storage"]["manifestSha256"] == backed_up["storage"]["manifestSha256"]
+    with Kube(host=archive_sandbox.url, token=archive_sandbox.admin_token) as kube:
+        secrets_ = list(kube.list(SECRETS, namespace=NAMESPACE))
+    minted = [
+        base64.b64decode(s["data"]["AWS_SECRET_ACCESS_KEY"]).decode()
+        for s in secrets_
+        if (s["metadata"].get("labels") or {}).get("tenant-lifecycle.dev/batch") in {"e-bk", "e-rs"}
+        and "AWS_SECRET_ACCESS_KEY" in (s.get("data") or {})
+    ]
+    assert len(minted) == 2
+    text = json.dumps(events) + "".join(outputs)
+    for secret_value in [weed.secret_key, *minted]:
+        assert secret_value not in text
