@@ -3,7 +3,7 @@ package nodeagent
 import (
 	"bufio"
 	"context"
-	"k8s.io/client-go/util/retry"
+	"encoding/json"
 	"os"
 	"runtime"
 	"strconv"
@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 )
 
@@ -146,17 +147,20 @@ func (a *Agent) registerNode(ctx context.Context) error {
 }
 
 func (a *Agent) postNodeStatus(ctx context.Context) error {
-	// The controllers (taints, TTL, …) write the new Node at once too: a conflict means read
-	// again and reapply, as the kubelet's status loop does.
-	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		n, err := a.cs.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		n.Status = a.nodeStatus(&n.Status)
-		_, err = a.cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+	// A merge patch of the status, as the kubelet's PatchNodeStatus: the controllers (taints,
+	// TTL, …) write the new Node at once too, and an update carrying a stale copy of the taints
+	// is refused by NodeRestriction ("not allowed to modify taints").
+	n, err := a.cs.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+	if err != nil {
 		return err
-	})
+	}
+	st := a.nodeStatus(&n.Status)
+	data, err := json.Marshal(map[string]interface{}{"status": st})
+	if err != nil {
+		return err
+	}
+	_, err = a.cs.CoreV1().Nodes().Patch(ctx, a.cfg.NodeName, types.MergePatchType, data, metav1.PatchOptions{}, "status")
+	return err
 }
 
 // renewLease keeps the node's Lease in kube-node-lease fresh, as the kubelet's heartbeat.
