@@ -345,9 +345,12 @@ class BackendReport(Report):
 
     backend: str = "sandbox"
     companions: list[Report] = field(default_factory=list)
+    finished: float | None = None  # when its backend's part ended (not when it is written)
 
     def to_json(self, machine: Mapping[str, Any]) -> dict[str, Any]:
         data = super().to_json(machine)
+        if self.finished is not None:
+            data["durationSeconds"] = round(self.finished - self.started, 1)
         return {"benchmark": data.pop("benchmark"), "backend": self.backend, **data}
 
     def print(self, out: IO[str] = sys.stdout) -> None:
@@ -539,6 +542,7 @@ def run_sandbox(*, quick: bool, workdir: Path, n_ns: int) -> BackendReport:
     errors_note = common.sandbox_errors_note(sb.bench_errors)
     if errors_note:
         report.notes.append(errors_note)
+    report.finished = time.time()
     return report
 
 
@@ -628,6 +632,7 @@ def run_real(*, quick: bool, workdir: Path, n_ns: int) -> BackendReport:
         "apiserver_request_total of the same; server side, while only that client ran. "
         "The sandbox's bytes include headers: compare bodies by the (c) rows."
     )
+    report.finished = time.time()
     return report
 
 
