@@ -13,9 +13,6 @@ _FLAGS = {
     "id": "--batch-operation-id",
     "subject": "--tenant-env-id",
     "source": "--source",
-    "ce-id": "--batch-operation-id",
-    "ce-subject": "--tenant-env-id",
-    "ce-source": "--source",
     "data.operation": "OPERATION",
     "data.region": "--region",
     "data.tenantEnvironment": "--environment",
@@ -80,6 +77,7 @@ def publish(
     """
     from orchestrator.events import (  # noqa: PLC0415 - keep --help fast
         InvalidEvent,
+        encode_event,
         event_message,
         parse_request,
         request_event,
@@ -99,6 +97,9 @@ def publish(
     )
     data, attributes = event_message(event, mode)
     try:
+        # The event itself first (its reasons name the event's fields, which map to flags),
+        # then the message as it will go out, in its mode.
+        parse_request(encode_event(event))
         parse_request(data, attributes)
     except InvalidEvent as exc:
         flag = next(

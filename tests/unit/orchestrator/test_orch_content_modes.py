@@ -187,3 +187,31 @@ def test_consumer_submits_binary_and_dead_letters_bad_binary_unchanged() -> None
     assert dead.data == data
     assert (dead.attributes["reasonCode"], dead.attributes["field"]) == (code, field)
     assert dead.attributes["ce-type"] == bad["ce-type"]  # the original attributes are kept
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["--batch-operation-id", "a b"], ["--batch-operation-id", "'a b'"]),
+        (["--tenant-env-id", "t;1"], ["--tenant-env-id", "'t;1'"]),
+        (["--mode", "avro"], ["--mode", "structured", "binary"]),
+    ],
+)
+def test_publish_in_binary_mode_names_the_flag_not_the_attribute(
+    args: list[str], names: list[str]
+) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+
+    argv = ["publish", "lifecycle.upsert", "--tenant-env-id", "t1", "--project", "p"]
+    argv += ["--mode", "binary", *args]
+    result = CliRunner().invoke(main, argv, prog_name="tenantctl")
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: ")
+    for name in names:
+        assert name in lines[0]
+    assert "ce-" not in lines[0]  # the user sets flags, not message attributes
+    assert "Traceback" not in result.output
