@@ -74,6 +74,14 @@ func (w *podWorker) startContainer(pod *v1.Pod, c *ctrState) bool {
 			a.event(ref, v1.EventTypeWarning, "Failed", "Error: InvalidImageName")
 			return false
 		}
+		if spec.ImagePullPolicy == v1.PullNever {
+			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", spec.Image)
+			c.waiting = &v1.ContainerStateWaiting{Reason: "ErrImageNeverPull", Message: msg}
+			a.event(ref, v1.EventTypeWarning, "ErrImageNeverPull", msg)
+			a.event(ref, v1.EventTypeWarning, "Failed", "Error: ErrImageNeverPull")
+			c.retryAt = time.Now().Add(10 * time.Second)
+			return false
+		}
 		c.pullFailures++
 		if c.waiting != nil && c.waiting.Reason == "ErrImagePull" {
 			c.waiting = &v1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q: ErrImagePull: %s", spec.Image, ie.Message)}
