@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/kubernetes/pkg/securitycontext"
@@ -103,7 +104,17 @@ func (w *podWorker) startContainer(pod *v1.Pod, c *ctrState) bool {
 	}
 	c.image = img
 	c.pullFailures = 0
-	a.event(ref, v1.EventTypeNormal, "Pulled", fmt.Sprintf("Container image %q already present on machine", spec.Image))
+	if spec.ImagePullPolicy == v1.PullAlways {
+		// The kubelet names the image with its default tag in pull events.
+		tagged := spec.Image
+		if n, err := reference.ParseNormalizedNamed(spec.Image); err == nil {
+			tagged = reference.FamiliarString(reference.TagNameOnly(n))
+		}
+		a.event(ref, v1.EventTypeNormal, "Pulling", fmt.Sprintf("Pulling image %q", tagged))
+		a.event(ref, v1.EventTypeNormal, "Pulled", fmt.Sprintf("Successfully pulled image %q in 0s (0s including waiting). Image size: 0 bytes.", tagged))
+	} else {
+		a.event(ref, v1.EventTypeNormal, "Pulled", fmt.Sprintf("Container image %q already present on machine", spec.Image))
+	}
 
 	configErr := func(msg string) bool {
 		c.waiting = &v1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: msg}
