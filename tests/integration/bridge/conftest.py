@@ -13,6 +13,7 @@ import itertools
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,6 +231,16 @@ class BridgeEnv:
                 label_selector=f"{PREFIX}/managed-by=bridge",
             )
         )
+
+    def pods_gone(self, namespace: str | None = None, timeout: float = 30) -> bool:
+        """True once the bridge's pods are gone: a real pod the bridge deleted stays listed
+        through its graceful termination, a sandbox pod goes at once."""
+        deadline = time.monotonic() + timeout
+        while self.pods(namespace):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
     def secrets(self, namespace: str | None = None) -> list[dict[str, Any]]:
         return list(

@@ -51,7 +51,7 @@ def test_successful_run_streams_env_and_files_and_cleans_up(bridge_env: BridgeEn
     assert result["exitCode"] == 0
     assert [a["attempt"] for a in result["attempts"]] == [1]
     assert result["attempts"][0]["pod"].startswith("lc-schema-")
-    assert bridge_env.pods() == []
+    assert bridge_env.pods_gone()
     assert bridge_env.secrets() == []
 
 
@@ -166,7 +166,7 @@ def test_stuck_pod_fails_with_its_reason(
     assert result.reason in reasons
     assert result.process_exit_code == 1
     assert len(result.attempts) == 1  # retrying cannot fix an image reference
-    assert bridge_env.pods() == []
+    assert bridge_env.pods_gone()
 
 
 def _assert_nothing_created(env: BridgeEnv, namespace: str) -> None:
