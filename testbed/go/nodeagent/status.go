@@ -146,6 +146,12 @@ func (w *podWorker) status(pod *v1.Pod) *v1.PodStatus {
 	}
 	for _, c := range w.ctrs {
 		cs := w.containerStatus(pod, c, initDone)
+		// The status manager's TerminatePod: once a deleted pod has initialized, a container with
+		// no terminated state is reported as lost.
+		if w.terminal && pod.DeletionTimestamp != nil && initDone && c.kind == kindRegular && cs.State.Terminated == nil {
+			cs.State = v1.ContainerState{Terminated: &v1.ContainerStateTerminated{Reason: "ContainerStatusUnknown",
+				Message: "The container could not be located when the pod was terminated", ExitCode: 137}}
+		}
 		if c.kind == kindRegular {
 			s.ContainerStatuses = append(s.ContainerStatuses, cs)
 		} else {
