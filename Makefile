@@ -25,12 +25,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 .PHONY: install
 install: $(STAMP) ## create .venv and install the project with its dev dependencies
 
+GO_MODULE := testbed/go
+
 .PHONY: lint
-lint: $(STAMP) ## ruff (lint + format check), mypy --strict, hadolint
+lint: $(STAMP) ## ruff (lint + format check), mypy --strict, hadolint, gofmt and go vet
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
+	@unformatted="$$(cd $(GO_MODULE) && gofmt -l .)"; \
+	  if [ -n "$$unformatted" ]; then echo "gofmt: not formatted: $$unformatted" >&2; exit 1; fi
+	cd $(GO_MODULE) && go vet ./nodeagent/ ./cmd/...
 
 .PHONY: fmt
 fmt: $(STAMP) ## format and autofix
@@ -49,6 +54,7 @@ cluster: $(STAMP) ## the real control plane with the node agent (prints its kube
 
 .PHONY: test
 test: lint testbed ## lint, type check and the whole test suite (unit, integration, e2e, real)
+	cd $(GO_MODULE) && go test ./nodeagent/
 	@# pytest exits 5 when it collected nothing: a suite that tested nothing is a failure.
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
