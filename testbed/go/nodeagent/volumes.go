@@ -309,4 +309,3 @@ func findContainer(pod *v1.Pod, name string) *v1.Container {
 	}
 	return nil
 }
-
