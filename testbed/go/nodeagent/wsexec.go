@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
@@ -18,18 +19,28 @@ import (
 // a v5 WebSocket sent straight to the agent works too, the agent translates it the same way,
 // with the apiserver's own translator, to its SPDY handler on a private unix socket.
 
-func (a *Agent) execSocketPath() string { return filepath.Join(a.cfg.Root, "exec.sock") }
+func (a *Agent) execSocketPath() string {
+	p := filepath.Join(a.cfg.Root, "exec.sock")
+	if len(p) > 100 { // beyond sun_path: an abstract socket, named after the agent's process
+		return "@node-agent-exec-" + strconv.Itoa(os.Getpid())
+	}
+	return p
+}
 
 // listenLocal serves the exec handler (no authentication: root-only unix socket) for the
 // WebSocket translator.
 func (a *Agent) listenLocal(ctx context.Context) error {
 	p := a.execSocketPath()
-	_ = os.Remove(p)
+	if !strings.HasPrefix(p, "@") {
+		_ = os.Remove(p)
+	}
 	ln, err := net.Listen("unix", p)
 	if err != nil {
 		return err
 	}
-	_ = os.Chmod(p, 0o600)
+	if !strings.HasPrefix(p, "@") {
+		_ = os.Chmod(p, 0o600)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/exec/", a.handleExec)
 	srv := &http.Server{Handler: mux}
