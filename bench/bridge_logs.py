@@ -19,18 +19,25 @@ The bridge connects as in an Argo pod (issue 21): ``--in-cluster`` with the serv
 ``KUBERNETES_SERVICE_HOST``/``PORT``, all taken from the API server's kubeconfig; a few runs use
 the kubeconfig itself (``kubeconfig_*`` figures), the path people and the local engine take.
 
-``backend`` names the API server: ``sandbox`` (the default) or, once the real kube-apiserver
-test bed can start here, another name given to :func:`api_server` (the seam for it).
+Both backends run in the same invocation, one after the other, each against ``kubectl logs -f``
+on the same backend (``BENCH_BRIDGE_BACKENDS=sandbox`` or ``real`` picks one): the in-process
+``sandbox`` (``bridge.json``) and the test bed's ``real`` control plane (``bridge-real.json``:
+etcd, kube-apiserver, controllers and the node agent, pods as local processes; see
+:class:`RealServer` for the service account and how pod times are taken there).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import json
+import os
 import resource
+import socket
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -112,26 +119,142 @@ def _api_seconds(result: dict[str, Any]) -> float | None:
     return (end - start).total_seconds()
 
 
-BACKENDS = ("sandbox",)
+BACKENDS = ("sandbox", "real")
+BENCH_ACCOUNT = "bench-bridge"  # the real backend's ServiceAccount for the in-cluster runs
+
+
+class _Pods:
+    key = "pods"  # what PodClock.hook expects of the resource type
+
+
+class RealServer:
+    """The test bed's real control plane (etcd, kube-apiserver, kube-controller-manager,
+    kube-scheduler and the node agent, which runs pods as local processes) with the members
+    the benchmark uses of a sandbox: ``kubeconfig_path()``, ``apply(objects)`` and a
+    :class:`bench.common.PodClock` at ``bench_clock``.
+
+    The apiserver has no write hook, so the pod clock is fed by a watch of the benchmark's
+    namespace: a transition is stamped when its event reaches this process (a few ms after the
+    write, at both ends of a run alike)."""
+
+    bench_errors = None
+
+    def __init__(self, plane: Any) -> None:
+        self.plane = plane
+        self.bench_clock = common.PodClock()
+        self._stopping = threading.Event()
+        self._conn: http.client.HTTPSConnection | None = None
+        self._watcher = threading.Thread(target=self._watch, name="bench-pod-watch", daemon=True)
+        self.watch_errors = 0
+
+    def kubeconfig_path(self) -> Path:
+        return Path(self.plane.kubeconfig)
+
+    def apply(self, objects: list[dict[str, Any]]) -> None:
+        stream = yaml.safe_dump_all(objects, sort_keys=False)
+        self.plane.kubectl("apply", "--server-side", "-f", "-", stdin=stream, timeout=120)
+        if not self._watcher.is_alive():
+            self._watcher.start()
+
+    def in_cluster_env(self, directory: Path) -> dict[str, str]:
+        """A ServiceAccount in the benchmark's namespace bound to ``cluster-admin`` (the bench
+        measures the bridge, not the install's narrower role), its token from the TokenRequest
+        API, the cluster CA, and the service host and port of the apiserver (127.0.0.1)."""
+        self.apply(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "metadata": {"name": BENCH_ACCOUNT, "namespace": NAMESPACE},
+                },
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "ClusterRoleBinding",
+                    "metadata": {"name": f"{BENCH_ACCOUNT}-cluster-admin"},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": "cluster-admin",
+                    },
+                    "subjects": [
+                        {"kind": "ServiceAccount", "name": BENCH_ACCOUNT, "namespace": NAMESPACE}
+                    ],
+                },
+            ]
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        token = self.plane.service_account_token(NAMESPACE, BENCH_ACCOUNT, seconds=6 * 3600)
+        (directory / "token").write_text(token)
+        (directory / "ca.crt").write_bytes(Path(self.plane.ca_path).read_bytes())
+        (directory / "namespace").write_text("argo")
+        return {
+            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+            "KUBERNETES_SERVICE_PORT": str(self.plane.port),
+            "BRIDGE_SERVICE_ACCOUNT_DIR": str(directory),
+        }
+
+    def _watch(self) -> None:
+        version = ""
+        path = f"/api/v1/namespaces/{NAMESPACE}/pods?watch=true"
+        while not self._stopping.is_set():
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", self.plane.port, context=self.plane.ssl_context(), timeout=None
+            )
+            self._conn = conn
+            try:
+                conn.request("GET", path + (f"&resourceVersion={version}" if version else ""))
+                reply = conn.getresponse()
+                if reply.status != 200:
+                    raise OSError(f"watch: HTTP {reply.status}")
+                while not self._stopping.is_set():
+                    line = reply.readline()
+                    if not line:
+                        break
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        version = ""  # expired: start again from now
+                        break
+                    version = (obj.get("metadata") or {}).get("resourceVersion", version)
+                    if event.get("type") in ("ADDED", "MODIFIED"):
+                        self.bench_clock.hook(_Pods, NAMESPACE, obj)
+            except (OSError, ValueError, http.client.HTTPException):
+                if self._stopping.is_set():
+                    return
+                self.watch_errors += 1
+                time.sleep(0.2)
+            finally:
+                conn.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        conn = self._conn
+        if conn is not None and conn.sock is not None:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+        if self._watcher.is_alive():
+            self._watcher.join(timeout=5)
 
 
 @contextlib.contextmanager
 def api_server(backend: str, workdir: Path) -> Iterator[Any]:
     """The API server the bridges run against, with ``kubeconfig_path()``, ``apply(objects)``
-    and a pod clock at ``bench_clock`` (:class:`bench.common.PodClock` API).
+    and a pod clock at ``bench_clock`` (:class:`bench.common.PodClock` API): the in-process
+    sandbox, or the test bed's real control plane (:class:`RealServer`)."""
+    if backend == "sandbox":
+        with common.sandbox(workdir / "sandbox") as sb:
+            yield sb
+        return
+    if backend != "real":
+        raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    from testbed import ControlPlane
 
-    The seam for the real kube-apiserver (``bench.real.control_plane``): add its name to
-    ``BACKENDS`` and yield an object with the same three members here. Two things differ there:
-    its admin kubeconfig holds a client certificate, so :func:`in_cluster_env` needs a
-    service-account token (a TokenRequest) instead of the kubeconfig's; and it has no write hook
-    for the pod clock, so pod times would come from a watch of the pods' status."""
-    if backend != "sandbox":
-        raise ValueError(
-            f"backend {backend!r} is not available to the benchmark yet; choose from "
-            f"{', '.join(BACKENDS)}"
-        )
-    with common.sandbox(workdir / "sandbox") as sb:
-        yield sb
+    with ControlPlane(workdir=workdir / "real") as plane:
+        server = RealServer(plane)
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def in_cluster_env(kubeconfig: Path, directory: Path) -> dict[str, str]:
@@ -276,14 +399,82 @@ def _one_run(
     }
 
 
+def _backends() -> list[str]:
+    chosen = [b.strip() for b in os.environ.get("BENCH_BRIDGE_BACKENDS", "").split(",")]
+    chosen = [b for b in chosen if b] or list(BACKENDS)
+    unknown = [b for b in chosen if b not in BACKENDS]
+    if unknown:
+        raise ValueError(f"BENCH_BRIDGE_BACKENDS: unknown {unknown}; choose from {BACKENDS}")
+    return chosen
+
+
 def run(
-    *, quick: bool, workdir: Path, budget_seconds: float = 210.0, backend: str = "sandbox"
+    *,
+    quick: bool,
+    workdir: Path,
+    budget_seconds: float = 210.0,
+    backends: list[str] | None = None,
 ) -> Report:
+    """The bridge benchmark on each backend in turn (default: the sandbox, then the real
+    kube-apiserver; ``BENCH_BRIDGE_BACKENDS`` picks), each against ``kubectl logs -f`` on the
+    same backend. The first backend's report (``bridge``, the sandbox's) carries the others
+    (``bridge-real``), printed after it and written beside it.
+    The budget is shared: each backend's runs stop at its share of what is left."""
+    from .discovery import BackendReport
+
+    chosen = backends or _backends()
+    if "real" in chosen:
+        # A missing binary is a Go build (minutes): before anything is measured, never timed.
+        from . import real
+
+        real.ensure_binary(progress=lambda line: print(f"  testbed: {line}", flush=True))
+    workdir.mkdir(parents=True, exist_ok=True)
+    end = time.monotonic() + budget_seconds
+    # Import time is the interpreter's and the bridge's, not the API server's: measured once.
+    imports = importtime_ms("import bridge.__main__", repeats=3 if quick else 7)
+    bare = importtime_ms("pass", repeats=3 if quick else 7)
+    reports: list[BackendReport] = []
+    for index, backend in enumerate(chosen):
+        share = max(30.0, (end - time.monotonic()) / (len(chosen) - index))
+        report = BackendReport(
+            "bridge" if backend == "sandbox" else f"bridge-{backend}",
+            f"{TITLES[backend]}: bridge overhead and log latency vs kubectl logs -f",
+            quick,
+            backend=backend,
+        )
+        try:
+            run_backend(
+                report, quick=quick, workdir=workdir / backend, budget_seconds=share,
+                imports=imports, bare=bare,
+            )  # fmt: skip
+        except Exception:
+            for done in reports:  # what was measured is not lost with the failure
+                done.print()
+            raise
+        report.finished = time.time()
+        reports.append(report)
+    first = reports[0]
+    first.companions = list[Report](reports[1:])
+    return first
+
+
+TITLES = {"sandbox": "sandbox", "real": "real kube-apiserver"}
+
+
+def run_backend(
+    report: Report,
+    *,
+    quick: bool,
+    workdir: Path,
+    budget_seconds: float,
+    imports: dict[str, float],
+    bare: dict[str, float],
+) -> None:
+    backend = str(getattr(report, "backend", "sandbox"))
     runs, lines = (1, 50) if quick else (50, 1000)
     # Every KUBECONFIG_EVERY-th run connects with the kubeconfig instead of in-cluster.
     kubeconfig_every = 2 if quick else 5
     runs += 1 if quick else 0
-    report = Report("bridge", "bridge overhead and log latency vs kubectl logs -f", quick)
     report.parameters = {
         "backend": backend,
         "connection": f"in-cluster (as in an Argo pod); every {kubeconfig_every}th run kubeconfig",
@@ -296,11 +487,7 @@ def run(
     }
     rows: list[dict[str, Any]] = []
     workdir.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + budget_seconds
-    imports = importtime_ms("import bridge.__main__", repeats=3 if quick else 7)
-    bare = importtime_ms("pass", repeats=3 if quick else 7)
     with api_server(backend, workdir) as sb:
-        in_cluster = in_cluster_env(sb.kubeconfig_path(), workdir / "serviceaccount")
         sb.apply(
             [
                 {
@@ -311,6 +498,12 @@ def run(
                 job(lines),
             ]
         )
+        if backend == "real":
+            in_cluster = sb.in_cluster_env(workdir / "serviceaccount")
+        else:
+            in_cluster = in_cluster_env(sb.kubeconfig_path(), workdir / "serviceaccount")
+        # The budget counts from the first run (not the API server's start).
+        deadline = time.monotonic() + budget_seconds
         for index in range(runs):
             if rows and time.monotonic() > deadline:
                 report.notes.append(f"time budget reached after {len(rows)} of {runs} runs")
@@ -337,7 +530,7 @@ def run(
         "overhead_s_median": round(common.median(overheads), 3),
         "overhead_s_p95": round(common.percentile(overheads, 95), 3),
         "overhead_s_median_from_api_seconds": round(common.median(api_overheads), 3),
-        "sandbox_pod_start_s_median": round(
+        "pod_start_s_median": round(
             common.median([r["start"] for r in ok if r["start"] is not None]), 3
         ),
         "phase_launch_to_pod_created_s_median": round(
@@ -403,10 +596,21 @@ def run(
     )
     report.notes.append(
         "overhead includes the bridge's interpreter start and imports, the re-check, Secret and "
-        "pod creation, the sandbox's pod start (sandbox_pod_start_s_median), the final log read "
+        "pod creation, the pod's start on the backend (pod_start_s_median), the final log read "
         "and the deletion of pod and Secret"
     )
-    errors_note = common.sandbox_errors_note(sb.bench_errors)
-    if errors_note:
-        report.notes.append(errors_note)
-    return report
+    if backend == "real":
+        report.notes.append(
+            "real: the test bed's etcd, kube-apiserver, kube-controller-manager, kube-scheduler "
+            "and node agent (pods are local processes); in-cluster runs use a TokenRequest token "
+            f"of ServiceAccount {NAMESPACE}/{BENCH_ACCOUNT}, bound to cluster-admin, the cluster "
+            "CA and KUBERNETES_SERVICE_HOST/PORT = 127.0.0.1/the apiserver's port; kubeconfig "
+            "runs and kubectl use the admin's client certificate. Pod times come from a watch "
+            "of the namespace's pods (stamped on arrival)"
+        )
+        if sb.watch_errors:
+            report.notes.append(f"the pod watch was re-established {sb.watch_errors} time(s)")
+    else:
+        errors_note = common.sandbox_errors_note(sb.bench_errors)
+        if errors_note:
+            report.notes.append(errors_note)
