@@ -1,6 +1,6 @@
 """``python -m bench [NAME...] [--quick] [--results-dir DIR]``: run the benchmarks of issue 11.
 
-    python -m bench                      # all four, full size (make bench; < 10 min on 2 cores)
+    python -m bench                      # all four, full size, both backends (make bench; ~40 min)
     python -m bench discovery --quick    # one, at smoke-test size
     python -m bench --list
 
@@ -8,7 +8,7 @@ Each benchmark prints its figures next to the baseline measured beside it (and t
 PASS/MISS per target, and writes ``<results-dir>/<name>.json`` with the machine it ran on.
 Speed never fails the command: it exits non-zero only when a benchmark could not run.
 ``BENCH_PUBSUB_EMULATOR_HOST`` reuses a running Pub/Sub emulator instead of starting one;
-``BENCH_BUDGET_SECONDS`` (default 560) bounds the suite: the bridge benchmark, last, stops its
+``BENCH_BUDGET_SECONDS`` (default 2400) bounds the suite: the bridge benchmark, last, stops its
 runs at that deadline and says how many it made.
 """
 
@@ -64,8 +64,10 @@ BENCHMARKS: dict[str, tuple[Callable[[bool, Path], Report], str]] = {
     "fanout": (_fanout, "200 one-second jobs, 20 namespaces, 4 waves, parallelism 50"),
     "bridge": (_bridge, "50 bridge runs x 1,000 lines: overhead, log latency vs kubectl logs -f"),
 }
-# Seconds the whole suite may take (BENCH_BUDGET_SECONDS); `make bench` must end in 10 minutes.
-_BUDGET = float(os.environ.get("BENCH_BUDGET_SECONDS", "560"))
+# Seconds the whole suite may take (BENCH_BUDGET_SECONDS). Seeding 60,000 Jobs through a real
+# kube-apiserver takes ~20 minutes on 2 cores (docs/performance.md), so the budget leaves the
+# bridge benchmark, last, its time after the real discovery run.
+_BUDGET = float(os.environ.get("BENCH_BUDGET_SECONDS", "2400"))
 _DEADLINE = time.monotonic() + _BUDGET
 
 
