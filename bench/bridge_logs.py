@@ -353,6 +353,7 @@ def _one_run(
         )
         bridge.stdout.close()
         kubectl = stamper_k = None
+        kubectl_ended: list[float] = []  # when `kubectl logs -f` saw its stream end
         if sb.bench_clock.wait_running(key, timeout=120):
             kubectl = subprocess.Popen(
                 [KUBECTL, "--kubeconfig", kubeconfig, "-n", NAMESPACE, "logs", "-f", pod],
@@ -365,6 +366,12 @@ def _one_run(
                 [*stamp, str(kubectl_out)], stdin=kubectl.stdout, env=env, cwd=str(common.ROOT)
             )
             kubectl.stdout.close()
+            follower = kubectl
+            threading.Thread(
+                target=lambda: kubectl_ended.append((follower.wait(), time.time())[1]),
+                name="bench-kubectl-wait",
+                daemon=True,
+            ).start()
         code, wall, rss = launch.wait(timeout=300)
         exited_at = time.time()
         cpu = launch.cpu
@@ -380,6 +387,11 @@ def _one_run(
     # Where the overhead goes: before the pod exists, the pod's start, after it ended.
     before_pod = clock.created[key] - launched_at if key in clock.created else None
     after_pod = exited_at - clock.terminated[key] if key in clock.terminated else None
+    kubectl_after_pod = (
+        kubectl_ended[0] - clock.terminated[key]
+        if kubectl_ended and key in clock.terminated
+        else None
+    )
     bridge_delays = _delays(bridge_out)
     kubectl_delays = _delays(kubectl_out) if kubectl_out.exists() else []
     return {
@@ -394,6 +406,7 @@ def _one_run(
         "start": sb.bench_clock.start_seconds(key),
         "before_pod": before_pod,
         "after_pod": after_pod,
+        "kubectl_after_pod": kubectl_after_pod,
         "bridge_delays": bridge_delays,
         "kubectl_delays": kubectl_delays,
     }
@@ -571,6 +584,11 @@ def run_backend(
         "kubectl_latency_ms_median": round(common.median(k_delays), 2),
         "kubectl_latency_ms_p95": round(k_p95, 2),
         "kubectl_latency_ms_max": round(max(k_delays, default=0.0), 2),
+        # How long the backend's log stream stays open after the pod ended: the floor of the
+        # bridge's own "pod terminated -> exit" phase (it reads the log to its end).
+        "kubectl_stream_end_after_pod_terminated_s_median": round(
+            common.median([r["kubectl_after_pod"] for r in done if r["kubectl_after_pod"]]), 3
+        ),
         "importtime_ms_bare_interpreter_total": bare["(total)"],
         "importtime_bare_interpreter_cpu_ms": bare["(cpu)"],
     }
