@@ -158,7 +158,7 @@ func (w *podWorker) startContainer(pod *v1.Pod, c *ctrState) bool {
 	}
 	mounts = append(etcMounts, mounts...)
 	logPath := filepath.Join(w.a.cfg.Root, "logs", fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID), spec.Name, strconv.Itoa(int(c.restartCount))+".log")
-	rs := runSpec{Dir: runDir, TmpDir: filepath.Join(runDir, "tmp"), LogPath: logPath, TermPath: termPath,
+	rs := runSpec{Stdin: spec.Stdin, StdinOnce: spec.StdinOnce, Dir: runDir, TmpDir: filepath.Join(runDir, "tmp"), LogPath: logPath, TermPath: termPath,
 		Init: initSpec{Argv: argv, Env: env, WorkingDir: wd, Hostname: podHostname(pod), Mounts: mounts, ReadOnly: readOnlyRoot(pod, spec)}}
 	r, err := startRun(a.self, rs, w.poke)
 	if err != nil {

@@ -32,16 +32,20 @@ type run struct {
 	ExitCode   int32
 	StartError string // set when the container's program never started
 	probes     probeState
+	stdin      io.WriteCloser // the container's stdin (stdin: true), for attach
+	stdinOnce  bool
 	cmd        *exec.Cmd
 }
 
 // runSpec says how to start a run.
 type runSpec struct {
-	Dir      string // per-run host directory (rootfs, staging, spec, error file)
-	TmpDir   string // host directory for the container's /tmp
-	LogPath  string
-	TermPath string
-	Init     initSpec
+	Dir       string // per-run host directory (rootfs, staging, spec, error file)
+	TmpDir    string // host directory for the container's /tmp
+	LogPath   string
+	TermPath  string
+	Init      initSpec
+	Stdin     bool // keep a stdin pipe open (container stdin: true)
+	StdinOnce bool
 }
 
 // Running says whether the run's process is alive.
@@ -119,6 +123,16 @@ func startRun(self string, rs runSpec, onExit func()) (*run, error) {
 	cmd := exec.Command(self, "node-agent", "container-init", specFile)
 	cmd.ExtraFiles = []*os.File{readyW}
 	cmd.Stdin = nil
+	var stdinW *os.File
+	if rs.Stdin {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stdin = pr
+		stdinW = pw
+		defer pr.Close()
+	}
 	cmd.Stdout = outW
 	cmd.Stderr = errW
 	cmd.Env = []string{}
@@ -127,7 +141,10 @@ func startRun(self string, rs runSpec, onExit func()) (*run, error) {
 		Pdeathsig:  syscall.SIGKILL,
 	}
 	r := &run{ID: newContainerID(), LogPath: rs.LogPath, TermPath: rs.TermPath, Env: spec.Env, WorkDir: spec.WorkingDir,
-		done: make(chan struct{}), cmd: cmd}
+		done: make(chan struct{}), cmd: cmd, stdinOnce: rs.StdinOnce}
+	if stdinW != nil {
+		r.stdin = stdinW
+	}
 	if err := cmd.Start(); err != nil {
 		readyR.Close()
 		readyW.Close()
@@ -168,6 +185,9 @@ func startRun(self string, rs runSpec, onExit func()) (*run, error) {
 			errR.Close()
 		}
 		logf.Close()
+		if stdinW != nil {
+			stdinW.Close()
+		}
 		r.FinishedAt = finished
 		r.ExitCode = exitCode(err)
 		if b, e := os.ReadFile(spec.ErrorFile); e == nil && len(b) > 0 && r.ExitCode == 128 {

@@ -70,6 +70,8 @@ func (a *Agent) serve(ctx context.Context) (<-chan error, error) {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("/containerLogs/", a.authn(a.handleLogs))
 	mux.HandleFunc("/exec/", a.authn(a.handleExec))
+	mux.HandleFunc("/attach/", a.authn(a.handleAttach))
+	mux.HandleFunc("/portForward/", a.authn(a.handlePortForward))
 	if err := a.listenLocal(ctx); err != nil {
 		return nil, err
 	}
