@@ -169,6 +169,10 @@ func (w *podWorker) startContainer(pod *v1.Pod, c *ctrState) bool {
 		return false
 	}
 	if c.curLog != "" {
+		// The kubelet's container GC keeps one dead container per container: older logs go.
+		if c.prevLog != "" && c.prevLog != c.curLog {
+			_ = os.Remove(c.prevLog)
+		}
 		c.prevLog = c.curLog
 	}
 	c.curLog = logPath

@@ -111,6 +111,7 @@ func (a *Agent) nodeStatus(prev *v1.NodeStatus) v1.NodeStatus {
 		},
 		Addresses:       []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: a.cfg.NodeIP}, {Type: v1.NodeHostName, Address: host}},
 		DaemonEndpoints: v1.NodeDaemonEndpoints{KubeletEndpoint: v1.DaemonEndpoint{Port: int32(a.cfg.Port)}},
+		Images:          a.nodeImages(),
 		NodeInfo: v1.NodeSystemInfo{
 			MachineID:               readFirstLine("/etc/machine-id"),
 			BootID:                  readFirstLine("/proc/sys/kernel/random/boot_id"),
@@ -203,4 +204,18 @@ func (a *Agent) heartbeat(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// nodeImages lists the image map as the node's images (names and IDs, no sizes).
+func (a *Agent) nodeImages() []v1.ContainerImage {
+	var out []v1.ContainerImage
+	for i := range a.images.Images {
+		e := &a.images.Images[i]
+		r, err := a.images.Resolve(e.Image)
+		if err != nil {
+			continue
+		}
+		out = append(out, v1.ContainerImage{Names: []string{r.ID, r.Ref}})
+	}
+	return out
 }
