@@ -409,6 +409,13 @@ def _one_run(
         "kubectl_after_pod": kubectl_after_pod,
         "bridge_delays": bridge_delays,
         "kubectl_delays": kubectl_delays,
+        "index": index,
+        "stderr_tail": (workdir / f"bridge-{index}.err").read_text(errors="replace")[-400:],
+        "stdout_other": [
+            raw.decode(errors="replace")[:200]
+            for raw in bridge_out.read_bytes().splitlines()
+            if b" line " not in raw
+        ][-5:],
     }
 
 
@@ -608,6 +615,20 @@ def run_backend(
     expected = len(done) * lines
     if len(b_delays) != expected:
         report.notes.append(f"the bridge printed {len(b_delays)} of {expected} lines")
+    short = [r for r in done if len(r["bridge_delays"]) != lines]
+    if short:
+        # Which runs, and what the bridge said: a short log is a finding, not noise.
+        report.figures["runs_with_short_bridge_log"] = [
+            {
+                "run": r["index"],
+                "mode": r["mode"],
+                "bridgeLines": len(r["bridge_delays"]),
+                "kubectlLines": len(r["kubectl_delays"]),
+                "bridgeOtherStdout": r["stdout_other"],
+                "bridgeStderrTail": r["stderr_tail"],
+            }
+            for r in short
+        ]
     report.notes.append(
         "overhead, wall, CPU and RSS figures without a prefix are the in-cluster runs' (as in an "
         "Argo pod); kubeconfig_* are the runs with the kubeconfig; latency is from every run"
