@@ -42,8 +42,9 @@ fmt: $(STAMP) ## format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The real control plane's binary (etcd, kube-apiserver, kube-controller-manager, node agent),
-# built from the Go modules testbed/go pins into a cache outside the tree; a no-op when cached.
+# The real control plane's binary (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+# node agent), built from the Go modules testbed/go pins into a cache outside the tree; a no-op
+# when cached.
 .PHONY: testbed
 testbed: $(STAMP) ## build (or find cached) the real control plane from pinned Go modules
 	$(BIN)/tenantctl cluster build

@@ -2,8 +2,9 @@
 
 ``testbed/go`` is a Go module that pins ``k8s.io/kubernetes`` (with the ``replace`` block its
 staging modules need) and ``go.etcd.io/etcd/server/v3``; ``cmd/testbed`` links etcd,
-kube-apiserver, kube-controller-manager and the node agent into one multi-call binary, so a cold
-build compiles and links the shared Kubernetes libraries once instead of three times.
+kube-apiserver, kube-controller-manager, kube-scheduler and the node agent into one multi-call
+binary, so a cold build compiles and links the shared Kubernetes libraries once instead of five
+times.
 
 The binary lands in ``$TESTBED_CACHE_DIR`` (default ``~/.cache/tenant-lifecycle/testbed``) under a
 key made of the pinned versions and a hash of every Go source of the module: a later run with the
@@ -26,7 +27,7 @@ from pathlib import Path
 
 GO_MODULE = Path(__file__).resolve().parent / "go"
 REBUILD = "make testbed"
-COMPONENTS = "etcd, kube-apiserver, kube-controller-manager and the node agent"
+COMPONENTS = "etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the node agent"
 
 Progress = Callable[[str], None]
 

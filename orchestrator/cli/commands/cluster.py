@@ -72,8 +72,8 @@ def build() -> None:
     help="start the node agent (without it pods are never run: API and controllers only)",
 )
 def up(*, kubeconfig_path: str | None, workdir: str | None, node: bool) -> None:
-    """Start etcd, kube-apiserver, kube-controller-manager and the node agent; serve until
-    interrupted.
+    """Start etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the node agent;
+    serve until interrupted.
 
     The first line on stdout is the admin kubeconfig's path (client certificate, mode 0600).
     Ctrl-C or SIGTERM stops every process and removes the cluster's temporary files.
