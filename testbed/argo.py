@@ -10,12 +10,10 @@ from outside the repository but the Go module cache.
 from __future__ import annotations
 
 import functools
-import json
 import re
-import subprocess
 from pathlib import Path
 
-from .build import BuildError, _go
+from .build import BuildError, download
 
 ARGO_MODULE = "github.com/argoproj/argo-workflows/v4"
 EVENTS_MODULE = "github.com/argoproj/argo-events"
@@ -34,26 +32,8 @@ def pinned_version(module: str = ARGO_MODULE, go_mod: Path = PIN_FILE) -> str:
 def module_dir(module: str = ARGO_MODULE) -> Path:
     """The pinned module's directory in the Go module cache (downloaded when missing)."""
     version = pinned_version(module)
-    done = subprocess.run(
-        [_go(), "mod", "download", "-json", f"{module}@{version}"],
-        cwd=PIN_FILE.parent,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    try:
-        info = json.loads(done.stdout)
-    except ValueError:
-        info = {}
-    directory = info.get("Dir")
-    if done.returncode != 0 or not directory:
-        reason = info.get("Error") or done.stderr.strip() or f"exit {done.returncode}"
-        raise BuildError(
-            f"downloading {module}@{version} (the Argo CRDs and schemas) failed: {reason}; "
-            "rerun: make testbed"
-        )
-    return Path(directory)
+    info = download(module, version, cwd=PIN_FILE.parent, why="the Argo CRDs and schemas")
+    return Path(info["Dir"])
 
 
 def crd_files() -> list[Path]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -101,6 +102,29 @@ def _go() -> str:
             f"install Go, then rerun: {REBUILD}"
         )
     return go
+
+
+def download(module: str, version: str, *, cwd: Path, why: str) -> dict[str, str]:
+    """``go mod download -json MODULE@VERSION``: where the module and its go.mod are in the
+    module cache (checked against go.sum or the checksum database)."""
+    done = subprocess.run(
+        [_go(), "mod", "download", "-json", f"{module}@{version}"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    try:
+        info = json.loads(done.stdout)
+    except ValueError:
+        info = {}
+    if done.returncode != 0 or not info.get("Dir") or not info.get("GoMod"):
+        reason = info.get("Error") or done.stderr.strip() or f"exit {done.returncode}"
+        raise BuildError(
+            f"downloading {module}@{version} ({why}) failed: {reason}; rerun: {REBUILD}"
+        )
+    return {key: str(value) for key, value in info.items()}
 
 
 def ensure_binary(*, progress: Progress | None = None, module: Path = GO_MODULE) -> Path:

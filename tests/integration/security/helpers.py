@@ -1,4 +1,5 @@
-"""Shared pieces of the security tests: the rendered install, raw API calls, a marker search.
+"""Shared pieces of the security tests: the rendered install, tokens, a marker search (raw API
+calls are `Backend.call` in tests/fixtures/cluster.py).
 
 The rendered manifests come from ``kubectl kustomize deploy/team-example`` (the base install plus
 one managed team namespace), exactly what an operator applies; the sandbox serves every RBAC kind
@@ -9,10 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,38 +51,6 @@ def load_install(sb: Sandbox) -> list[dict[str, Any]]:
 
 def token_for(sb: Sandbox, account: str) -> str:
     return sb.issue_token(f"system:serviceaccount:{WF_NS}:{account}")
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: dict[str, Any]
-
-
-def call(
-    sb: Sandbox, token: str, method: str, path: str, body: Mapping[str, Any] | None = None
-) -> Reply:
-    """One raw API request (no client library in between): status and JSON body."""
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    if data is not None:
-        headers["Content-Type"] = (
-            "application/merge-patch+json" if method == "PATCH" else "application/json"
-        )
-    request = urllib.request.Request(sb.url + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        with exc:
-            raw = exc.read()
-            status = exc.code
-    try:
-        parsed = json.loads(raw) if raw else {}
-    except ValueError:
-        parsed = {"raw": raw.decode(errors="replace")}
-    return Reply(status, parsed if isinstance(parsed, dict) else {"value": parsed})
 
 
 def find_marker(marker: str, haystacks: Mapping[str, Any]) -> list[str]:
