@@ -34,7 +34,7 @@ func readLogContent(t *testing.T, path string) string {
 func startTestRun(t *testing.T, argv []string, mounts []initMount) *run {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for namespaces")
+		t.Fatal("needs root: containers get their own PID and mount namespaces (run go test as root, as make test does)")
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -117,7 +117,7 @@ func TestReadOnlyRootFilesystem(t *testing.T) {
 	self, _ := os.Executable()
 	dir := t.TempDir()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		t.Fatal("needs root: containers get their own PID and mount namespaces (run go test as root, as make test does)")
 	}
 	script := `echo x > /etc/ro-test 2>/dev/null && echo etc-writable; echo x > /tmp/ro-test 2>/dev/null && echo tmp-writable; echo x > /data/f && echo vol-writable; echo x > /dev/termination-log && echo term-writable`
 	rs := runSpec{Dir: filepath.Join(dir, "run"), TmpDir: filepath.Join(dir, "tmp"), LogPath: filepath.Join(dir, "0.log"), TermPath: filepath.Join(dir, "term"),

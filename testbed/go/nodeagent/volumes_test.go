@@ -12,7 +12,7 @@ import (
 
 func TestVolumes(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		t.Fatal("needs root: containers get their own PID and mount namespaces (run go test as root, as make test does)")
 	}
 	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: "ns"}, Data: map[string]string{"app.conf": "x=1", "other": "o"}}
 	a, cs, _ := testAgent(t, cm)
