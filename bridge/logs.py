@@ -131,9 +131,11 @@ class ContainerLog:
         container: str,
         emit: Callable[[str], None],
         terminated: Callable[[], bool],
+        gone: Callable[[], bool] = lambda: False,
         reconnect_delay: float = 0.5,
     ) -> None:
         self._source = source
+        self._gone = gone
         self._namespace = namespace
         self._pod = pod
         self._container = container
@@ -168,8 +170,13 @@ class ContainerLog:
         while not self._stopping.is_set() and not self._terminated():
             try:
                 self._read(follow=True)
-            except NotFoundError:
-                return  # the pod is gone: nothing more to read
+            except NotFoundError as exc:
+                # A 404 is not proof that the pod is gone: a node can answer it for a container
+                # it has only just started (seen on a real node: the first log request after the
+                # watch said Running). Only the watch says gone; until then, reconnect.
+                if self._gone():
+                    return
+                log.info("log of %s/%s: %s; reconnecting", self._pod, self._container, exc)
             except ForbiddenError as exc:
                 self._forbidden(exc)
                 return
@@ -189,8 +196,13 @@ class ContainerLog:
             before = self.lines
             try:
                 partial = self._read(follow=False)
-            except NotFoundError:
-                return
+            except NotFoundError as exc:
+                if self._gone():
+                    return  # the pod is gone: nothing more to read
+                log.info("final log read of %s/%s: %s", self._pod, self._container, exc)
+                idle += 1
+                time.sleep(self._reconnect_delay)
+                continue
             except ForbiddenError as exc:
                 self._forbidden(exc)
                 return
@@ -310,6 +322,7 @@ class PodLogs:
             container=container,
             emit=lambda text: self._emit(prefix + text),
             terminated=terminated,
+            gone=lambda: self._gone,
             reconnect_delay=self._reconnect_delay,
         )
         thread = threading.Thread(

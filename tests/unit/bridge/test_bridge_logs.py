@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.errors import ForbiddenError
+from bridge.errors import ForbiddenError, NotFoundError
 from bridge.logs import ContainerLog, Dedupe, parse_timestamp, since_time, split_line
 
 
@@ -189,3 +189,59 @@ def test_forbidden_log_is_not_retried_in_a_storm() -> None:
     follower.run()
     assert source.calls == 1
     assert printed == []
+
+
+class FlakyNotFoundLogSource(FakeLogSource):
+    """A node that answers 404 to the first log requests of a container it has only just
+    started (seen on the real control plane), then serves the log."""
+
+    def __init__(self, lines: list[tuple[int, str]], *, not_found: int) -> None:
+        super().__init__(lines, cuts=[])
+        self.not_found = not_found
+
+    def stream_log(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str,
+        since_time: str | None = None,
+        timestamps: bool = True,
+        follow: bool = True,
+        keep_ends: bool = False,
+    ) -> Iterator[str]:
+        if self.not_found > 0:
+            self.not_found -= 1
+            self.calls.append((since_time, follow))
+            raise NotFoundError(f"get pods/log {namespace}/{pod}: 404 Not Found", status=404)
+        return super().stream_log(
+            namespace, pod, container=container, since_time=since_time, follow=follow
+        )
+
+
+def test_a_404_while_the_pod_exists_is_retried_not_taken_for_gone() -> None:
+    # Before: the first 404 ended the follower without its final read, and the bridge printed
+    # none of the job's lines yet reported success.
+    lines = [(BASE + i, f"line {i}") for i in range(5)]
+    source = FlakyNotFoundLogSource(lines, not_found=2)
+    assert _follow(source, follows=1) == [text for _, text in lines]
+    source = FlakyNotFoundLogSource(lines, not_found=2)  # 404s in the final read too
+    assert _follow(source, follows=0) == [text for _, text in lines]
+
+
+def test_a_404_once_the_pod_is_gone_ends_following() -> None:
+    source = FlakyNotFoundLogSource([(BASE, "never")], not_found=99)
+    printed: list[str] = []
+    follower = ContainerLog(
+        source,
+        namespace="ns",
+        pod="p",
+        container="c",
+        emit=printed.append,
+        terminated=lambda: False,
+        gone=lambda: True,
+        reconnect_delay=0,
+    )
+    follower.run()
+    assert printed == []
+    assert len(source.calls) == 1
