@@ -55,13 +55,26 @@ func (w *podWorker) publish() {
 func (a *Agent) findPod(ns, name string) *podWorker {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// A pod deleted and created again under the same name (a restarted bridge's next attempt,
+	// a Job's pod) can have two workers here for a moment: like the kubelet's pod manager,
+	// which maps a full name to the newest pod, answer for the newest one.
+	// Creation times have second precision: between two of the same second, the one not being
+	// deleted is the current one.
+	var found *podWorker
+	var newest time.Time
+	foundDeleting := false
 	for _, w := range a.workers {
 		p, removed := w.current()
-		if !removed && p.Namespace == ns && p.Name == name {
-			return w
+		if removed || p.Namespace != ns || p.Name != name {
+			continue
+		}
+		created, deleting := p.CreationTimestamp.Time, p.DeletionTimestamp != nil
+		newer := created.After(newest) || (created.Equal(newest) && foundDeleting && !deleting)
+		if found == nil || newer {
+			found, newest, foundDeleting = w, created, deleting
 		}
 	}
-	return nil
+	return found
 }
 
 // serve starts the kubelet HTTPS API.

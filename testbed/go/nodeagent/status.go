@@ -227,6 +227,9 @@ func (w *podWorker) report(pod *v1.Pod) {
 	if w.lastSent != nil && equality.Semantic.DeepEqual(w.lastSent, s) {
 		return
 	}
+	// What the status says must already be servable: a client that sees Running asks for the
+	// log at once, and the kubelet API answers from the snapshot (a 404 otherwise).
+	w.publish()
 	patch := map[string]interface{}{
 		"metadata": map[string]interface{}{"uid": pod.UID},
 		"status":   s,
