@@ -16,8 +16,8 @@ from orchestrator.history import HistoryRecord, HistoryStore
 P = "tenant-lifecycle.dev"
 # The tenantctl installed next to this interpreter: the fleet runs as an operator runs it.
 TENANTCTL = [str(Path(sys.executable).parent / "tenantctl")]
-# Shorter bridge timings for `python -m bridge run` subprocesses (the process launcher reads
-# them from its environment; the thread launcher uses the bridge's defaults).
+# Shorter bridge timings, read from the environment by both launchers (the thread launcher
+# through `bridge run`'s own options).
 FAST_ENV = {
     "BRIDGE_BACKOFF_BASE": "0.05",
     "BRIDGE_BACKOFF_MAX": "0.2",
