@@ -307,8 +307,14 @@ class PodLogs:
             for container in self._containers:
                 if container not in self._followers and container_started(pod, container):
                     self._start(container)
-        for follower, _ in self._followers.values():
-            follower.poke()
+        for container, (follower, _) in self._followers.items():
+            if self._gone or container_terminated(self._pod, container):
+                # The watch says it ended: stop following now and do the final read, instead of
+                # waiting for the follow stream to notice (a kubelet's log reader checks a
+                # finished container once a second). The final read catches every line.
+                follower.stop()
+            else:
+                follower.poke()
 
     def _start(self, container: str) -> None:
         def terminated() -> bool:
