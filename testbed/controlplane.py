@@ -118,7 +118,10 @@ class ControlPlane:
 
     def _start(self, binary: Path) -> None:
         root = self.root
-        self.pki = pki.make(root / "pki", node_name=NODE_NAME)
+        try:
+            self.pki = pki.make(root / "pki", node_name=NODE_NAME)
+        except pki.PKIError as exc:
+            raise ControlPlaneError(f"the certificates could not be made: {exc}") from exc
         self.etcd_port, etcd_peer, self.port, self.kubelet_port = free_ports(4)
         (root / "logs").mkdir()
         self._say("starting etcd")
