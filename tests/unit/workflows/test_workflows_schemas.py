@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.argo_schemas import ArgoSchemas, schemas_dir
+from testbed import BuildError
+from testbed import argo as pinned_argo
+from tests.fixtures.argo_schemas import ArgoSchemas, checked_layout, schemas_dir
 from workflows.events import sensor_manifest, sensor_workflow
 from workflows.settings import WorkflowSettings
 from workflows.template import workflow_template_manifest
@@ -114,7 +116,19 @@ def test_misspelled_field_in_the_sensor_workflow_is_caught(argo_schemas: ArgoSch
 
 def test_missing_schema_directory_fails_with_a_clear_message(tmp_path: Path) -> None:
     # pytest.fail raises Failed (an OutcomeException, not Exception): catch it explicitly.
+    with pytest.raises(pytest.fail.Exception, match=r"Argo schemas not found at .*nowhere"):
+        checked_layout(tmp_path / "nowhere")
+
+
+def test_pinned_modules_that_cannot_be_had_fail_with_the_reason() -> None:
+    def unavailable(directory: Path) -> Path:
+        raise BuildError("downloading github.com/argoproj/argo-workflows/v4@v4.1.4 failed: 403")
+
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TENANT_LIFECYCLE_SCHEMAS", str(tmp_path / "nowhere"))
-        with pytest.raises(pytest.fail.Exception, match=r"Argo schemas not found at .*nowhere"):
-            schemas_dir()
+        mp.setattr(pinned_argo, "schema_root", unavailable)
+        schemas_dir.cache_clear()
+        try:
+            with pytest.raises(pytest.fail.Exception, match=r"not available: downloading .*403"):
+                schemas_dir()
+        finally:
+            schemas_dir.cache_clear()
