@@ -43,17 +43,10 @@ type attacher struct {
 }
 
 func (at *attacher) AttachContainer(ctx context.Context, podName string, _ types.UID, container string, in io.Reader, out, errw io.WriteCloser, _ bool, _ <-chan remotecommand.TerminalSize) error {
-	pw := at.a.findPod(at.ns, podName)
-	if pw == nil {
-		return fmt.Errorf("pod %q not found", podName)
+	r, err := at.a.runningContainer(at.ns, podName, container)
+	if err != nil {
+		return err
 	}
-	pw.mu.Lock()
-	snap, ok := pw.snap[container]
-	pw.mu.Unlock()
-	if !ok || snap.cur == nil || !snap.cur.Running() {
-		return fmt.Errorf("container not found (%q)", container)
-	}
-	r := snap.cur
 	if in != nil && r.stdin != nil {
 		go func() {
 			_, _ = io.Copy(r.stdin, in)

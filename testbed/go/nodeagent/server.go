@@ -319,6 +319,21 @@ func (a *Agent) handleExec(w http.ResponseWriter, r *http.Request) {
 		4*time.Hour, 30*time.Second, remotecommandconsts.SupportedStreamingProtocols)
 }
 
+// runningContainer is the current run of a container that exec and attach may enter.
+func (a *Agent) runningContainer(ns, podName, container string) (*run, error) {
+	pw := a.findPod(ns, podName)
+	if pw == nil {
+		return nil, fmt.Errorf("pod %q not found", podName)
+	}
+	pw.mu.Lock()
+	snap, ok := pw.snap[container]
+	pw.mu.Unlock()
+	if !ok || snap.cur == nil || !snap.cur.Running() {
+		return nil, fmt.Errorf("container not found (%q)", container)
+	}
+	return snap.cur, nil
+}
+
 // executor runs a command inside a container's namespaces with nsenter.
 type executor struct {
 	a  *Agent
@@ -326,22 +341,14 @@ type executor struct {
 }
 
 func (e *executor) ExecInContainer(ctx context.Context, podName string, _ types.UID, container string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
-	pw := e.a.findPod(e.ns, podName)
-	if pw == nil {
-		return fmt.Errorf("pod %q not found", podName)
+	r, err := e.a.runningContainer(e.ns, podName, container)
+	if err != nil {
+		return err
 	}
-	pw.mu.Lock()
-	snap, ok := pw.snap[container]
-	pw.mu.Unlock()
-	if !ok || snap.cur == nil || !snap.cur.Running() {
-		return fmt.Errorf("container not found (%q)", container)
-	}
-	r := snap.cur
 	args := []string{"--target", strconv.Itoa(r.Pid), "--pid", "--mount", "--uts", "--root", "--wd"}
 	args = append(append(args, "--"), cmd...)
 	c := exec.CommandContext(ctx, "nsenter", args...)
 	c.Env = r.Env
-	var err error
 	if tty {
 		err = runWithTTY(c, in, out, resize)
 	} else {
