@@ -130,33 +130,27 @@ class ControlPlane:
         self._say("starting kube-apiserver")
         self._spawn(binary, "kube-apiserver", self._apiserver_args())
         self._wait("kube-apiserver", self._apiserver_ready)
-        kubeconfig.write(self.kubeconfig, url=self.url, ca=self.pki.ca.cert, client=self.pki.admin)
-        kcm_config = kubeconfig.write(
-            root / "controller-manager.kubeconfig",
-            url=self.url,
-            ca=self.pki.ca.cert,
-            client=self.pki.controller_manager,
-        )
+        self._kubeconfig("admin", self.pki.admin)
+        kcm_config = self._kubeconfig("controller-manager", self.pki.controller_manager)
         self._say("starting kube-controller-manager")
         self._spawn(binary, "kube-controller-manager", self._controller_manager_args(kcm_config))
         # The ServiceAccount and root-CA controllers have run once every namespace has its
         # `default` account and `kube-root-ca.crt`: in-cluster clients need both.
         self._wait("kube-controller-manager", self._controllers_ready)
-        scheduler_config = kubeconfig.write(
-            root / "scheduler.kubeconfig",
-            url=self.url,
-            ca=self.pki.ca.cert,
-            client=self.pki.scheduler,
-        )
+        scheduler_config = self._kubeconfig("scheduler", self.pki.scheduler)
         self._say("starting kube-scheduler")
         self._spawn(binary, "kube-scheduler", self._scheduler_args(scheduler_config))
         if self.node_agent:
             self._start_node_agent(binary)
 
-    def _start_node_agent(self, binary: Path) -> None:
-        node_config = kubeconfig.write(
-            self.root / "node.kubeconfig", url=self.url, ca=self.pki.ca.cert, client=self.pki.node
+    def _kubeconfig(self, name: str, client: pki.KeyPair) -> Path:
+        """``<root>/<name>.kubeconfig``: this apiserver, its CA and ``client``'s certificate."""
+        return kubeconfig.write(
+            self.root / f"{name}.kubeconfig", url=self.url, ca=self.pki.ca.cert, client=client
         )
+
+    def _start_node_agent(self, binary: Path) -> None:
+        node_config = self._kubeconfig("node", self.pki.node)
         image_file = images.write(self.root / "images.yaml", extra=self.image_map)
         node_root = self.root / "node"
         node_root.mkdir()
@@ -235,12 +229,7 @@ class ControlPlane:
     def _controller_manager_args(self, config: Path) -> list[str]:
         p = self.pki
         return [
-            "--kubeconfig", str(config),
-            "--authentication-kubeconfig", str(config),
-            "--authorization-kubeconfig", str(config),
-            "--bind-address", "127.0.0.1",
-            "--secure-port", "0",
-            "--leader-elect=false",
+            *_controller_args(config),
             "--use-service-account-credentials=true",
             "--service-account-private-key-file", str(p.service_account_key),
             "--root-ca-file", str(p.ca.cert),
@@ -254,15 +243,7 @@ class ControlPlane:
     def _scheduler_args(self, config: Path) -> list[str]:
         # The real scheduler binds pods (nodeSelector, taints, Unschedulable conditions): the
         # node identity may not even list a pod before it is bound to it.
-        return [
-            "--kubeconfig", str(config),
-            "--authentication-kubeconfig", str(config),
-            "--authorization-kubeconfig", str(config),
-            "--bind-address", "127.0.0.1",
-            "--secure-port", "0",
-            "--leader-elect=false",
-            "-v", "0",
-        ]  # fmt: skip
+        return [*_controller_args(config), "-v", "0"]
 
     def _spawn(self, binary: Path, name: str, args: list[str]) -> None:
         log_path = self.root / "logs" / f"{name}.log"
@@ -387,6 +368,19 @@ class ControlPlane:
     def logs_of(self, name: str) -> str:
         component = next(c for c in self._components if c.name == name)
         return component.tail(200)
+
+
+def _controller_args(config: Path) -> list[str]:
+    """What kube-controller-manager and kube-scheduler share: one identity for the apiserver and
+    for delegated authn/authz, no serving port, no leader election (there is one of each)."""
+    return [
+        "--kubeconfig", str(config),
+        "--authentication-kubeconfig", str(config),
+        "--authorization-kubeconfig", str(config),
+        "--bind-address", "127.0.0.1",
+        "--secure-port", "0",
+        "--leader-elect=false",
+    ]  # fmt: skip
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:
