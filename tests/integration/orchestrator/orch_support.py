@@ -135,3 +135,42 @@ def scrape(url: str) -> dict[str, float]:
             key, _, value = line.rpartition(" ")
             samples[key] = float(value)
     return samples
+
+
+def python_job(
+    namespace: str,
+    name: str,
+    *,
+    operation: str,
+    wave: int,
+    program: str,
+    python: str = "python3",
+) -> dict[str, Any]:
+    """A suspended lifecycle Job for ``operation`` whose one container runs ``program``."""
+    prefix = "tenant-lifecycle.dev"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {f"{prefix}/enabled": "true"},
+            "annotations": {f"{prefix}/operations": operation, f"{prefix}/wave": str(wave)},
+        },
+        "spec": {
+            "suspend": True,
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "python:3.11-slim",
+                            "command": [python, "-c", program],
+                        }
+                    ],
+                }
+            },
+        },
+    }

@@ -11,6 +11,7 @@ from orch_support import (
     drain,
     events,
     prepare_sandbox,
+    python_job,
     sandbox_kube,
     start_service,
     wait_for,
@@ -118,32 +119,7 @@ def test_both_modes_submit_the_same_workflow_and_bad_binary_is_dead_lettered(
 
 def _job(namespace: str, name: str, wave: int) -> dict[str, Any]:
     program = "import os; print('tenant', os.environ['LIFECYCLE_TENANT_ENV_ID'])"
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {f"{PREFIX}/enabled": "true"},
-            "annotations": {f"{PREFIX}/operations": "modes.run", f"{PREFIX}/wave": str(wave)},
-        },
-        "spec": {
-            "suspend": True,
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "python:3.11-slim",
-                            "command": ["python3", "-c", program],
-                        }
-                    ],
-                }
-            },
-        },
-    }
+    return python_job(namespace, name, operation="modes.run", wave=wave, program=program)
 
 
 def test_the_same_request_in_both_modes_gives_the_same_result(

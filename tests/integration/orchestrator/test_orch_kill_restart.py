@@ -22,6 +22,7 @@ from orch_support import (
     events,
     prepare_sandbox,
     publish_requests,
+    python_job,
     quiet_for,
     wait_for,
 )
@@ -50,32 +51,9 @@ def _job(name: str, wave: int, starts: Path, sleep: float) -> dict[str, Any]:
         f"time.sleep({sleep})\n"
         "print('done')\n"
     )
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": NAMESPACE,
-            "labels": {f"{PREFIX}/enabled": "true"},
-            "annotations": {f"{PREFIX}/operations": OPERATION, f"{PREFIX}/wave": str(wave)},
-        },
-        "spec": {
-            "suspend": True,
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "python:3.11-slim",
-                            "command": [sys.executable, "-c", program],
-                        }
-                    ],
-                }
-            },
-        },
-    }
+    return python_job(
+        NAMESPACE, name, operation=OPERATION, wave=wave, program=program, python=sys.executable
+    )
 
 
 def _listen(sandbox: Any, topology: Any, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

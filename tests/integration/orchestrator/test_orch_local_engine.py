@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orch_support import drain, events, publish_requests, start_service, wait_for
+from orch_support import drain, events, publish_requests, python_job, start_service, wait_for
 
 from bridge.kube import KubeSettings
 from tests.unit.orchestrator.bad_events import valid_event
@@ -20,32 +20,7 @@ def job(namespace: str, name: str, *, wave: int, exit_code: int = 0) -> dict[str
         "import os; print('tenant', os.environ['LIFECYCLE_TENANT_ENV_ID']); "
         f"raise SystemExit({exit_code})"
     )
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {f"{PREFIX}/enabled": "true"},
-            "annotations": {f"{PREFIX}/operations": OPERATION, f"{PREFIX}/wave": str(wave)},
-        },
-        "spec": {
-            "suspend": True,
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "python:3.11-slim",
-                            "command": ["python3", "-c", program],
-                        }
-                    ],
-                }
-            },
-        },
-    }
+    return python_job(namespace, name, operation=OPERATION, wave=wave, program=program)
 
 
 BROKEN_OPERATION = "orch.broken"
