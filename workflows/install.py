@@ -498,6 +498,7 @@ class ListenDeployment:
 
 
 def _listen_labels() -> dict[str, str]:
+    # A new dict each call: one object used twice would be rendered as a YAML anchor and alias.
     return {"app.kubernetes.io/name": "tenant-lifecycle", "app.kubernetes.io/component": "listen"}
 
 
@@ -512,7 +513,6 @@ def listen(
     """
     d = deployment or ListenDeployment()
     ns = settings.workflow_namespace
-    labels = _listen_labels()
     port = d.metrics_port
     container: dict[str, Any] = {
         "name": "listen",
@@ -624,7 +624,7 @@ def listen(
                 # lose nothing: during a restart, requests wait on the subscription.
                 "replicas": 1,
                 "revisionHistoryLimit": 5,
-                "selector": {"matchLabels": labels},
+                "selector": {"matchLabels": _listen_labels()},
                 # Recreate, not RollingUpdate: the embedded SQLite history has one writer and its
                 # ReadWriteOnce volume attaches to one node, so a surge pod could wait forever
                 # for the volume (Multi-Attach) while the old one holds it. The gap is seconds:
@@ -634,7 +634,7 @@ def listen(
                 "strategy": {"type": "Recreate"},
                 "template": {
                     "metadata": {
-                        "labels": labels,
+                        "labels": _listen_labels(),
                         "annotations": {
                             # Stateless between messages (unacked ones are redelivered) and its
                             # /tmp is scratch: never a reason to keep a node from scaling down.
@@ -659,7 +659,7 @@ def listen(
                 },
             },
             "spec": {
-                "selector": labels,
+                "selector": _listen_labels(),
                 "ports": [
                     {"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"}
                 ],
@@ -676,7 +676,7 @@ def listen(
                 # docs/install.md, "The tenantctl listen Deployment").
                 "maxUnavailable": 1,
                 "unhealthyPodEvictionPolicy": "AlwaysAllow",
-                "selector": {"matchLabels": labels},
+                "selector": {"matchLabels": _listen_labels()},
             },
         },
     ]

@@ -17,6 +17,7 @@ from orchestrator.cli import main
 from orchestrator.history import open_store
 from orchestrator.metrics import Metrics, MetricsServer
 from workflows import install
+from workflows.render import to_yaml
 from workflows.settings import WorkflowSettings
 
 K8S_VERSION = "1.29"  # the oldest Kubernetes the install supports (docs/install.md)
@@ -207,6 +208,13 @@ def test_the_probes_and_the_service_use_paths_the_listener_serves() -> None:
                 assert reply.status == 200, path
     finally:
         server.close()
+
+
+def test_the_rendered_yaml_has_no_anchors_or_aliases() -> None:
+    # A dict shared between two places would be dumped as &id001 / *id001.
+    text = to_yaml(install.listen(WorkflowSettings()))
+    assert "&id" not in text
+    assert "*id" not in text
 
 
 def test_the_service_and_the_budget_select_the_listener_pods() -> None:
