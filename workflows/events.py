@@ -7,12 +7,14 @@ EventSource puts it, parsed, under ``body`` of the Argo Events event data, so th
 
 The Sensor's ``argoWorkflow`` trigger submits a Workflow that only references the
 ``tenant-lifecycle`` WorkflowTemplate (template-only execution) and carries the parameters. Its
-name is ``lc-`` + the CloudEvent id, so a redelivered message produces a name that already
-exists and the API server refuses the duplicate with 409. Caveat: a Workflow name must be a valid
-DNS label of at most 63 characters (Argo puts it in pod labels), and the Sensor cannot hash or
-truncate, so this path needs batch operation ids of at most 60 lowercase alphanumerics and ``-``.
-Longer or other ids must go through ``tenantctl listen``, whose name derivation truncates and
-hashes (for such short ids both paths give the same name, so they deduplicate each other).
+name is computed in the Sensor by a ``dataTemplate`` (Go text/template with Sprig functions) that
+yields exactly ``orchestrator.naming.workflow_name`` of the CloudEvent id: ``lc-`` + the id,
+sanitized to a DNS label and hashed/truncated when needed. So any id gives a valid name, a
+redelivered message gives a name that already exists (409 from the API server: no duplicate run),
+and this path and ``tenantctl listen`` give one request the same name, so they deduplicate each
+other. ``workflows/`` may not import ``orchestrator/``, so the rule is restated here;
+``tests/integration/test_sensor_naming.py`` evaluates the rendered Sensor with argo-events' own
+code (``testbed/sensorcheck``) and compares it with ``workflow_name``.
 
 hera 7.1's Argo Events models predate fields this needs (``atLeastOnce``) and type some as
 opaque models, so these manifests are plain dicts; the schema tests hold them to the upstream
@@ -27,7 +29,13 @@ from .settings import WorkflowSettings
 
 API_VERSION = "argoproj.io/v1alpha1"
 DEPENDENCY = "request"
+# orchestrator/naming.py's workflow_name rule, restated (workflows/ may not import orchestrator/);
+# tests hold the two to each other.
 WORKFLOW_NAME_PREFIX = "lc-"
+WORKFLOW_NAME_MAX = 63
+WORKFLOW_NAME_HASH_LENGTH = 10
+# Where the CloudEvent id is in the EventSource's event data, as a template field path.
+_ID_FIELD = ".Input.body.id"
 
 # Workflow parameter -> (path in the Argo Events event data, default when absent or None).
 # Paths are gjson paths into the EventSource's event data (the CloudEvent is under ``body``).
@@ -39,6 +47,51 @@ PARAMETER_SOURCES: tuple[tuple[str, str, str | None], ...] = (
     ("changeset", "body.data.changeset", "{}"),
     ("source-batch-operation-id", "body.data.sourceBatchOperationId", ""),
 )
+
+
+# Go template with <PLACEHOLDERS> filled by workflow_name_template (Go's braces rule out format()).
+_NAME_TEMPLATE = r"""
+{{- if not <ID> }}{{ fail "the request event has no id" }}{{ end -}}
+{{- $id := toString <ID> -}}
+{{- $name := lower (replace "\u0130" "i\u0307" $id) -}}
+{{- $name = regexReplaceAll "[^a-z0-9-]+" $name "-" -}}
+{{- $name = regexReplaceAll "-{2,}" (trimAll "-" $name) "-" -}}
+{{- if and (eq $name $id) (le (len $name) <KEEP>) -}}
+<PREFIX>{{ $name }}
+{{- else -}}
+{{- $head := regexReplaceAll "-+$" (trunc <ROOM> $name) "" -}}
+<PREFIX>{{ with $head }}{{ . }}-{{ end }}{{ trunc <HASH> (sha256sum $id) }}
+{{- end -}}
+""".strip()
+
+
+def workflow_name_template() -> str:
+    """The Go template (Argo Events ``dataTemplate``, Sprig functions) computing the Workflow name.
+
+    Step by step as ``orchestrator.naming.workflow_name``: lower-case; every run of characters
+    other than ``a-z0-9-`` becomes ``-``; trim ``-`` at both ends; collapse ``--``. The id is
+    kept as is when that changed nothing and ``lc-<id>`` fits in 63 characters; otherwise the
+    name is ``lc-`` + the sanitized id cut to what leaves room for ``-`` and the first 10 hex
+    digits of the id's SHA-256 (``-`` trimmed off the cut), or ``lc-<hash>`` when nothing is left.
+
+    Two differences between Go and Python are bridged here: Python lower-cases ``İ`` (U+0130) to
+    ``i`` + a combining dot (U+0307), Go to a plain ``i``, so it is rewritten to Python's form
+    first; and a missing id fails the template (no Workflow) instead of naming one after
+    ``<nil>``. Everything after sanitizing is ASCII, so Go's byte lengths and slices are
+    Python's character ones.
+    """
+    room = WORKFLOW_NAME_MAX - len(WORKFLOW_NAME_PREFIX) - WORKFLOW_NAME_HASH_LENGTH - 1
+    values = {
+        "ID": _ID_FIELD,
+        "PREFIX": WORKFLOW_NAME_PREFIX,
+        "KEEP": str(WORKFLOW_NAME_MAX - len(WORKFLOW_NAME_PREFIX)),
+        "ROOM": str(room),
+        "HASH": str(WORKFLOW_NAME_HASH_LENGTH),
+    }
+    text = _NAME_TEMPLATE
+    for key, value in values.items():
+        text = text.replace(f"<{key}>", value)
+    return text
 
 
 def _exactly(text: str) -> str:
@@ -101,8 +154,7 @@ def sensor_workflow(settings: WorkflowSettings) -> dict[str, Any]:
         "apiVersion": API_VERSION,
         "kind": "Workflow",
         "metadata": {
-            # The trigger appends the CloudEvent id to this prefix.
-            "name": WORKFLOW_NAME_PREFIX,
+            # No name here: the first trigger parameter sets it (workflow_name_template).
             "namespace": settings.workflow_namespace,
             "labels": {
                 "app.kubernetes.io/name": "tenant-lifecycle",
@@ -124,9 +176,10 @@ def sensor_workflow(settings: WorkflowSettings) -> dict[str, Any]:
 def _trigger_parameters() -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = [
         {
-            "src": {"dependencyName": DEPENDENCY, "dataKey": "body.id"},
+            # Template only, no dataKey: argo-events would fall back to a dataKey's raw value
+            # when the template fails, and a raw id is exactly the name this must never give.
+            "src": {"dependencyName": DEPENDENCY, "dataTemplate": workflow_name_template()},
             "dest": "metadata.name",
-            "operation": "append",
         }
     ]
     for index, (_, data_key, default) in enumerate(PARAMETER_SOURCES):

@@ -4,7 +4,10 @@ Argo Events applies each trigger parameter by reading ``src.dataKey`` (a gjson p
 event data and writing it at ``dest`` (an sjson path) in the resource, with ``operation``
 ``append``/``prepend``/``overwrite``; a missing key falls back to ``src.value``. That is
 emulated here for the paths the Sensor uses, so the test shows which Workflow a given request
-becomes, and that the Workflow then runs the template with those parameters.
+becomes, and that the Workflow then runs the template with those parameters. The Workflow name is
+a ``src.dataTemplate`` (Go text/template), which Python cannot run: it is taken here as
+``workflow_name`` of the id, which ``tests/integration/test_sensor_naming.py`` proves by
+evaluating the template with argo-events' own code.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
+from orchestrator import naming
 from tests.fixtures.argo_schemas import ArgoSchemas
+from workflows import events
 from workflows.emulator import ContainerCall, ContainerResult, Emulator
 from workflows.events import WORKFLOW_NAME_PREFIX
 from workflows.settings import WorkflowSettings
@@ -79,6 +84,12 @@ def submitted_workflow(event: dict[str, Any]) -> dict[str, Any]:
     data = {"id": "pubsub-message-1", "body": event}  # the EventSource's event data (jsonBody)
     resource = copy.deepcopy(TRIGGER["template"]["argoWorkflow"]["source"]["resource"])
     for param in TRIGGER["template"]["argoWorkflow"]["parameters"]:
+        if "dataTemplate" in param["src"]:
+            assert param["src"]["dataTemplate"] == events.workflow_name_template()
+            if not _get(data, "body.id"):
+                raise LookupError("event has no body.id: the name template fails")
+            _set(resource, param["dest"], naming.workflow_name(data["body"]["id"]), "overwrite")
+            continue
         value = _get(data, param["src"]["dataKey"])
         if value is None:
             if "value" not in param["src"]:
@@ -108,6 +119,33 @@ def test_request_becomes_a_workflow_referencing_the_template(argo_schemas: ArgoS
         "source-batch-operation-id": "",
     }
     assert argo_schemas.errors("Workflow", workflow) == []
+
+
+def test_any_batch_id_gets_the_orchestrators_workflow_name(argo_schemas: ArgoSchemas) -> None:
+    event = copy.deepcopy(REQUEST)
+    event["id"] = "Batch_1/" + "X" * 80
+    workflow = submitted_workflow(event)
+    assert workflow["metadata"]["name"] == naming.workflow_name(event["id"])
+    assert _parameters(workflow)["batch-operation-id"] == event["id"]  # the id itself, unchanged
+    assert argo_schemas.errors("Workflow", workflow) == []
+
+
+def test_name_template_restates_the_orchestrators_naming_rule() -> None:
+    # workflows/ may not import orchestrator/: the constants are repeated, and held equal here.
+    assert (
+        events.WORKFLOW_NAME_PREFIX,
+        events.WORKFLOW_NAME_MAX,
+        events.WORKFLOW_NAME_HASH_LENGTH,
+    ) == (naming.WORKFLOW_PREFIX, naming.MAX_NAME, naming._HASH_LENGTH)
+    (name_parameter,) = [
+        p for p in TRIGGER["template"]["argoWorkflow"]["parameters"] if p["dest"] == "metadata.name"
+    ]
+    # No dataKey: argo-events would fall back to the raw id whenever the template failed.
+    assert name_parameter["src"] == {
+        "dependencyName": "request",
+        "dataTemplate": events.workflow_name_template(),
+    }
+    assert name_parameter.get("operation", "overwrite") == "overwrite"
 
 
 def test_absent_optional_fields_take_their_defaults() -> None:
