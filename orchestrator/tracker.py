@@ -17,15 +17,23 @@ at-least-once only across a crash, and the result event
 A crash before 2 only delays the result; a marker is never set without a publish, so no result is
 lost. On start the tracker lists every labelled Workflow and catches up on terminal, unmarked
 ones, then watches from the list's resourceVersion (re-listing after a 410).
+
+Every reading of a Workflow's nodes goes through :func:`workflow_nodes`: Argo's controller keeps
+them in ``status.nodes`` only while the Workflow is small (see there).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import gzip
+import io
 import json
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +65,122 @@ TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed", "Error"})
 RESULT_PARAMETER: Final = "result"
 PLAN_PARAMETER: Final = "plan"
 DEFAULT_CLAIM_TTL: Final = 60.0
+
+# Result ``reason`` when the nodes cannot be read (see workflow_nodes).
+NODES_OFFLOADED: Final = "NodeStatusOffloaded"
+NODES_UNREADABLE: Final = "NodeStatusUnreadable"
+# The controller keeps a Workflow, compressed nodes included, under its MAX_WORKFLOW_SIZE (1 MiB
+# by default), and node JSON compresses about 10-20x. A bound far above that keeps a forged
+# status.compressedNodes (a gzip bomb) from exhausting the tracker's memory.
+MAX_NODES_JSON_BYTES: Final = 256 * 1024 * 1024
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+_OFFLOAD_FIX: Final = (
+    "raise the workflow-controller's MAX_WORKFLOW_SIZE so the compressed node status fits in "
+    "the Workflow (status.compressedNodes, which the tracker reads), and do not enable node "
+    "status offloading (persistence.nodeStatusOffLoad, ALWAYS_OFFLOAD_NODE_STATUS) for the "
+    "controller of this namespace"
+)
+
+
+# --------------------------------------------------------------------------------------------
+# reading a Workflow's nodes
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkflowNodes:
+    """A Workflow's node map, or why it cannot be read.
+
+    ``reason``/``message`` are set when the nodes exist but are out of reach; ``nodes`` is then
+    empty. Callers build the result anyway and carry the reason on it: raising instead would
+    leave the Workflow unpublished for ever (the tracker retries errors, and this one does not
+    heal), so nobody would hear of the operation at all.
+    """
+
+    nodes: Mapping[str, Any]
+    reason: str | None = None
+    message: str | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.reason is None
+
+
+def workflow_nodes(workflow: Mapping[str, Any]) -> WorkflowNodes:
+    """The nodes of ``workflow`` from wherever Argo's controller put them.
+
+    Above ``MAX_WORKFLOW_SIZE`` (1 MiB by default) the controller moves ``status.nodes`` into
+    ``status.compressedNodes``: base64 (standard, padded) of the gzip of the nodes map's JSON
+    (argo-workflows ``workflow/packer``, ``util/file``; zstd or brotli only when its
+    ``WORKFLOW_COMPRESSION_ALGORITHM`` says so). If even that is too large and node status
+    offloading is on -- or it is set to always offload -- the nodes go to Argo's persistence
+    database and only ``status.offloadNodeStatusVersion`` is left, which the Kubernetes API does
+    not resolve: that is reported as :data:`NODES_OFFLOADED`.
+    """
+    status = workflow.get("status") or {}
+    nodes = status.get("nodes")
+    if isinstance(nodes, Mapping) and nodes:
+        return WorkflowNodes(nodes)
+    compressed = status.get("compressedNodes")
+    if isinstance(compressed, str) and compressed:
+        return _decompressed(workflow, compressed)
+    if status.get("offloadNodeStatusVersion"):
+        return WorkflowNodes(
+            {},
+            NODES_OFFLOADED,
+            f"workflow {_display_name(workflow)}: its node status was offloaded to Argo's "
+            "persistence database (status.offloadNodeStatusVersion is set, status.nodes is "
+            "empty), which the tracker cannot read, so the jobs' results are unknown. "
+            f"Fix: {_OFFLOAD_FIX}.",
+        )
+    return WorkflowNodes({})
+
+
+def _decompressed(workflow: Mapping[str, Any], compressed: str) -> WorkflowNodes:
+    def unreadable(why: str, fix: str) -> WorkflowNodes:
+        return WorkflowNodes(
+            {},
+            NODES_UNREADABLE,
+            f"workflow {_display_name(workflow)}: status.compressedNodes {why}, so the jobs' "
+            f"results are unknown. Fix: {fix}.",
+        )
+
+    try:
+        packed = base64.b64decode(compressed, validate=True)
+    except (binascii.Error, ValueError):
+        return unreadable("is not base64", "check the workflow-controller's version and logs")
+    if not packed.startswith(_GZIP_MAGIC):
+        # The standard library has no zstd or brotli before Python 3.14; Argo writes them only
+        # when told to (and brotli without a magic number, hence "or brotli").
+        what = "zstd" if packed.startswith(_ZSTD_MAGIC) else "not gzip (brotli?)"
+        return unreadable(
+            f"is {what}; the tracker reads gzip only",
+            "unset WORKFLOW_COMPRESSION_ALGORITHM on the workflow-controller (gzip, its default)",
+        )
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(packed)) as stream:
+            text = stream.read(MAX_NODES_JSON_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        return unreadable(f"is not valid gzip ({exc})", "check the workflow-controller's logs")
+    if len(text) > MAX_NODES_JSON_BYTES:
+        return unreadable(
+            f"expands to more than {MAX_NODES_JSON_BYTES // (1024 * 1024)} MiB",
+            "split the operation into Workflows with fewer jobs",
+        )
+    try:
+        nodes = json.loads(text)
+    except ValueError as exc:
+        return unreadable(f"is not a JSON node map ({exc})", "check the workflow-controller's logs")
+    if not isinstance(nodes, dict):
+        return unreadable("is not a JSON node map", "check the workflow-controller's logs")
+    return WorkflowNodes(nodes)
+
+
+def _display_name(workflow: Mapping[str, Any]) -> str:
+    metadata = workflow.get("metadata") or {}
+    name = str(metadata.get("name") or "?")
+    return f"{metadata['namespace']}/{name}" if metadata.get("namespace") else name
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,9 +230,15 @@ def collect_jobs(
     appear more than once: the latest finished one wins. A bridge node that died without writing a
     result (its pod was killed) is reported as ``error`` from the node's own phase and message.
     ``include_skipped`` (for a finished Workflow): every job of the discovery plan that never
-    ran is listed as ``skipped``, exactly as the local engine lists it.
+    ran is listed as ``skipped``, exactly as the local engine lists it. No jobs when the nodes
+    cannot be read (:func:`workflow_nodes` says why).
     """
-    nodes: Mapping[str, Any] = (workflow.get("status") or {}).get("nodes") or {}
+    return _collect_jobs(workflow, workflow_nodes(workflow).nodes, include_skipped=include_skipped)
+
+
+def _collect_jobs(
+    workflow: Mapping[str, Any], nodes: Mapping[str, Any], *, include_skipped: bool
+) -> list[dict[str, Any]]:
     waves = _plan_waves(nodes)
     batch, tenant, operation = _identity(workflow)
     best: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
@@ -256,7 +386,10 @@ def failed_steps(workflow: Mapping[str, Any]) -> list[str]:
     Used when the Workflow is not finished yet (Argo's exit handler runs before the phase is
     set): an attempt that a retry node superseded does not count, nor does the exit handler.
     """
-    nodes: Mapping[str, Any] = (workflow.get("status") or {}).get("nodes") or {}
+    return _failed_steps(workflow_nodes(workflow).nodes)
+
+
+def _failed_steps(nodes: Mapping[str, Any]) -> list[str]:
     superseded = {
         child
         for node in nodes.values()
@@ -288,18 +421,23 @@ def build_result(
 
     ``workflow_status`` overrides ``status.phase`` (Argo's exit handler passes
     ``{{workflow.status}}`` while the Workflow itself is still Running). The operation succeeded
-    only when the Workflow did and every job did.
+    only when the Workflow did and every job did. When the nodes cannot be read the result is
+    still built -- ``failed`` (a job's failure cannot be ruled out, and an ``on-failure:
+    continue`` job fails without failing the Workflow), with no jobs and the data's ``reason``
+    and ``message`` (as a local run that could not start) saying why and how to fix it.
     """
     metadata = workflow.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
     status = workflow.get("status") or {}
     phase = workflow_status or status.get("phase") or ""
-    jobs = collect_jobs(workflow, include_skipped=phase in TERMINAL_PHASES)
+    nodes = workflow_nodes(workflow)
+    jobs = _collect_jobs(workflow, nodes.nodes, include_skipped=phase in TERMINAL_PHASES)
     ok = phase not in {"Failed", "Error"} and all(j.get("status") == "succeeded" for j in jobs)
     if ok and phase not in TERMINAL_PHASES:
-        ok = not failed_steps(workflow)
+        ok = not _failed_steps(nodes.nodes)
+    ok = ok and nodes.readable
     batch, tenant, operation = _identity(workflow)
-    return result_event(
+    event = result_event(
         batch_operation_id=batch,
         tenant_env_id=tenant,
         operation=operation,
@@ -311,6 +449,11 @@ def build_result(
         finished_at=status.get("finishedAt") or rfc3339(now or datetime.now(UTC)),
         time=now,
     )
+    if not nodes.readable:
+        event["data"].update(
+            reason=nodes.reason, message=f"{nodes.message} The Workflow's phase is {phase or '?'}."
+        )
+    return event
 
 
 # --------------------------------------------------------------------------------------------
@@ -459,6 +602,8 @@ class ResultPublisher:
                 latency = (datetime.now(UTC) - started).total_seconds()
                 self.metrics.end_to_end_latency.observe(max(latency, 0.0))
         log.info("published %s for workflow %s", event["type"], name)
+        if event["data"].get("reason") in {NODES_OFFLOADED, NODES_UNREADABLE}:
+            log.warning("%s", event["data"]["message"])
         if self.history is not None:
             self.history.result(str(event["id"]), event["data"])
         return PublishOutcome("published", name, event)
