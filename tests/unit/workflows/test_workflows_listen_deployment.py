@@ -29,7 +29,7 @@ def _objects(settings: WorkflowSettings | None = None) -> dict[str, dict[str, An
 
 def _container(settings: WorkflowSettings | None = None) -> dict[str, Any]:
     (container,) = _objects(settings)["Deployment"]["spec"]["template"]["spec"]["containers"]
-    return container
+    return dict(container)
 
 
 @pytest.mark.parametrize("kind", ["ConfigMap", "PersistentVolumeClaim", "Deployment", "Service"])
