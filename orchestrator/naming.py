@@ -32,7 +32,9 @@ DEFAULT_REQUEST_TOPIC: Final = "tenant-lifecycle-requests"
 DEFAULT_SUBSCRIPTION: Final = "tenant-lifecycle-orchestrator"
 DEFAULT_RESULTS_TOPIC: Final = "tenant-lifecycle-results"
 DEFAULT_DEAD_LETTER_TOPIC: Final = "tenant-lifecycle-dead-letter"
-DEFAULT_WORKFLOW_NAMESPACE: Final = "argo"
+# Where deploy/base installs the WorkflowTemplate and the orchestrator's rights
+# (workflows.settings.WorkflowSettings.workflow_namespace; a test holds them equal).
+DEFAULT_WORKFLOW_NAMESPACE: Final = "tenant-lifecycle"
 DEFAULT_TEMPLATE: Final = "tenant-lifecycle"
 ENGINES: Final = ("argo", "local")
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal, Protocol
 
 from bridge.errors import ConflictError, InvalidError, NotFoundError
-from bridge.kube import WORKFLOWS, Kube
+from bridge.kube import WORKFLOWS, WORKFLOWTEMPLATES, Kube
 
 from .events import LifecycleRequest, rfc3339
 from .naming import (
@@ -133,6 +133,25 @@ class ArgoEngine:
         self.namespace = namespace
         self.template = template
         self.parallelism = parallelism
+
+    def require_template(self) -> None:
+        """Raise :class:`NotFoundError` naming the fix when the WorkflowTemplate is missing.
+
+        The API server accepts a Workflow whose ``workflowTemplateRef`` names nothing; only the
+        controller fails it later, where the person who submitted it does not look. Checked
+        up front, the mistake (wrong namespace, template not installed) is one line instead.
+        """
+        try:
+            self.kube.get(WORKFLOWTEMPLATES, self.template, namespace=self.namespace)
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"WorkflowTemplate {self.template} not found in namespace {self.namespace}: "
+                "a Workflow submitted there would fail",
+                status=404,
+                reason="WorkflowTemplateNotFound",
+                hint="install it with `kubectl apply -k deploy/base`, or name the namespace it "
+                "is in with --namespace or TENANTCTL_WORKFLOW_NAMESPACE",
+            ) from exc
 
     def submit(self, request: LifecycleRequest) -> SubmitOutcome:
         body = build_workflow(request, template=self.template, parallelism=self.parallelism)

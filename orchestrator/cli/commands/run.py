@@ -9,7 +9,9 @@ every bridge deletes its pod first).
 
 ``--engine argo`` submits a Workflow from the ``tenant-lifecycle`` WorkflowTemplate (the same
 submission the orchestrator makes for a bus event) and prints its name and Argo UI link;
-``--wait`` follows it until it ends.
+``--wait`` follows it until it ends. It first checks that the template is installed in the
+workflow namespace (``tenant-lifecycle`` by default, where ``deploy/base`` puts it): a Workflow
+referencing a missing template is accepted by the API server and only fails later, in Argo.
 """
 
 from __future__ import annotations
@@ -198,11 +200,23 @@ def run_argo(
     ui_url: str,
     wait: bool,
 ) -> int:
+    from bridge.errors import ForbiddenError  # noqa: PLC0415
     from bridge.kube import Kube, KubeSettings  # noqa: PLC0415 (heavy: kubernetes)
     from orchestrator.submit import ArgoEngine  # noqa: PLC0415
 
     with Kube(settings=KubeSettings(kubeconfig=kubeconfig, context=context)) as kube:
-        outcome = ArgoEngine(kube, namespace=namespace, parallelism=parallelism).submit(request)
+        engine = ArgoEngine(kube, namespace=namespace, parallelism=parallelism)
+        try:
+            engine.require_template()  # a missing one: one line naming the fix, exit 1
+        except ForbiddenError:
+            # Allowed to submit but not to read templates: Argo's controller still reports a
+            # missing one on the Workflow, so this check is a convenience, not a gate.
+            click.echo(
+                f"note: not allowed to read WorkflowTemplate {engine.template} in namespace "
+                f"{namespace}; submitting without checking that it exists",
+                err=True,
+            )
+        outcome = engine.submit(request)
         link = argo_ui_link(ui_url, namespace, outcome.name)
         doc: dict[str, Any] = {
             "engine": "argo",
@@ -237,16 +251,22 @@ def follow_workflow(
     Ctrl-C stops following (the workflow keeps running) and returns ``Interrupted``.
     """
     from bridge.kube import WORKFLOWS  # noqa: PLC0415
+    from orchestrator.tracker import workflow_nodes  # noqa: PLC0415
 
     seen: dict[str, str] = {}
+    told: set[str] = set()
     cancel = threading.Event()
     with cancel_on_signals(cancel):
         while True:
             workflow = kube.get(WORKFLOWS, name, namespace=namespace)
             status = workflow.get("status") or {}
-            for node in sorted(
-                (status.get("nodes") or {}).values(), key=lambda n: str(n.get("startedAt"))
-            ):
+            # Large Workflows keep their nodes compressed (or offloaded): read them the
+            # tracker's way, and say once why they cannot be shown when they cannot.
+            nodes = workflow_nodes(workflow)
+            if nodes.message and nodes.message not in told:
+                told.add(nodes.message)
+                click.echo(f"note: {nodes.message}", err=True)
+            for node in sorted(nodes.nodes.values(), key=lambda n: str(n.get("startedAt"))):
                 if node.get("type") != "Pod":
                     continue
                 key, phase = str(node.get("id")), str(node.get("phase", ""))
@@ -364,6 +384,10 @@ def run(
     "skipped"), workflow, startedAt, finishedAt, batchOperationId, engine, durationSeconds,
     abortedBy, rejected, errors. For --engine argo: engine, status (submitted|duplicate),
     workflow, namespace, batchOperationId, url (and phase with --wait).
+
+    --engine argo submits to the workflow namespace (default tenant-lifecycle, where
+    `kubectl apply -k deploy/base` installs the WorkflowTemplate) and refuses, before
+    submitting anything, when the template is not there.
 
     \b
     Examples:
