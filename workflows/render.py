@@ -2,9 +2,11 @@
 
 Two output roots (defaults relative to the repository root):
 
-* ``workflows/rendered/`` — Argo objects: ``workflowtemplate.yaml`` (+ a kustomization) and
-  ``events/`` (EventBus, EventSource, Sensor + a kustomization);
-* ``deploy/`` — kustomize: ``base/`` (platform install + the WorkflowTemplate), ``events/``
+* ``workflows/rendered/`` — Argo objects: ``workflowtemplate.yaml`` (+ a kustomization),
+  ``events/`` (EventBus, EventSource, Sensor + a kustomization) and ``fleet/`` (the fleet
+  dispatcher WorkflowTemplate and the nightly CronWorkflow + a kustomization; opt-in);
+* ``deploy/`` — kustomize: ``base/`` (platform install, the ``tenantctl listen`` Deployment and
+  the WorkflowTemplate), ``events/``
   (Argo Events objects), ``team-example/`` (the base plus one managed team namespace, the
   overlay a team copies), ``argo/`` (the workflow-controller ConfigMap patch that turns on
   template-only execution).
@@ -25,7 +27,7 @@ from typing import Any
 import yaml
 
 from . import events, install
-from .fleet_cron import fleet_cron_manifest
+from .fleet_cron import fleet_cron_manifest, fleet_workflow_template_manifest
 from .settings import GENERATED_HEADER, WorkflowSettings
 from .template import workflow_template_manifest
 
@@ -95,11 +97,16 @@ def render_tree(
             argo_dir / "events" / "kustomization.yaml",
             [_kustomization(["eventbus.yaml", "eventsource.yaml", "sensor.yaml"])],
         ),
-        # Opt-in, not in the base install: a nightly backup of every tenant.
+        # Opt-in, not in the base install: the reviewed fleet dispatcher template and a nightly
+        # backup of every tenant that only references it (templateReferencing: Strict).
+        (
+            argo_dir / "fleet" / "workflowtemplate-fleet.yaml",
+            [fleet_workflow_template_manifest(settings)],
+        ),
         (argo_dir / "fleet" / "cronworkflow-nightly-backup.yaml", [fleet_cron_manifest(settings)]),
         (
             argo_dir / "fleet" / "kustomization.yaml",
-            [_kustomization(["cronworkflow-nightly-backup.yaml"])],
+            [_kustomization(["workflowtemplate-fleet.yaml", "cronworkflow-nightly-backup.yaml"])],
         ),
     ]
     base = deploy_dir / "base"
@@ -112,6 +119,7 @@ def render_tree(
         "rbac-sweeper.yaml": install.sweeper_rbac(settings),
         "cronjob-sweep.yaml": install.sweep_cron_job(settings),
         "configmaps.yaml": install.settings_config_maps(settings),
+        "listen.yaml": install.listen(settings),
     }
     files += [(base / name, list(docs)) for name, docs in base_files.items()]
     files.append((base / "kustomization.yaml", [_kustomization([*base_files, argo_rel])]))

@@ -24,7 +24,17 @@ WF_NS = "tenant-lifecycle"
 MANAGED_NS = "team-example"  # opted in, the bridge's ClusterRole bound by the rendered install
 NOT_OPTED_NS = "team-outside"  # a team namespace that never opted in
 SYSTEM_NS = "kube-system"
-UNENFORCED = {"NetworkPolicy", "ResourceQuota", "LimitRange", "CronJob"}
+# Kinds the sandbox does not serve: policy it does not enforce, and workloads (the sweeper's
+# CronJob, the tenantctl listen Deployment with its volume claim and disruption budget).
+UNENFORCED = {
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "CronJob",
+    "Deployment",
+    "PersistentVolumeClaim",
+    "PodDisruptionBudget",
+}
 
 
 def rendered_install() -> list[dict[str, Any]]:

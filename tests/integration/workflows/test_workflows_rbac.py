@@ -91,6 +91,9 @@ def rbac_cluster(sandbox_rbac: Sandbox) -> Sandbox:
         "ResourceQuota",
         "LimitRange",
         "CronJob",
+        "Deployment",
+        "PersistentVolumeClaim",
+        "PodDisruptionBudget",
     }
     # Namespaces first, as kubectl apply of the kustomize output orders them.
     sandbox_rbac.apply(sorted(served, key=lambda o: o["kind"] != "Namespace"))

@@ -13,7 +13,11 @@ from jsonschema import Draft202012Validator
 
 from orchestrator.cli import main
 from tests.fixtures.argo_schemas import schemas_dir, strict
-from workflows.fleet_cron import FleetSchedule, fleet_cron_manifest
+from workflows.fleet_cron import (
+    FleetSchedule,
+    fleet_cron_manifest,
+    fleet_workflow_template_manifest,
+)
 from workflows.settings import WorkflowSettings
 
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -87,11 +91,17 @@ def test_strict_validation_catches_a_typo(
 
 
 def test_the_nightly_backup_runs_a_resumable_fleet() -> None:
-    manifest = fleet_cron_manifest()
-    (template,) = manifest["spec"]["workflowSpec"]["templates"]
-    args = template["container"]["args"]
+    # The CronWorkflow only references the dispatcher template (templateReferencing: Strict);
+    # the command line, retries and the history Secret are the template's.
+    assert set(fleet_cron_manifest()["spec"]["workflowSpec"]) == {
+        "workflowTemplateRef",
+        "arguments",
+    }
+    (template,) = fleet_workflow_template_manifest()["spec"]["templates"]
+    args = FleetSchedule().fleet_args(WorkflowSettings())
     assert template["container"]["command"] == ["tenantctl"]
-    assert args[:3] == ["fleet", "lifecycle.backup", "--all"]
+    assert args[:2] == ["fleet", "--all"]
+    assert args[-2:] == ["--", "lifecycle.backup"]
     assert args[args.index("--resume") + 1] == "{{workflow.name}}"
     assert args[args.index("--engine") + 1] == "argo"
     assert template["retryStrategy"]["limit"] == 2
