@@ -23,6 +23,7 @@ sandbox, or a fake).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -76,6 +77,11 @@ def _as_int(text: str | None) -> int:
     return int(text)
 
 
+def _b64enc(text: str) -> str:
+    # sprig's b64enc: Go's base64.StdEncoding (padded, + and /) of the string's UTF-8 bytes.
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
 _PLAN = "workflow.outputs.parameters.plan"
 _WAVE = f"jsonpath({_PLAN}, '$.waves[' + inputs.parameters.index + ']"
 _DISPLAY = "{#.namespace + '/' + #.name}"
@@ -103,6 +109,11 @@ EXPRESSIONS: Mapping[str, Callable[[Scope], Any]] = {
     "workflow.parameters['tenant-env-id']": lambda s: s.parameters["tenant-env-id"],
     "workflow.parameters['operation']": lambda s: s.parameters["operation"],
     "workflow.parameters['batch-operation-id']": lambda s: s.parameters["batch-operation-id"],
+    # Tenant data reaches the containers base64-encoded (never parsed again as Argo template).
+    "sprig.b64enc(workflow.parameters['environment'])": lambda s: _b64enc(
+        s.parameters["environment"]
+    ),
+    "sprig.b64enc(workflow.parameters['changeset'])": lambda s: _b64enc(s.parameters["changeset"]),
 }
 
 

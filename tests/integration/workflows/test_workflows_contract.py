@@ -35,6 +35,7 @@ TEMPLATE: dict[str, Any] = yaml.safe_load(
 PREFIX = "tenant-lifecycle.dev"
 OPERATION = "lifecycle.upsert"
 TENANT = "t-799a"
+ARGO_LOOKALIKE = "{{workflow.name}} {{=1+1}} {{"
 
 
 def _namespace(name: str, *, opted_in: bool) -> dict[str, Any]:
@@ -170,7 +171,8 @@ def _run(
         "operation": OPERATION,
         "tenant-env-id": TENANT,
         "batch-operation-id": "b-contract-1",
-        "environment": "applications:\n- catalog\n",
+        # Tenant text that looks like Argo's template: handed over in base64, decoded as is.
+        "environment": f"applications:\n- catalog\nnote: '{ARGO_LOOKALIKE}'\n",
         "changeset": "schemaVersion: 7\n",
     }
     run = Emulator(
@@ -239,6 +241,7 @@ def test_template_commands_run_the_lifecycle_against_the_sandbox(
     out = runner.stdout_of("seed")
     assert "seed for t-799a batch b-contract-1" in out
     assert "catalog" in out
+    assert ARGO_LOOKALIKE in out
     # The exit handler's arguments, with the settings ConfigMap's env (envFrom in the template),
     # are accepted by the real CLI.
     from orchestrator.cli import main as tenantctl

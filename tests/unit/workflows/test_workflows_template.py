@@ -7,6 +7,7 @@ and that a 2,000-job plan fits Argo's 256 kB output limit and fans out into 2,00
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -138,9 +139,11 @@ def test_discovery_and_bridge_commands_are_exactly_the_cli() -> None:
     assert discover.argv == (
         "python", "-m", "bridge", "discover",
         "--operation", "lifecycle.upsert", "--tenant-env-id", "t-799a",
-        "--environment", "/tmp/environment.yaml", "--output", "/tmp/plan.json",
+        "--environment", "/tmp/environment.b64", "--inputs-base64", "--output", "/tmp/plan.json",
     )  # fmt: skip
-    assert discover.input_files == {"/tmp/environment.yaml": "applications: [catalog]\n"}
+    # Tenant data arrives base64-encoded (Argo never parses it as its own template text); the
+    # literal is what Go's base64.StdEncoding (sprig.b64enc) gives for the environment.
+    assert discover.input_files == {"/tmp/environment.b64": "YXBwbGljYXRpb25zOiBbY2F0YWxvZ10K"}
     assert discover.service_account == "tenant-lifecycle-discovery"
     bridge = next(c for c in runner.calls if c.template == "bridge")
     assert bridge.argv == (
@@ -148,11 +151,15 @@ def test_discovery_and_bridge_commands_are_exactly_the_cli() -> None:
         "--namespace", "team-a", "--job", "schema",
         "--operation", "lifecycle.upsert", "--tenant-env-id", "t-799a",
         "--batch-operation-id", "b-1",
-        "--environment", "/tmp/environment.yaml", "--changeset", "/tmp/changeset.yaml",
+        "--environment", "/tmp/environment.b64", "--changeset", "/tmp/changeset.b64",
+        "--inputs-base64",
         "--workflow-name", "lc-emulated", "--workflow-uid", "00000000-0000-0000-0000-000000000000",
         "--source-batch-operation-id", "b-0", "--result", "/tmp/result.json",
     )  # fmt: skip
-    assert bridge.input_files["/tmp/changeset.yaml"] == "{}"
+    assert bridge.input_files == {
+        "/tmp/environment.b64": "YXBwbGljYXRpb25zOiBbY2F0YWxvZ10K",
+        "/tmp/changeset.b64": "e30=",  # "{}"
+    }
     assert bridge.service_account == "tenant-lifecycle-bridge"
 
 
@@ -223,6 +230,31 @@ def test_empty_plan_skips_the_waves() -> None:
     levels = [n for n in run.nodes if ".waves-p" in n.name]
     assert len(levels) == 6
     assert all(n.phase == "Skipped" for n in levels)
+
+
+def test_tenant_data_reaches_the_containers_only_base64_encoded() -> None:
+    # Argo substitutes a template's text more than once: tenant text placed in it as is would
+    # be parsed as Argo's own template ("{{=...}}" evaluated, an unclosed "{{" an error). The
+    # template only ever hands it over encoded, by an expression over the parameter.
+    rendered = yaml.safe_dump(TEMPLATE)
+    for name in ("environment", "changeset"):
+        assert f"workflow.parameters.{name}" not in rendered
+        assert f"workflow.parameters['{name}']" not in rendered.replace(
+            f"sprig.b64enc(workflow.parameters['{name}'])", ""
+        )
+    environment = "applications: [catalog]\nnote: '{{workflow.name}} {{=1+1}} {{ ünïcode'\n"
+    changeset = '{"sql": "select \'{{x}}\'"}'
+    runner = FakeRunner(EXAMPLE_PLAN)
+    _run(runner, environment=environment, changeset=changeset)
+    for call in runner.calls:
+        if call.template == "publish-result":
+            continue
+        decoded = {
+            p: base64.b64decode(v, validate=True).decode() for p, v in call.input_files.items()
+        }
+        assert decoded["/tmp/environment.b64"] == environment, call.node
+        if call.template == "bridge":
+            assert decoded["/tmp/changeset.b64"] == changeset
 
 
 def test_labels_and_mutex_come_from_the_parameters() -> None:
