@@ -275,6 +275,32 @@ def test_deadline_gc_and_ttl_are_set() -> None:
     assert spec["onExit"] == "publish-result"
 
 
+def test_pods_run_as_named_non_root_users_and_are_not_evicted_by_the_autoscaler() -> None:
+    spec = TEMPLATE["spec"]
+    # argoexec's image has no USER (root): under runAsNonRoot the kubelet refuses its init and
+    # wait containers unless the pod names a uid. The product containers run as its image's.
+    assert spec["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 8737,
+        "runAsGroup": 8737,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    containers = [t["container"] for t in spec["templates"] if "container" in t]
+    assert {t["name"] for t in spec["templates"] if "container" in t} == {
+        "discover",
+        "bridge",
+        "publish-result",
+    }
+    for container in containers:
+        context = container["securityContext"]
+        assert (context["runAsUser"], context["runAsGroup"]) == (10001, 10001)
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+    # A discovery or bridge pod moved mid-operation fails its job.
+    annotations = spec["podMetadata"]["annotations"]
+    assert annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
+
+
 def _strings(node: Any) -> Iterator[str]:
     if isinstance(node, str):
         yield node
