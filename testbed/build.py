@@ -154,32 +154,33 @@ def ensure_binary(*, progress: Progress | None = None, module: Path = GO_MODULE)
 
 def _build(target: Path, *, module: Path, progress: Progress) -> None:
     pins = Pins.read(module / "go.mod")
-    go = _go()
     partial = target.with_name(target.name + ".partial")
-    command = [
-        go,
-        "build",
-        "-v",
-        "-trimpath",
-        "-mod=readonly",
-        "-buildvcs=false",
-        "-ldflags",
-        ldflags(pins),
-        "-o",
-        str(partial),
-        "./cmd/testbed",
-    ]
     progress(
         f"building the test bed ({COMPONENTS}) from Kubernetes {pins.kubernetes} and "
         f"etcd {pins.etcd}: a cold build takes 10-20 minutes on 2 cores, later runs reuse it"
     )
+    flags = ["-ldflags", ldflags(pins), "-o", str(partial), "./cmd/testbed"]
+    try:
+        go_build(flags, cwd=module, what=f"the test bed ({COMPONENTS})", progress=progress)
+    except BuildError:
+        partial.unlink(missing_ok=True)
+        raise
+    if not partial.is_file():
+        raise BuildError(f"`go build` in {module} wrote no {partial}; rerun: {REBUILD}")
+    partial.replace(target)
+
+
+def go_build(flags: list[str], *, cwd: Path, what: str, progress: Progress) -> None:
+    """``go build -v -trimpath -mod=readonly FLAGS`` in ``cwd``, reporting progress every 15 s;
+    a failure is a :class:`BuildError` with the tail of go's output."""
+    command = [_go(), "build", "-v", "-trimpath", "-mod=readonly", "-buildvcs=false", *flags]
     started = time.monotonic()
     tail: list[str] = []
     compiled = 0
     last_report = started
     with subprocess.Popen(
         command,
-        cwd=module,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -194,12 +195,10 @@ def _build(target: Path, *, module: Path, progress: Progress) -> None:
                 last_report = now
                 progress(f"  ... {compiled} packages compiled, {now - started:.0f} s")
         code = proc.wait()
-    if code != 0 or not partial.is_file():
-        partial.unlink(missing_ok=True)
+    if code != 0:
         details = "\n".join(line for line in tail if line)[-3000:]
         raise BuildError(
-            f"building the test bed ({COMPONENTS}) failed: `go build` in {module} exited "
-            f"{code}.\n{details}\nFix the cause above, then rerun: {REBUILD}"
+            f"building {what} failed: `go build` in {cwd} exited {code}.\n{details}\n"
+            f"Fix the cause above, then rerun: {REBUILD}"
         )
-    partial.replace(target)
-    progress(f"built {target} in {time.monotonic() - started:.0f} s")
+    progress(f"built {what} in {time.monotonic() - started:.0f} s")
