@@ -42,7 +42,7 @@ def test_a_good_map_loads_with_paths_relative_to_the_file(tmp_path: Path) -> Non
     assert (eu.workflow_namespace, eu.engine, eu.max_in_flight) == ("workflows", "argo", 2)
     assert us.cluster.in_cluster
     assert us.engine == "local"
-    assert us.workflow_namespace == "argo"
+    assert us.workflow_namespace == "tenant-lifecycle"
     assert us.max_in_flight == 4
     assert us.storage_config == "/etc/storage.yaml"
     kube = eu.cluster.kube_settings()
