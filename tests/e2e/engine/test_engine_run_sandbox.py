@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bridge.errors import NotFoundError
 from bridge.kube import PODS, WORKFLOWS, Kube
@@ -28,8 +29,11 @@ from orchestrator.engine.bridges import SubprocessBridgeLauncher, delete_run_pod
 from sandbox import Sandbox
 
 TENANTCTL = str(Path(sys.executable).parent / "tenantctl")
+REPO = Path(__file__).resolve().parents[3]
 PREFIX = "tenant-lifecycle.dev"
 NAMESPACES = ("e2e-a", "e2e-b", "e2e-c")
+# Where deploy/base installs the WorkflowTemplate, and where `run --engine argo` submits.
+WORKFLOW_NAMESPACE = "tenant-lifecycle"
 
 RECORDER = r"""
 import json, os, sys, time
@@ -161,6 +165,21 @@ def tenantctl(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[st
         timeout=timeout,
         check=False,
         env={**os.environ, "TERM": "dumb"},
+    )
+
+
+def install_workflow_template(sandbox: Sandbox) -> None:
+    """The install's namespace and the rendered WorkflowTemplate: `run --engine argo` checks the
+    template exists before it submits (the sandbox has no Argo controller to run it)."""
+    rendered = yaml.safe_load(
+        (REPO / "workflows" / "rendered" / "workflowtemplate.yaml").read_text()
+    )
+    assert rendered["metadata"]["namespace"] == WORKFLOW_NAMESPACE
+    sandbox.apply(
+        [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": WORKFLOW_NAMESPACE}},
+            rendered,
+        ]
     )
 
 
@@ -316,7 +335,7 @@ def test_argo_engine_submits_a_workflow_and_prints_its_link(
     world: tuple[Sandbox, Path, str],
 ) -> None:
     sandbox, _, kubeconfig = world
-    sandbox.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argo"}}])
+    install_workflow_template(sandbox)
     done = tenantctl(
         "run",
         "lifecycle.upsert",
@@ -332,9 +351,13 @@ def test_argo_engine_submits_a_workflow_and_prints_its_link(
         "https://argo.example.com/",
     )
     assert done.returncode == 0, done.stderr
-    assert "workflow lc-e2e-argo-1 submitted in namespace argo" in done.stdout
-    assert "Argo UI: https://argo.example.com/workflows/argo/lc-e2e-argo-1" in done.stdout
-    workflow = sandbox.get(("argoproj.io/v1alpha1", "Workflow"), "lc-e2e-argo-1", "argo")
+    assert "workflow lc-e2e-argo-1 submitted in namespace tenant-lifecycle" in done.stdout
+    assert (
+        "Argo UI: https://argo.example.com/workflows/tenant-lifecycle/lc-e2e-argo-1" in done.stdout
+    )
+    workflow = sandbox.get(
+        ("argoproj.io/v1alpha1", "Workflow"), "lc-e2e-argo-1", WORKFLOW_NAMESPACE
+    )
     assert workflow is not None
     assert workflow["spec"]["workflowTemplateRef"]["name"] == "tenant-lifecycle"
     again = tenantctl(
@@ -357,7 +380,7 @@ def test_argo_engine_submits_a_workflow_and_prints_its_link(
 
 def test_argo_wait_follows_the_workflow_to_its_end(world: tuple[Sandbox, Path, str]) -> None:
     sandbox, _, kubeconfig = world
-    sandbox.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argo"}}])
+    install_workflow_template(sandbox)
     process = subprocess.Popen(
         [
             TENANTCTL, "run", "lifecycle.upsert", "--tenant-env-id", "t-9", "--engine", "argo",
@@ -372,7 +395,7 @@ def test_argo_wait_follows_the_workflow_to_its_end(world: tuple[Sandbox, Path, s
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 try:
-                    kube.get(WORKFLOWS, "lc-e2e-argo-2", namespace="argo")
+                    kube.get(WORKFLOWS, "lc-e2e-argo-2", namespace=WORKFLOW_NAMESPACE)
                     break
                 except NotFoundError:
                     time.sleep(0.1)
@@ -395,7 +418,7 @@ def test_argo_wait_follows_the_workflow_to_its_end(world: tuple[Sandbox, Path, s
                         },
                     }
                 },
-                namespace="argo",
+                namespace=WORKFLOW_NAMESPACE,
             )
         out, err = process.communicate(timeout=60)
     finally:
@@ -403,7 +426,7 @@ def test_argo_wait_follows_the_workflow_to_its_end(world: tuple[Sandbox, Path, s
             process.kill()
             process.communicate()
     assert process.returncode == 1, out + err
-    assert "workflow lc-e2e-argo-2 submitted in namespace argo" in out
+    assert "workflow lc-e2e-argo-2 submitted in namespace tenant-lifecycle" in out
     assert "  abort-on-failure(0:team-a/schema): Failed - Error (exit code 3)" in out
     assert "workflow lc-e2e-argo-2: Failed" in out
 
