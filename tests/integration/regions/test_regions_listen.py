@@ -22,7 +22,7 @@ from orchestrator.service import Service
 from orchestrator.settings import ListenSettings
 from sandbox import Sandbox
 
-NAMESPACE = "argo"
+NAMESPACE = "tenant-lifecycle"  # the default workflowNamespace of a region (the map sets none)
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 30.0) -> Any:

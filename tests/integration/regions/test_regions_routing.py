@@ -33,7 +33,7 @@ from orchestrator.service import Consumer, ConsumerSettings
 from orchestrator.settings import ListenSettings
 from sandbox import Sandbox
 
-NAMESPACE = "argo"
+NAMESPACE = "tenant-lifecycle"  # the default workflowNamespace of a region (the map sets none)
 
 
 @dataclass
