@@ -188,9 +188,18 @@ def workflow_outcome(workflow: Mapping[str, Any]) -> TenantOutcome | None:
         return None
     # The tracker's reading of a Workflow's bridge results (retries, waves, killed nodes),
     # so a fleet reports exactly what the result event says.
-    from orchestrator.tracker import collect_jobs  # noqa: PLC0415 (loads the Kubernetes client)
+    from orchestrator.tracker import collect_jobs, workflow_nodes  # noqa: PLC0415 (Kubernetes)
 
     name = str((workflow.get("metadata") or {}).get("name", ""))
+    nodes = workflow_nodes(workflow)
+    if not nodes.readable:
+        # Offloaded or unreadable node status: no job can be shown as succeeded (an on-failure
+        # `continue` job fails without failing the Workflow), so, like the result event, the
+        # tenant failed, and the message says why and how to fix it.
+        message = f"{nodes.message} The Workflow's phase is {status['phase']}."
+        if state != SUCCEEDED and status.get("message"):
+            message = f"{status['message']}; {message}"
+        return TenantOutcome(FAILED, message, (), workflow=name)
     jobs = collect_jobs(workflow)
     message = outcome_message(state, jobs)
     if state != SUCCEEDED and status.get("message"):

@@ -34,6 +34,10 @@ def status_document(workflow: dict[str, Any]) -> dict[str, Any]:
         "startedAt": status.get("startedAt"),
         "finishedAt": status.get("finishedAt"),
         "resultPublished": (metadata.get("annotations") or {}).get(RESULT_PUBLISHED_ANNOTATION),
+        # Set when the result cannot list the jobs (the Workflow's node status was offloaded to
+        # Argo's database or is unreadable): the result event's data.reason and data.message.
+        "reason": data.get("reason"),
+        "reasonMessage": data.get("message"),
         "jobs": data["jobs"],
     }
 
@@ -56,7 +60,7 @@ def status(
     \b
     Examples:
       tenantctl status 5b0f6a3e-0c7d-4f7e-9a41-2c1f3f0e9b11
-      tenantctl status nightly-t-42 --namespace argo --output json
+      tenantctl status nightly-t-42 --namespace tenant-lifecycle --output json
     """
     from bridge.errors import NotFoundError  # noqa: PLC0415
     from bridge.kube import WORKFLOWS, Kube, KubeSettings  # noqa: PLC0415 - keep --help fast
@@ -68,7 +72,9 @@ def status(
                 WORKFLOWS, workflow_name(batch_operation_id), namespace=workflow_namespace
             )
         except NotFoundError:
-            # Submitted by someone else (Argo Events names it differently): find it by label.
+            # tenantctl and the Sensor both name it workflow_name(batch id). One submitted
+            # another way (`argo submit --from workflowtemplate/tenant-lifecycle`) has a
+            # generated name, but the template's labelsFrom gives it the batch label.
             found = list(
                 kube.list(
                     WORKFLOWS,
@@ -94,6 +100,8 @@ def status(
     click.echo(f"status:    {doc['status']}  result published: {doc['resultPublished'] or 'no'}")
     if doc["message"]:
         click.echo(f"message:   {doc['message']}")
+    if doc["reason"]:
+        click.echo(f"reason:    {doc['reason']}: {doc['reasonMessage']}")
     rows = [
         (
             job.get("wave"),
@@ -109,7 +117,7 @@ def status(
     echo_table(
         ("WAVE", "JOB", "STATUS", "EXIT", "ATTEMPTS", "SECONDS", "REASON"),
         rows,
-        empty="no job results yet",
+        empty=f"no job results ({doc['reason']})" if doc["reason"] else "no job results yet",
     )
 
 
