@@ -8,6 +8,8 @@ User mistakes end with one line ``error: ...`` on stderr, never a traceback.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import faulthandler
 import json
 import logging
@@ -142,14 +144,29 @@ def _settings(params: Mapping[str, Any], **bridge: Any) -> BridgeSettings:
     return BridgeSettings(contract=contract, kube=kube, **bridge)
 
 
-def _read_document(value: str | None, what: str) -> dict[str, Any]:
-    """A YAML/JSON mapping from a file, ``-`` (stdin), or nothing (empty)."""
+INPUTS_BASE64_HELP = (
+    "The --environment/--changeset files hold base64 of the document (the WorkflowTemplate "
+    "encodes tenant data so Argo never parses it as its own template)."
+)
+
+
+def _read_document(value: str | None, what: str, *, encoded: bool = False) -> dict[str, Any]:
+    """A YAML/JSON mapping from a file, ``-`` (stdin), or nothing (empty); ``encoded``: the
+    file holds the document in base64 (how the WorkflowTemplate hands over tenant data)."""
     if value is None:
         return {}
     try:
         text = sys.stdin.read() if value == "-" else Path(value).read_text()
     except OSError as exc:
         raise UsageError(f"--{what}: cannot read {value}: {exc.strerror}") from exc
+    if encoded:
+        try:
+            text = base64.b64decode(text.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise UsageError(
+                f"--{what}: {value} is not base64 of UTF-8 text (--inputs-base64): {exc}",
+                hint="drop --inputs-base64 for a plain YAML/JSON file",
+            ) from exc
     try:
         data = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
@@ -178,6 +195,7 @@ def main() -> None:
 @click.option("--operation", required=True, help="Operation name, e.g. lifecycle.upsert.")
 @click.option("--tenant-env-id", help="Tenant environment id (recorded in the plan).")
 @click.option("--environment", help="Tenant environment YAML/JSON file (applications filter).")
+@click.option("--inputs-base64", is_flag=True, help=INPUTS_BASE64_HELP)
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the plan JSON here.")
 @click.option("--skip-invalid", is_flag=True, help="Proceed without invalid participants (listed).")
 @connection_options
@@ -200,7 +218,7 @@ def discover(**params: Any) -> None:
         _configure_logging(params)
         settings = _settings(params)
         environment = (
-            _read_document(params["environment"], "environment")
+            _read_document(params["environment"], "environment", encoded=params["inputs_base64"])
             if params.get("environment")
             else None
         )
@@ -252,6 +270,7 @@ def discover(**params: Any) -> None:
 @click.option("--batch-operation-id", required=True)
 @click.option("--environment", help="Tenant environment YAML/JSON file, or - for stdin.")
 @click.option("--changeset", help="Changeset YAML/JSON file, or - for stdin.")
+@click.option("--inputs-base64", is_flag=True, help=INPUTS_BASE64_HELP)
 @click.option("--workflow-name", help="The Argo Workflow running this bridge (for sweep).")
 @click.option("--workflow-uid")
 @click.option(
@@ -428,9 +447,13 @@ def prepare_run(
         log_reconnect_delay=params["log_reconnect_delay"],
     )
     if environment is None:
-        environment = _read_document(params.get("environment"), "environment")
+        environment = _read_document(
+            params.get("environment"), "environment", encoded=bool(params.get("inputs_base64"))
+        )
     if changeset is None:
-        changeset = _read_document(params.get("changeset"), "changeset")
+        changeset = _read_document(
+            params.get("changeset"), "changeset", encoded=bool(params.get("inputs_base64"))
+        )
     request = RunRequest(
         namespace=params["namespace"],
         job=params["job"],

@@ -52,9 +52,18 @@ PARAMETERS: tuple[str, ...] = (
 REQUIRED_PARAMETERS: tuple[str, ...] = ("operation", "tenant-env-id", "batch-operation-id")
 
 # Paths inside the platform containers. Raw input artifacts put the tenant environment and the
-# changeset there (no shell, no quoting of tenant data on a command line).
-ENVIRONMENT_PATH = "/tmp/environment.yaml"  # noqa: S108 - a path inside the container
-CHANGESET_PATH = "/tmp/changeset.yaml"  # noqa: S108
+# changeset there (no shell, no quoting of tenant data on a command line), base64-encoded: Argo
+# substitutes a template's text more than once, so tenant text holding "{{...}}" would be read
+# as Argo's own template ("{{=...}}" evaluated, an unclosed "{{" failing the Workflow). Encoded
+# by an expression over the parameter, the data never appears in text Argo parses again.
+ENVIRONMENT_PATH = "/tmp/environment.b64"  # noqa: S108 - a path inside the container
+CHANGESET_PATH = "/tmp/changeset.b64"  # noqa: S108
+# Argo's executor image (quay.io/argoproj/argoexec) has no USER: it runs as root, and a kubelet
+# refuses its init and wait containers under runAsNonRoot unless the pod names a user. 8737 is
+# the uid Argo's own non-root images use; the product's containers run as the product image's
+# USER (the Dockerfile's 10001).
+EXECUTOR_USER = 8737
+PRODUCT_USER = 10001
 PLAN_PATH = "/tmp/plan.json"  # noqa: S108
 RESULT_PATH = "/tmp/result.json"  # noqa: S108
 
@@ -103,7 +112,10 @@ def _wp(name: str) -> str:
 
 
 def _raw(name: str, path: str, parameter: str) -> RawArtifact:
-    return RawArtifact(name=name, path=path, data=_wp(parameter))
+    # `workflow.parameters['x']`: the expression form that also accepts names with dashes.
+    return RawArtifact(
+        name=name, path=path, data=f"{{{{=sprig.b64enc(workflow.parameters['{parameter}'])}}}}"
+    )
 
 
 def _resources(settings: WorkflowSettings) -> m.ResourceRequirements:
@@ -115,6 +127,8 @@ def _resources(settings: WorkflowSettings) -> m.ResourceRequirements:
 
 def _security_context() -> m.SecurityContext:
     return m.SecurityContext(
+        run_as_user=PRODUCT_USER,
+        run_as_group=PRODUCT_USER,
         allow_privilege_escalation=False,
         capabilities=m.Capabilities(drop=["ALL"]),
     )
@@ -198,7 +212,13 @@ def build_workflow_template(settings: WorkflowSettings) -> WorkflowTemplate:
                 ),
             }
         ),
-        pod_metadata=m.Metadata(labels={"app.kubernetes.io/part-of": "tenant-lifecycle"}),
+        pod_metadata=m.Metadata(
+            labels={"app.kubernetes.io/part-of": "tenant-lifecycle"},
+            # A discovery or bridge pod moved mid-operation fails its job (the bridge's pod in
+            # the team namespace is not restarted by Argo): tell the cluster autoscaler not to
+            # scale its node away while it runs.
+            annotations={"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+        ),
         # Failed pods stay for a while so their logs are in the UI; succeeded ones go.
         pod_gc=m.PodGC(strategy="OnPodSuccess", delete_delay_duration=settings.pod_gc_delete_delay),
         ttl_strategy=m.TTLStrategy(
@@ -206,7 +226,10 @@ def build_workflow_template(settings: WorkflowSettings) -> WorkflowTemplate:
             seconds_after_failure=settings.ttl_seconds_after_failure,
         ),
         security_context=m.PodSecurityContext(
-            run_as_non_root=True, seccomp_profile=m.SeccompProfile(type="RuntimeDefault")
+            run_as_non_root=True,
+            run_as_user=EXECUTOR_USER,
+            run_as_group=EXECUTOR_USER,
+            seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
         ),
     ) as template:
         discover = Container(
@@ -222,6 +245,7 @@ def build_workflow_template(settings: WorkflowSettings) -> WorkflowTemplate:
                 _wp("tenant-env-id"),
                 "--environment",
                 ENVIRONMENT_PATH,
+                "--inputs-base64",
                 "--output",
                 PLAN_PATH,
             ],
@@ -254,6 +278,7 @@ def build_workflow_template(settings: WorkflowSettings) -> WorkflowTemplate:
                 ENVIRONMENT_PATH,
                 "--changeset",
                 CHANGESET_PATH,
+                "--inputs-base64",
                 "--workflow-name",
                 "{{workflow.name}}",
                 "--workflow-uid",
