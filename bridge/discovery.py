@@ -29,7 +29,7 @@ from bridge.contract import (
 )
 from bridge.errors import ContractError, ForbiddenError
 from bridge.kube import JOBS, NAMESPACES, Kube
-from bridge.planner import MAX_PLAN_BYTES, Plan, Rejected, build_plan, plan_size
+from bridge.planner import Plan, Rejected, build_plan, plan_limits_problem
 
 
 @dataclass(frozen=True)
@@ -116,14 +116,7 @@ def discover(
         rejected=invalid,
         tenant_env_id=tenant_env_id,
     )
-    size = plan_size(plan)
-    if size > MAX_PLAN_BYTES:
-        raise ContractError(
-            f"the plan of {operation} is {size} bytes, more than Argo's {MAX_PLAN_BYTES}-byte "
-            f"limit on a step output ({plan.job_count} jobs)",
-            hint="split the operation by application (tenant-lifecycle.dev/applications) or "
-            "run it with the local engine",
-        )
+    check_plan_limits(plan)
     return Discovery(
         plan=plan,
         namespaces=tuple(namespaces),
@@ -164,3 +157,14 @@ def _lifecycle_jobs(
 
 def _describe(problem: Problem) -> str:
     return f"{problem.field}: {problem.message} (fix: {problem.fix})"
+
+
+def check_plan_limits(plan: Plan) -> None:
+    """Raise :class:`ContractError` when Argo could not run ``plan`` (its size, its waves)."""
+    problem = plan_limits_problem(plan)
+    if problem:
+        raise ContractError(
+            problem,
+            hint="split the operation by application (tenant-lifecycle.dev/applications), use "
+            "fewer distinct waves, or run it with the local engine",
+        )

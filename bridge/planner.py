@@ -31,6 +31,29 @@ from .errors import ContractError
 
 # Argo's limit on a step's output parameter; discovery checks the plan against it.
 MAX_PLAN_BYTES = 256 * 1024
+# The WorkflowTemplate runs waves one after another by recursion (one template level per wave),
+# and Argo's controller refuses a Workflow nested deeper than 100 levels ("Maximum recursion
+# depth exceeded") part-way through, after earlier waves ran. Wave k's bridge runs at depth
+# k + 4; the margin keeps room for retries and the exit handler. Wave numbers may still range
+# over -1000..1000: what counts is how many distinct waves one plan has.
+MAX_WAVES = 90
+
+
+def plan_limits_problem(plan: Plan) -> str | None:
+    """Why Argo cannot run ``plan`` (its size or its number of waves), or None."""
+    size = plan_size(plan)
+    if size > MAX_PLAN_BYTES:
+        return (
+            f"the plan of {plan.operation} is {size} bytes, more than Argo's {MAX_PLAN_BYTES}-byte "
+            f"limit on a step output ({plan.job_count} jobs)"
+        )
+    if len(plan.waves) > MAX_WAVES:
+        return (
+            f"the plan of {plan.operation} has {len(plan.waves)} distinct waves, more than the "
+            f"{MAX_WAVES} the WorkflowTemplate can nest on Argo (waves "
+            f"{plan.waves[0].wave}..{plan.waves[-1].wave})"
+        )
+    return None
 
 
 _NAME = {"type": "string", "minLength": 1}
@@ -329,6 +352,7 @@ def summarize(plan: Plan) -> str:
 
 __all__: Sequence[str] = (
     "MAX_PLAN_BYTES",
+    "MAX_WAVES",
     "PLAN_SCHEMA",
     "Plan",
     "Rejected",
@@ -336,6 +360,7 @@ __all__: Sequence[str] = (
     "Wave",
     "build_plan",
     "environment_applications",
+    "plan_limits_problem",
     "plan_size",
     "summarize",
 )

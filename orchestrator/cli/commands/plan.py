@@ -14,7 +14,14 @@ import click
 from bridge.contract import operation_name_problem
 from bridge.errors import UsageError
 from bridge.manifests import check_manifests
-from bridge.planner import Plan, build_plan, environment_applications, plan_size, summarize
+from bridge.planner import (
+    Plan,
+    build_plan,
+    environment_applications,
+    plan_limits_problem,
+    plan_size,
+    summarize,
+)
 from orchestrator.cli.commands.validate import PATHS_ARGUMENT, contract_options, contract_settings
 from orchestrator.cli.inputs import load_environment
 from orchestrator.cli.output import echo_json, echo_table, output_option, plural
@@ -96,7 +103,8 @@ def plan(
     skipped; invalid Jobs are listed as rejected. Without --environment no job is filtered.
 
     Exit status: 0 when the plan was built (rejected Jobs included, unless --strict); 1 when a
-    file could not be read or parsed (the plan may then be incomplete); 2 for a wrong flag.
+    file could not be read or parsed (the plan may then be incomplete) or when Argo could not
+    run the plan (more than 256 kB, or more than 90 distinct waves); 2 for a wrong flag.
 
     \b
     Examples:
@@ -140,6 +148,14 @@ def plan(
         raise SystemExit(1)
     if strict and result.rejected:
         click.echo(f"error: {plural(len(result.rejected), 'Job')} rejected (--strict)", err=True)
+        raise SystemExit(1)
+    limits = plan_limits_problem(result)
+    if limits:
+        # Discovery refuses this plan in the Workflow's first step; say so before it is shipped.
+        click.echo(f"error: {limits}: discovery will refuse it", err=True)
+        click.echo(
+            "hint: use fewer distinct waves, or split the operation by application", err=True
+        )
         raise SystemExit(1)
 
 
