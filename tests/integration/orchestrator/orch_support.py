@@ -55,7 +55,7 @@ def events(messages: list[Message]) -> list[dict[str, Any]]:
 # the service against a sandbox
 # --------------------------------------------------------------------------------------------
 
-WORKFLOW_NAMESPACE = "argo"
+WORKFLOW_NAMESPACE = "tenant-lifecycle"  # where deploy/base installs the WorkflowTemplate
 
 
 def fast_kube_settings() -> Any:
