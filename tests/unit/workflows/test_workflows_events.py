@@ -12,6 +12,7 @@ evaluating the template with argo-events' own code.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -172,8 +173,10 @@ def test_submitted_parameters_run_the_template() -> None:
     ).run()
     assert run.phase == "Succeeded"
     discover = seen[0]
-    # The environment reaches discovery as the file the applications filter reads.
-    assert yaml.safe_load(discover.input_files["/tmp/environment.yaml"]) == {
+    # The environment reaches discovery as the file the applications filter reads (base64, so
+    # Argo never parses tenant text as its own template).
+    encoded = discover.input_files["/tmp/environment.b64"]
+    assert yaml.safe_load(base64.b64decode(encoded)) == {
         "applications": ["catalog", "search"]
     }
     assert run.labels["tenant-lifecycle.dev/batch"] == "b-20261122-0001"
