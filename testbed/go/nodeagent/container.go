@@ -278,10 +278,11 @@ func (w *podWorker) containerMounts(c *v1.Container, env []string) ([]initMount,
 	}
 	var out []initMount
 	for _, vm := range c.VolumeMounts {
-		src, ok := w.volumes[vm.Name]
+		hv, ok := w.volumes[vm.Name]
 		if !ok {
 			return nil, fmt.Errorf("cannot find volume %q to mount into container %q", vm.Name, c.Name)
 		}
+		src := hv.path
 		sub := vm.SubPath
 		if vm.SubPathExpr != "" {
 			sub = expandSubPath(vm.SubPathExpr, envMap)
@@ -301,7 +302,7 @@ func (w *podWorker) containerMounts(c *v1.Container, env []string) ([]initMount,
 			}
 			src = p
 		}
-		out = append(out, initMount{Source: src, Target: vm.MountPath, ReadOnly: vm.ReadOnly})
+		out = append(out, initMount{Source: src, Target: vm.MountPath, ReadOnly: vm.ReadOnly || hv.readOnly})
 	}
 	return out, nil
 }

@@ -125,13 +125,28 @@ func (a *Agent) nodeStatus(prev *v1.NodeStatus) v1.NodeStatus {
 	}
 }
 
+// ownLabels are the labels the agent registers its Node with.
+func (a *Agent) ownLabels() map[string]string {
+	return map[string]string{
+		"kubernetes.io/hostname": a.cfg.NodeName, "kubernetes.io/os": runtime.GOOS, "kubernetes.io/arch": runtime.GOARCH,
+		"beta.kubernetes.io/os": runtime.GOOS, "beta.kubernetes.io/arch": runtime.GOARCH,
+	}
+}
+
+// nodeLabels are the Node's current labels (a PersistentVolume's node affinity is checked
+// against them), or the registered ones when the Node cannot be read.
+func (a *Agent) nodeLabels(ctx context.Context) map[string]string {
+	n, err := a.cs.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return a.ownLabels()
+	}
+	return n.Labels
+}
+
 // registerNode creates the Node (or takes over an existing one) and posts its status.
 func (a *Agent) registerNode(ctx context.Context) error {
 	host, _ := os.Hostname()
-	node := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: map[string]string{
-		"kubernetes.io/hostname": a.cfg.NodeName, "kubernetes.io/os": runtime.GOOS, "kubernetes.io/arch": runtime.GOARCH,
-		"beta.kubernetes.io/os": runtime.GOOS, "beta.kubernetes.io/arch": runtime.GOARCH,
-	}}}
+	node := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: a.ownLabels()}}
 	_ = host
 	created, err := a.cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {

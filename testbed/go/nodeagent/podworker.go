@@ -27,7 +27,7 @@ type podWorker struct {
 
 	// owned by the worker goroutine
 	startTime     metav1.Time
-	volumes       map[string]string
+	volumes       map[string]hostVolume
 	volumesAt     time.Time
 	ctrs          []*ctrState
 	byName        map[string]*ctrState

@@ -36,23 +36,43 @@ type cachedToken struct {
 	issued  time.Time
 }
 
+// hostVolume is where a pod volume is on the host, and whether every mount of it is read-only
+// (a persistentVolumeClaim volume with readOnly: true).
+type hostVolume struct {
+	path     string
+	readOnly bool
+}
+
 // setUp prepares every volume of the pod and returns the host directory (or file) of each.
 // An error reads as the kubelet's FailedMount message.
-func (vm *volumeManager) setUp(ctx context.Context, pod *v1.Pod, podDir string) (map[string]string, error) {
-	out := map[string]string{}
+func (vm *volumeManager) setUp(ctx context.Context, pod *v1.Pod, podDir string) (map[string]hostVolume, error) {
+	claims, err := vm.resolveClaims(ctx, pod)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]hostVolume{}
 	for i := range pod.Spec.Volumes {
 		vol := &pod.Spec.Volumes[i]
 		dir := filepath.Join(podDir, "volumes", vol.Name)
 		var err error
 		switch {
+		case vol.PersistentVolumeClaim != nil || vol.Ephemeral != nil:
+			c, ok := claims[vol.Name]
+			if !ok {
+				continue // no container mounts it: the kubelet ignores it
+			}
+			p, err := vm.mountPV(ctx, c.pv)
+			if err != nil {
+				return nil, err // the message names the PV, as the kubelet's
+			}
+			out[vol.Name] = hostVolume{path: p, readOnly: c.readOnly}
+			continue
 		case vol.EmptyDir != nil:
 			if err = os.MkdirAll(dir, 0o777); err == nil {
 				err = os.Chmod(dir, 0o777)
 			}
 		case vol.HostPath != nil:
-			if _, e := os.Stat(vol.HostPath.Path); e != nil {
-				err = fmt.Errorf("hostPath type check failed: %s does not exist (the node agent does not create host paths)", vol.HostPath.Path)
-			} else {
+			if err = checkHostPath(vol.HostPath.Path, vol.HostPath.Type); err == nil {
 				dir = vol.HostPath.Path
 			}
 		case vol.Secret != nil:
@@ -80,12 +100,12 @@ func (vm *volumeManager) setUp(ctx context.Context, pod *v1.Pod, podDir string) 
 				err = writeAtomic(dir, payload)
 			}
 		default:
-			err = fmt.Errorf("volume type not supported by the node agent (emptyDir, hostPath, secret, configMap, downwardAPI and projected are)")
+			err = fmt.Errorf("volume type not supported by the node agent (emptyDir, hostPath, secret, configMap, downwardAPI, projected, and persistentVolumeClaim and ephemeral of hostPath or local PersistentVolumes are)")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("MountVolume.SetUp failed for volume %q : %v", vol.Name, err)
 		}
-		out[vol.Name] = dir
+		out[vol.Name] = hostVolume{path: dir}
 	}
 	return out, nil
 }
