@@ -72,6 +72,12 @@ test-unit: $(STAMP) ## only the fast unit tier
 demo: $(STAMP) ## the main job: a guided tour of the product on a local sandbox
 	$(BIN)/tenantctl demo
 
+# The tour on the real control plane and the real Argo controller (the first run builds them).
+DEMO_ARGO_ARGS ?= --serve
+.PHONY: demo-argo
+demo-argo: $(STAMP) ## the guided tour on the real control plane and Argo controller
+	$(BIN)/tenantctl cluster demo $(DEMO_ARGO_ARGS)
+
 .PHONY: sandbox
 sandbox: $(STAMP) ## a local Kubernetes API server for kubectl (prints its kubeconfig)
 	$(BIN)/tenantctl sandbox up

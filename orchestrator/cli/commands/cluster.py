@@ -34,21 +34,31 @@ def cluster_group() -> None:
     \b
     Examples:
       tenantctl cluster up
-      tenantctl cluster up --kubeconfig ./cluster.kubeconfig
+      tenantctl cluster up --argo --kubeconfig ./cluster.kubeconfig
       tenantctl cluster build
     """
 
 
 @cluster_group.command("build")
 def build() -> None:
-    """Build (or find in the cache) the test bed's binary and print its path."""
-    from testbed import BuildError, ensure_binary  # noqa: PLC0415 - only this command needs it
+    """Build (or find in the cache) the test bed's binary and Argo's programs; print their paths.
+
+    The first line is the control plane's binary, the second the directory holding Argo's
+    workflow-controller, argoexec and argo (all from the pinned modules).
+    """
+    from testbed import (  # noqa: PLC0415 - only this command needs it
+        BuildError,
+        argo,
+        ensure_binary,
+    )
 
     try:
         path = ensure_binary(progress=_progress)
+        argo_programs = argo.ensure_binaries(progress=_progress)
     except BuildError as exc:
         raise ClusterError(str(exc)) from exc
     click.echo(str(path))
+    click.echo(str(argo_programs))
 
 
 @cluster_group.command("up")
@@ -71,7 +81,13 @@ def build() -> None:
     show_default=True,
     help="start the node agent (without it pods are never run: API and controllers only)",
 )
-def up(*, kubeconfig_path: str | None, workdir: str | None, node: bool) -> None:
+@click.option(
+    "--argo",
+    "with_argo",
+    is_flag=True,
+    help="also install Argo Workflows (pinned; controller and argo-server run as pods)",
+)
+def up(*, kubeconfig_path: str | None, workdir: str | None, node: bool, with_argo: bool) -> None:
     """Start etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the node agent;
     serve until interrupted.
 
@@ -83,7 +99,15 @@ def up(*, kubeconfig_path: str | None, workdir: str | None, node: bool) -> None:
       tenantctl cluster up
       kubectl --kubeconfig "$(tenantctl cluster up | head -1)" get nodes   # in another shell
     """
-    from testbed import BuildError, ControlPlane, ControlPlaneError  # noqa: PLC0415
+    from testbed import (  # noqa: PLC0415
+        BuildError,
+        ControlPlane,
+        ControlPlaneError,
+        argo,
+    )
+
+    if with_argo and not node:
+        raise UsageError("--argo needs the node agent", hint="drop --no-node")
 
     stop = threading.Event()
 
@@ -97,7 +121,12 @@ def up(*, kubeconfig_path: str | None, workdir: str | None, node: bool) -> None:
     )
     try:
         try:
+            if with_argo:
+                programs = argo.ensure_binaries(progress=_progress)
+                plane.image_map = argo.image_map(programs)
             plane.start()
+            if with_argo:
+                argo.install(plane, progress=_progress)
         except (BuildError, ControlPlaneError) as exc:
             raise ClusterError(str(exc)) from exc
         except KeyboardInterrupt:
@@ -129,6 +158,92 @@ def up(*, kubeconfig_path: str | None, workdir: str | None, node: bool) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     _progress("stopped; its processes and files are gone")
+
+
+@cluster_group.command("demo")
+@click.option(
+    "--jobs",
+    "jobs_dir",
+    default="lifecycle-jobs",
+    show_default=True,
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="the example teams' Jobs to apply",
+)
+@click.option("--tenant-env-id", default="acme-prod-7f3a", show_default=True, metavar="ID")
+@click.option(
+    "--serve/--exit",
+    default=True,
+    show_default=True,
+    help="keep the cluster up after the tour until Ctrl-C (--exit: stop at once)",
+)
+def demo(*, jobs_dir: str, tenant_env_id: str, serve: bool) -> None:
+    """The guided tour on the real control plane and the real Argo Workflows controller.
+
+    Builds (first run: minutes, with progress) or reuses the pinned Kubernetes and Argo
+    programs, starts the control plane with Argo installed, installs the project as
+    docs/install.md says, applies the example teams' Jobs, runs lifecycle.upsert through
+    `tenantctl run --engine argo --wait` and shows what ran, with the `argo get` / `argo logs`
+    commands to look further. Exit status: the run's (0 when it succeeded).
+
+    \b
+    Examples:
+      make demo-argo
+      tenantctl cluster demo --exit
+    """
+    from orchestrator.demo_argo import ArgoTour, TourError  # noqa: PLC0415
+    from testbed import (  # noqa: PLC0415
+        BuildError,
+        ControlPlane,
+        ControlPlaneError,
+        argo,
+    )
+
+    jobs = Path(jobs_dir)
+    if not jobs.is_dir():
+        raise UsageError(
+            f"--jobs {jobs_dir}: no such directory",
+            hint="run from the repository root, or pass --jobs path/to/lifecycle-jobs",
+        )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    plane = ControlPlane(progress=_progress)
+    code = 1
+    try:
+        try:
+            plane.image_map = argo.image_map(argo.ensure_binaries(progress=_progress))
+            plane.start()
+            argo.install(plane, progress=_progress)
+            tour = ArgoTour(
+                kubeconfig=plane.kubeconfig,
+                argo=argo.ensure_binaries() / "argo",
+                repo=Path.cwd(),
+                jobs_dir=jobs,
+                tenant_env_id=tenant_env_id,
+            )
+            tour.install(click.echo)
+            code = tour.run(click.echo)
+        except (BuildError, ControlPlaneError, TourError) as exc:
+            raise ClusterError(str(exc)) from exc
+        except KeyboardInterrupt:
+            raise ClusterError("interrupted; every process was stopped") from None
+        if serve:
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass
+    finally:
+        plane.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _progress("stopped; its processes and files are gone")
+    raise SystemExit(code)
 
 
 commands: list[click.Command] = [cluster_group]
