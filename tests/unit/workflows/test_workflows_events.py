@@ -3,16 +3,20 @@
 Argo Events applies each trigger parameter by reading ``src.dataKey`` (a gjson path) from the
 event data and writing it at ``dest`` (an sjson path) in the resource, with ``operation``
 ``append``/``prepend``/``overwrite``; a missing key falls back to ``src.value``. That is
-emulated here for the paths the Sensor uses, so the test shows which Workflow a given request
-becomes, and that the Workflow then runs the template with those parameters. The Workflow name is
-a ``src.dataTemplate`` (Go text/template), which Python cannot run: it is taken here as
+reproduced here for the paths the Sensor uses, so the test shows which Workflow a given request
+becomes, and that its parameters are the ones the template declares. The Workflow name is a
+``src.dataTemplate`` (Go text/template), which Python cannot run: it is taken here as
 ``workflow_name`` of the id, which ``tests/integration/test_sensor_naming.py`` proves by
 evaluating the template with argo-events' own code.
+
+``test_submitted_parameters_run_the_template`` ran the template on ``workflows/emulator.py``
+(removed); what the template does with its parameters is proven on the real Argo controller
+(``tests/e2e/argo``), and its text check stays here as
+``test_submitted_parameters_are_the_templates_and_the_environment_is_a_document``.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import re
@@ -25,10 +29,9 @@ import yaml
 from orchestrator import naming
 from tests.fixtures.argo_schemas import ArgoSchemas
 from workflows import events
-from workflows.emulator import ContainerCall, ContainerResult, Emulator
 from workflows.events import WORKFLOW_NAME_PREFIX
 from workflows.settings import WorkflowSettings
-from workflows.template import PLAN_PATH, workflow_template_manifest
+from workflows.template import workflow_template_manifest
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -158,28 +161,19 @@ def test_absent_optional_fields_take_their_defaults() -> None:
     assert params["source-batch-operation-id"] == "b-export-7"
 
 
-def test_submitted_parameters_run_the_template() -> None:
+def test_submitted_parameters_are_the_templates_and_the_environment_is_a_document() -> None:
     params = _parameters(submitted_workflow(REQUEST))
-    seen: list[ContainerCall] = []
-
-    def runner(call: ContainerCall) -> ContainerResult:
-        seen.append(call)
-        plan = {"operation": params["operation"], "waves": [], "rejected": []}
-        return ContainerResult(0, {PLAN_PATH: json.dumps(plan)})
-
     template = workflow_template_manifest(WorkflowSettings())
-    run = Emulator(
-        template, parameters=params, runner=runner, workflow_name="lc-b-20261122-0001"
-    ).run()
-    assert run.phase == "Succeeded"
-    discover = seen[0]
-    # The environment reaches discovery as the file the applications filter reads (base64, so
-    # Argo never parses tenant text as its own template).
-    encoded = discover.input_files["/tmp/environment.b64"]
-    assert yaml.safe_load(base64.b64decode(encoded)) == {
-        "applications": ["catalog", "search"]
-    }
-    assert run.labels["tenant-lifecycle.dev/batch"] == "b-20261122-0001"
+    declared = {p["name"]: p for p in template["spec"]["arguments"]["parameters"]}
+    # Every parameter the Sensor sets is one the template declares, and none it must set is
+    # missing (parallelism keeps the template's default).
+    assert set(params) <= set(declared), set(params) - set(declared)
+    assert {n for n, p in declared.items() if "value" not in p} <= set(params)
+    assert set(declared) - set(params) == {"parallelism"}
+    # The environment arrives as the JSON text of the event's object: a YAML document that
+    # discovery's applications filter reads (what Argo does with it: tests/e2e/argo).
+    assert yaml.safe_load(params["environment"]) == {"applications": ["catalog", "search"]}
+    assert yaml.safe_load(params["changeset"]) == {}
 
 
 def test_sensor_only_accepts_lifecycle_requests() -> None:

@@ -1,99 +1,92 @@
-"""The WorkflowTemplate's logic, interpreted from the rendered YAML by workflows.emulator.
+"""The rendered WorkflowTemplate's text: what it says, checked without running or interpreting it.
 
-Schemas check structure only (README pitfall 6); these tests check what the structure does:
-wave order, abort/continue, infrastructure-only retries, node names, labels, mutex, exit handler,
-and that a 2,000-job plan fits Argo's 256 kB output limit and fans out into 2,000 nodes.
+What the template *does* is proven on the real Argo controller (v4.1.4) in ``tests/e2e/argo``;
+these fast tests read the committed YAML only: the parameters, the exact commands, the retry
+expression, the level conditions, the security context, the references between templates, and
+that a 2,000-job plan fits Argo's 256 kB output limit. Schemas are checked in
+``test_workflows_schemas.py`` and ``argo lint`` runs on the real tier.
+
+Removed with ``workflows/emulator.py`` (an exact-text -> lambda interpreter of the template),
+each replaced by a run on the real controller:
+
+* ``test_waves_run_in_order_with_one_named_node_per_job`` ->
+  ``test_argo_lifecycle.py::test_an_upsert_runs_waves_in_order_over_three_team_namespaces``;
+* ``test_failed_abort_job_stops_later_waves_but_finishes_its_own`` and
+  ``test_failed_continue_job_does_not_stop_later_waves`` ->
+  ``test_argo_lifecycle.py::test_a_failed_abort_job_stops_later_waves_and_a_continue_job_does_not``
+  (that the rest of a failing job's own wave still runs is ``failFast: false``, checked below);
+* ``test_job_failures_refusals_and_terminations_are_never_retried`` ->
+  ``test_argo_lifecycle.py::test_a_jobs_own_exit_75_is_final_not_an_infrastructure_retry`` and
+  ``test_argo_stop_and_terminate_during_a_wave_leave_no_team_pod`` (the expression's text below);
+* ``test_infrastructure_exit_is_retried_until_it_succeeds`` and the ``NoResult`` half of
+  ``test_infrastructure_retries_are_bounded_and_leave_an_error_result`` ->
+  ``test_argo_template_levels.py::test_a_bridge_infrastructure_exit_75_is_retried_by_argo_until_it_succeeds``
+  (the bound, ``limit: 4``, is text below);
+* ``test_empty_plan_skips_the_waves`` ->
+  ``test_argo_lifecycle.py::test_an_empty_plan_succeeds_with_a_result_listing_no_job``;
+* the delivery half of ``test_tenant_data_reaches_the_containers_only_base64_encoded`` ->
+  ``test_argo_lifecycle.py::test_tenant_text_that_looks_like_argo_templates_reaches_the_job_unchanged``
+  (that the text never names the raw parameters stays below);
+* ``test_labels_and_mutex_come_from_the_parameters`` ->
+  ``test_argo_template_levels.py`` (the labels on a real Workflow) and
+  ``test_argo_lifecycle.py::test_two_requests_for_one_tenant_are_serialized_and_another_tenant_runs_beside``
+  (the mutex); their text stays below;
+* ``test_parallelism_parameter_selects_the_highest_level_not_above_it`` ->
+  ``test_argo_template_levels.py::test_the_parallelism_parameter_selects_the_highest_level_not_above_it``;
+* the 2,000-node fan-out half of ``test_two_thousand_job_plan_fits_argo_output_limit_and_fans_out``
+  ->
+  ``test_argo_lifecycle.py::test_a_large_workflow_whose_nodes_argo_compresses_still_reports_every_job``;
+* ``test_every_expression_in_the_template_is_one_the_emulator_implements``,
+  ``test_unknown_expression_is_refused`` and
+  ``test_concurrent_emulation_gives_the_same_nodes_and_outcome`` tested the interpreter
+  itself: Argo now parses and evaluates every expression (every real run, and
+  ``test_argo_lifecycle.py::test_argo_lint_passes_every_rendered_manifest_and_fails_a_broken_one``).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from bridge.__main__ import main as bridge_cli
 from bridge.contract import OnFailure, Participant
 from bridge.planner import MAX_PLAN_BYTES, build_plan, plan_size
-from workflows.emulator import (
-    EXPRESSIONS,
-    PATTERNS,
-    ContainerCall,
-    ContainerResult,
-    EmulatedRun,
-    EmulationError,
-    Emulator,
-)
-from workflows.template import PLAN_PATH, RESULT_PATH
+from workflows.settings import WorkflowSettings
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATE: dict[str, Any] = yaml.safe_load(
     (REPO / "workflows" / "rendered" / "workflowtemplate.yaml").read_text()
 )
-PARAMS = {
-    "operation": "lifecycle.upsert",
-    "tenant-env-id": "t-799a",
-    "batch-operation-id": "b-1",
-    "environment": "applications: [catalog]\n",
+TEMPLATES: dict[str, dict[str, Any]] = {t["name"]: t for t in TEMPLATE["spec"]["templates"]}
+SETTINGS = WorkflowSettings()
+PLAN = "workflow.outputs.parameters.plan"
+_CONTAINERS = ("discover", "bridge", "publish-result")
+_TAG_NAMESPACE = "{{=split(inputs.parameters.job, '/')[0]}}"
+_TAG_JOB = "{{=split(inputs.parameters.job, '/')[1]}}"
+# What each container's {{...}} tags could become: enough to hand the argv to the real CLI.
+_SAMPLE = {
+    "{{workflow.parameters.operation}}": "lifecycle.upsert",
+    "{{workflow.parameters.tenant-env-id}}": "t-799a",
+    "{{workflow.parameters.batch-operation-id}}": "b-1",
+    "{{workflow.parameters.source-batch-operation-id}}": "",
+    _TAG_NAMESPACE: "team-a",
+    _TAG_JOB: "schema",
+    "{{workflow.name}}": "lc-b-1",
+    "{{workflow.uid}}": "00000000-0000-0000-0000-000000000000",
+    "{{workflow.namespace}}": "tenant-lifecycle",
+    "{{workflow.status}}": "Failed",
 }
 
 
-def _plan(*jobs: tuple[str, str, int, str]) -> dict[str, Any]:
-    participants = [
-        Participant(ns, name, ("lifecycle.upsert",), wave=wave, on_failure=OnFailure(on_failure))
-        for ns, name, wave, on_failure in jobs
-    ]
-    return build_plan(participants, operation="lifecycle.upsert", tenant_env_id="t-799a").to_json()
-
-
-EXAMPLE_PLAN = _plan(
-    ("team-a", "schema", -1, "abort"),
-    ("team-a", "seed", 0, "abort"),
-    ("team-b", "cache", 0, "continue"),
-    ("team-c", "index", 1, "abort"),
-)
-
-
-class FakeRunner:
-    """Plays the containers: discovery returns ``plan``, bridges exit with scripted codes."""
-
-    def __init__(self, plan: Mapping[str, Any], exits: Mapping[str, list[int]] | None = None):
-        self.plan = json.dumps(plan, separators=(",", ":"))
-        self.exits = {k: list(v) for k, v in (exits or {}).items()}
-        self.calls: list[ContainerCall] = []
-
-    def __call__(self, call: ContainerCall) -> ContainerResult:
-        self.calls.append(call)
-        argv = call.argv
-        if call.template == "discover":
-            return ContainerResult(0, {PLAN_PATH: self.plan})
-        if call.template == "bridge":
-            key = f"{argv[argv.index('--namespace') + 1]}/{argv[argv.index('--job') + 1]}"
-            codes = self.exits.get(key) or [0]
-            code = codes.pop(0) if len(codes) > 1 else codes[0]
-            if code == 75:  # the bridge gave up before writing a result
-                return ContainerResult(code)
-            status = "succeeded" if code == 0 else "failed"
-            namespace, job = key.split("/")
-            result = {"namespace": namespace, "job": job, "status": status}
-            return ContainerResult(code, {RESULT_PATH: json.dumps(result)})
-        return ContainerResult(0)
-
-    def bridged(self) -> list[str]:
-        return [
-            f"{c.argv[c.argv.index('--namespace') + 1]}/{c.argv[c.argv.index('--job') + 1]}"
-            for c in self.calls
-            if c.template == "bridge"
-        ]
-
-
-def _run(runner: FakeRunner, **params: str) -> EmulatedRun:
-    return Emulator(TEMPLATE, parameters={**PARAMS, **params}, runner=runner).run()
+def _argv(name: str) -> list[str]:
+    container = TEMPLATES[name]["container"]
+    return [*container["command"], *container["args"]]
 
 
 def test_parameters_are_the_agreed_interface() -> None:
@@ -117,122 +110,131 @@ def test_parameters_are_the_agreed_interface() -> None:
     assert params["parallelism"]["value"] == "8"
 
 
-def test_waves_run_in_order_with_one_named_node_per_job() -> None:
-    runner = FakeRunner(EXAMPLE_PLAN)
-    run = _run(runner)
-    assert run.phase == "Succeeded"
-    assert runner.bridged() == ["team-a/schema", "team-a/seed", "team-b/cache", "team-c/index"]
-    names = [n.display_name for n in run.containers("bridge")]
-    assert names == [
-        "abort-on-failure(0:team-a/schema)",
-        "abort-on-failure(0:team-a/seed)",
-        "continue-on-failure(0:team-b/cache)",
-        "abort-on-failure(0:team-c/index)",
-    ]
-    assert [n.inputs["wave"] for n in run.containers("bridge")] == ["-1", "0", "0", "1"]
-
-
-def test_discovery_and_bridge_commands_are_exactly_the_cli() -> None:
-    runner = FakeRunner(EXAMPLE_PLAN)
-    _run(runner, **{"source-batch-operation-id": "b-0"})
-    discover = next(c for c in runner.calls if c.template == "discover")
-    assert discover.argv == (
+def test_discovery_bridge_and_exit_handler_commands_are_exactly_these() -> None:
+    assert _argv("discover") == [
         "python", "-m", "bridge", "discover",
-        "--operation", "lifecycle.upsert", "--tenant-env-id", "t-799a",
+        "--operation", "{{workflow.parameters.operation}}",
+        "--tenant-env-id", "{{workflow.parameters.tenant-env-id}}",
         "--environment", "/tmp/environment.b64", "--inputs-base64", "--output", "/tmp/plan.json",
-    )  # fmt: skip
-    # Tenant data arrives base64-encoded (Argo never parses it as its own template text); the
-    # literal is what Go's base64.StdEncoding (sprig.b64enc) gives for the environment.
-    assert discover.input_files == {"/tmp/environment.b64": "YXBwbGljYXRpb25zOiBbY2F0YWxvZ10K"}
-    assert discover.service_account == "tenant-lifecycle-discovery"
-    bridge = next(c for c in runner.calls if c.template == "bridge")
-    assert bridge.argv == (
+    ]  # fmt: skip
+    assert _argv("bridge") == [
         "python", "-m", "bridge", "run",
-        "--namespace", "team-a", "--job", "schema",
-        "--operation", "lifecycle.upsert", "--tenant-env-id", "t-799a",
-        "--batch-operation-id", "b-1",
+        "--namespace", _TAG_NAMESPACE, "--job", _TAG_JOB,
+        "--operation", "{{workflow.parameters.operation}}",
+        "--tenant-env-id", "{{workflow.parameters.tenant-env-id}}",
+        "--batch-operation-id", "{{workflow.parameters.batch-operation-id}}",
         "--environment", "/tmp/environment.b64", "--changeset", "/tmp/changeset.b64",
         "--inputs-base64",
-        "--workflow-name", "lc-emulated", "--workflow-uid", "00000000-0000-0000-0000-000000000000",
-        "--source-batch-operation-id", "b-0", "--result", "/tmp/result.json",
-    )  # fmt: skip
-    assert bridge.input_files == {
-        "/tmp/environment.b64": "YXBwbGljYXRpb25zOiBbY2F0YWxvZ10K",
-        "/tmp/changeset.b64": "e30=",  # "{}"
-    }
-    assert bridge.service_account == "tenant-lifecycle-bridge"
-
-
-def test_failed_abort_job_stops_later_waves_but_finishes_its_own() -> None:
-    runner = FakeRunner(EXAMPLE_PLAN, exits={"team-a/seed": [3]})
-    run = _run(runner)
-    assert run.phase == "Failed"
-    # The whole wave 0 ran (failFast: false); wave 1 never started.
-    assert runner.bridged() == ["team-a/schema", "team-a/seed", "team-b/cache"]
-    seed = next(n for n in run.containers("bridge") if "team-a/seed" in n.name)
-    assert (seed.phase, seed.exit_code, seed.attempts) == ("Failed", 3, 1)
-    # The exit handler runs either way and is told which workflow to publish.
-    publish = [c for c in runner.calls if c.template == "publish-result"]
-    assert len(publish) == 1
-    assert publish[0].argv == (
+        "--workflow-name", "{{workflow.name}}", "--workflow-uid", "{{workflow.uid}}",
+        "--source-batch-operation-id", "{{workflow.parameters.source-batch-operation-id}}",
+        "--result", "/tmp/result.json",
+    ]  # fmt: skip
+    # In the exit handler the Workflow's phase is not final yet: Argo's verdict is passed.
+    assert _argv("publish-result") == [
         "tenantctl", "publish-result",
-        "--workflow", "lc-emulated", "--namespace", "tenant-lifecycle",
-        "--workflow-status", "Failed",
-    )  # fmt: skip
+        "--workflow", "{{workflow.name}}", "--namespace", "{{workflow.namespace}}",
+        "--workflow-status", "{{workflow.status}}",
+    ]  # fmt: skip
+    # Tenant data is handed over as files, base64 of the parameter (sprig.b64enc).
+    encoded = {
+        name: {a["path"]: a["raw"]["data"] for a in TEMPLATES[name]["inputs"]["artifacts"]}
+        for name in ("discover", "bridge")
+    }
+    assert encoded == {
+        "discover": {
+            "/tmp/environment.b64": "{{=sprig.b64enc(workflow.parameters['environment'])}}"
+        },
+        "bridge": {
+            "/tmp/environment.b64": "{{=sprig.b64enc(workflow.parameters['environment'])}}",
+            "/tmp/changeset.b64": "{{=sprig.b64enc(workflow.parameters['changeset'])}}",
+        },
+    }
+    accounts = {name: TEMPLATES[name]["serviceAccountName"] for name in _CONTAINERS}
+    assert accounts == {
+        "discover": "tenant-lifecycle-discovery",
+        "bridge": "tenant-lifecycle-bridge",
+        "publish-result": "tenant-lifecycle-orchestrator",
+    }
 
 
-def test_failed_continue_job_does_not_stop_later_waves() -> None:
-    runner = FakeRunner(EXAMPLE_PLAN, exits={"team-b/cache": [1]})
-    run = _run(runner)
-    assert runner.bridged() == ["team-a/schema", "team-a/seed", "team-b/cache", "team-c/index"]
-    assert run.phase == "Succeeded"
-    cache = next(n for n in run.containers("bridge") if "team-b/cache" in n.name)
-    assert cache.phase == "Failed"
-    assert json.loads(cache.outputs["result"])["status"] == "failed"
+def test_the_commands_parse_with_the_real_clis_and_the_settings_configmap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The settings ConfigMap is envFrom'd into every platform container: its values must be
+    # acceptable to the options they set (BRIDGE_*, TENANTCTL_*).
+    config = yaml.safe_load((REPO / "deploy" / "base" / "configmaps.yaml").read_text())
+    for key, value in config["data"].items():
+        monkeypatch.setenv(key, value)
+    from orchestrator.cli import main as tenantctl
+
+    for name in _CONTAINERS:
+        argv = _argv(name)
+        tags = {a for a in argv if "{{" in a}
+        assert tags <= set(_SAMPLE), (name, tags - set(_SAMPLE))
+        args = [_SAMPLE.get(a, a) for a in argv]
+        if name == "publish-result":
+            assert args[:2] == ["tenantctl", "publish-result"]
+            tenantctl.commands["publish-result"].make_context(args[1], args[2:]).close()
+        else:
+            assert args[:3] == ["python", "-m", "bridge"]
+            bridge_cli.commands[args[3]].make_context(args[3], args[4:]).close()
 
 
-@pytest.mark.parametrize("code", [1, 2, 3, 143])
-def test_job_failures_refusals_and_terminations_are_never_retried(code: int) -> None:
-    runner = FakeRunner(EXAMPLE_PLAN, exits={"team-a/schema": [code, 0]})
-    run = _run(runner)
-    assert runner.bridged().count("team-a/schema") == 1
-    assert run.phase == "Failed"
+def test_only_the_bridges_own_exit_75_is_retried_a_bounded_number_of_times() -> None:
+    retry = TEMPLATES["bridge"]["retryStrategy"]
+    # The bridge exits 75 only for its own infrastructure errors (it maps a job's 75 to 1).
+    assert retry["expression"] == "asInt(lastRetry.exitCode) == 75"
+    assert retry["retryPolicy"] == "Always"
+    assert retry["limit"] == SETTINGS.bridge_retry_limit == 4
+    assert retry["backoff"] == {"duration": "15s", "factor": 2, "cap": "5m"}
+    # No other container of the run is retried on a job's behalf; the exit handler publishes
+    # idempotently, so any failure of it is retried.
+    assert "retryStrategy" not in TEMPLATES["discover"]
+    assert "expression" not in TEMPLATES["publish-result"]["retryStrategy"]
+    # A bridge that wrote no result still names its job (status error, reason NoResult).
+    default = TEMPLATES["bridge"]["outputs"]["parameters"][0]["valueFrom"]["default"]
+    filled = default.replace(_TAG_NAMESPACE, "team-a").replace(_TAG_JOB, "schema")
+    assert json.loads(filled) == {
+        "namespace": "team-a", "job": "schema", "status": "error", "exitCode": -1,
+        "reason": "NoResult",
+        "message": "the bridge exited without writing a result; see the node logs",
+    }  # fmt: skip
 
 
-def test_infrastructure_exit_is_retried_until_it_succeeds() -> None:
-    runner = FakeRunner(EXAMPLE_PLAN, exits={"team-a/schema": [75, 75, 0]})
-    run = _run(runner)
-    assert runner.bridged().count("team-a/schema") == 3
-    assert run.phase == "Succeeded"
-    schema = next(n for n in run.containers("bridge") if "team-a/schema" in n.name)
-    assert schema.attempts == 3
+def test_the_parallelism_levels_partition_the_parameter_and_bound_each_wave() -> None:
+    has_waves = f"len(jsonpath({PLAN}, '$.waves')) > 0"
+    p = "asInt(workflow.parameters.parallelism)"
+    (discover,), levels = TEMPLATES["lifecycle"]["steps"]
+    assert discover["template"] == "discover"
+    # Exactly one level's `when` holds for any value: [32, ...), [16, 32), ..., (..., 2).
+    assert {s["name"]: s["when"] for s in levels} == {
+        "waves-p1": f"{{{{={has_waves} && {p} < 2}}}}",
+        "waves-p2": f"{{{{={has_waves} && {p} >= 2 && {p} < 4}}}}",
+        "waves-p4": f"{{{{={has_waves} && {p} >= 4 && {p} < 8}}}}",
+        "waves-p8": f"{{{{={has_waves} && {p} >= 8 && {p} < 16}}}}",
+        "waves-p16": f"{{{{={has_waves} && {p} >= 16 && {p} < 32}}}}",
+        "waves-p32": f"{{{{={has_waves} && {p} >= 32}}}}",
+    }
+    assert [s["template"] for s in levels] == [s["name"] for s in levels]
+    assert all(s["arguments"]["parameters"] == [{"name": "index", "value": "0"}] for s in levels)
+    for level in SETTINGS.parallelism_levels:
+        wave = TEMPLATES[f"wave-p{level}"]
+        assert wave["parallelism"] == level
+        # Every job of a started wave runs even when one of them failed; abort stops later waves.
+        assert wave["failFast"] is False
+        (group,) = wave["steps"]
+        assert [(s["name"], s["template"], s.get("continueOn")) for s in group] == [
+            ("abort-on-failure", "bridge", None),
+            ("continue-on-failure", "bridge", {"error": True, "failed": True}),
+        ]
+        waves = TEMPLATES[f"waves-p{level}"]["steps"]
+        assert [[s["template"] for s in g] for g in waves] == [
+            [f"wave-p{level}"],
+            [f"waves-p{level}"],  # the next wave: recursion on the index
+        ]
 
 
-def test_infrastructure_retries_are_bounded_and_leave_an_error_result() -> None:
-    runner = FakeRunner(EXAMPLE_PLAN, exits={"team-a/schema": [75]})
-    run = _run(runner)
-    limit = next(t for t in TEMPLATE["spec"]["templates"] if t["name"] == "bridge")[
-        "retryStrategy"
-    ]["limit"]
-    assert runner.bridged().count("team-a/schema") == limit + 1
-    assert run.phase == "Failed"
-    schema = next(n for n in run.containers("bridge") if "team-a/schema" in n.name)
-    # No result file: the output default still names the job, as valid JSON.
-    result = json.loads(schema.outputs["result"])
-    assert (result["namespace"], result["job"], result["status"]) == ("team-a", "schema", "error")
-
-
-def test_empty_plan_skips_the_waves() -> None:
-    runner = FakeRunner(_plan())
-    run = _run(runner)
-    assert run.phase == "Succeeded"
-    assert runner.bridged() == []
-    levels = [n for n in run.nodes if ".waves-p" in n.name]
-    assert len(levels) == 6
-    assert all(n.phase == "Skipped" for n in levels)
-
-
-def test_tenant_data_reaches_the_containers_only_base64_encoded() -> None:
+def test_tenant_data_is_never_placed_in_template_text_as_is() -> None:
     # Argo substitutes a template's text more than once: tenant text placed in it as is would
     # be parsed as Argo's own template ("{{=...}}" evaluated, an unclosed "{{" an error). The
     # template only ever hands it over encoded, by an expression over the parameter.
@@ -242,29 +244,18 @@ def test_tenant_data_reaches_the_containers_only_base64_encoded() -> None:
         assert f"workflow.parameters['{name}']" not in rendered.replace(
             f"sprig.b64enc(workflow.parameters['{name}'])", ""
         )
-    environment = "applications: [catalog]\nnote: '{{workflow.name}} {{=1+1}} {{ ünïcode'\n"
-    changeset = '{"sql": "select \'{{x}}\'"}'
-    runner = FakeRunner(EXAMPLE_PLAN)
-    _run(runner, environment=environment, changeset=changeset)
-    for call in runner.calls:
-        if call.template == "publish-result":
-            continue
-        decoded = {
-            p: base64.b64decode(v, validate=True).decode() for p, v in call.input_files.items()
-        }
-        assert decoded["/tmp/environment.b64"] == environment, call.node
-        if call.template == "bridge":
-            assert decoded["/tmp/changeset.b64"] == changeset
 
 
-def test_labels_and_mutex_come_from_the_parameters() -> None:
-    run = _run(FakeRunner(EXAMPLE_PLAN))
-    assert run.labels == {
-        "tenant-lifecycle.dev/tenant": "t-799a",
-        "tenant-lifecycle.dev/operation": "lifecycle.upsert",
-        "tenant-lifecycle.dev/batch": "b-1",
+def test_labels_and_mutex_are_taken_from_the_parameters() -> None:
+    spec = TEMPLATE["spec"]
+    assert spec["workflowMetadata"]["labelsFrom"] == {
+        "tenant-lifecycle.dev/tenant": {"expression": "workflow.parameters['tenant-env-id']"},
+        "tenant-lifecycle.dev/operation": {"expression": "workflow.parameters['operation']"},
+        "tenant-lifecycle.dev/batch": {"expression": "workflow.parameters['batch-operation-id']"},
     }
-    assert run.mutex == "tenant-t-799a"
+    assert spec["synchronization"] == {
+        "mutexes": [{"name": "tenant-{{workflow.parameters.tenant-env-id}}"}]
+    }
 
 
 def test_deadline_gc_and_ttl_are_set() -> None:
@@ -286,11 +277,7 @@ def test_pods_run_as_named_non_root_users_and_are_not_evicted_by_the_autoscaler(
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     containers = [t["container"] for t in spec["templates"] if "container" in t]
-    assert {t["name"] for t in spec["templates"] if "container" in t} == {
-        "discover",
-        "bridge",
-        "publish-result",
-    }
+    assert {t["name"] for t in spec["templates"] if "container" in t} == set(_CONTAINERS)
     for container in containers:
         context = container["securityContext"]
         assert (context["runAsUser"], context["runAsGroup"]) == (10001, 10001)
@@ -312,28 +299,10 @@ def _strings(node: Any) -> Iterator[str]:
             yield from _strings(value)
 
 
-def test_every_expression_in_the_template_is_one_the_emulator_implements() -> None:
-    used = {
-        m.group(1).strip()
-        for s in _strings(TEMPLATE)
-        for m in re.finditer(r"\{\{=(.*?)\}\}(?!\})", s)
-    }
-    used |= {
-        t["retryStrategy"]["expression"]
-        for t in TEMPLATE["spec"]["templates"]
-        if "expression" in t.get("retryStrategy", {})
-    }
-    used |= {v["expression"] for v in TEMPLATE["spec"]["workflowMetadata"]["labelsFrom"].values()}
-    unknown = {
-        e for e in used if e not in EXPRESSIONS and not any(p.fullmatch(e) for p, _ in PATTERNS)
-    }
-    assert unknown == set()
-    assert len(used) >= 10
-
-
 def test_every_referenced_template_and_input_exists() -> None:
-    templates = {t["name"]: t for t in TEMPLATE["spec"]["templates"]}
+    templates = TEMPLATES
     assert TEMPLATE["spec"]["entrypoint"] in templates
+    assert TEMPLATE["spec"]["onExit"] in templates
     for template in templates.values():
         declared = {p["name"] for p in template.get("inputs", {}).get("parameters", [])}
         used = {
@@ -348,17 +317,25 @@ def test_every_referenced_template_and_input_exists() -> None:
                 target_inputs = {p["name"] for p in target.get("inputs", {}).get("parameters", [])}
                 passed = {p["name"] for p in step.get("arguments", {}).get("parameters", [])}
                 assert passed <= target_inputs, (step["name"], passed - target_inputs)
+                required = {
+                    p["name"]
+                    for p in target.get("inputs", {}).get("parameters", [])
+                    if "value" not in p and "default" not in p
+                }
+                assert required <= passed, (step["name"], required - passed)
+    # Every workflow parameter referenced is declared; the plan is the discover step's global.
+    parameters = {p["name"] for p in TEMPLATE["spec"]["arguments"]["parameters"]}
+    referenced = {
+        dotted or indexed
+        for s in _strings(TEMPLATE["spec"])
+        for dotted, indexed in re.findall(r"workflow\.parameters(?:\.([\w-]+)|\['([\w-]+)'\])", s)
+    }
+    assert referenced == parameters, referenced
+    (plan,) = TEMPLATES["discover"]["outputs"]["parameters"]
+    assert (plan["globalName"], plan["valueFrom"]["path"]) == ("plan", "/tmp/plan.json")
 
 
-def test_unknown_expression_is_refused() -> None:
-    broken = json.loads(json.dumps(TEMPLATE))
-    lifecycle = next(t for t in broken["spec"]["templates"] if t["name"] == "lifecycle")
-    lifecycle["steps"][1][0]["when"] = "{{=len(workflow.outputs.parameters.plan) > 1}}"
-    with pytest.raises(EmulationError, match="not implemented"):
-        Emulator(broken, parameters=PARAMS, runner=FakeRunner(EXAMPLE_PLAN)).run()
-
-
-def test_two_thousand_job_plan_fits_argo_output_limit_and_fans_out() -> None:
+def test_two_thousand_job_plan_fits_argo_output_limit() -> None:
     # Ordinary names (34 characters for namespace + name): 40 team namespaces, 50 jobs each,
     # over 4 waves, a tenth `continue`. The plan costs about 85 bytes per job plus the names,
     # so 2,000 jobs fit while namespace + name average at most ~45 characters (docs/workflows.md).
@@ -383,76 +360,9 @@ def test_two_thousand_job_plan_fits_argo_output_limit_and_fans_out() -> None:
     size = plan_size(plan)
     assert plan.job_count == 2000
     assert size <= MAX_PLAN_BYTES == 256 * 1024, f"{size} bytes"
-    runner = FakeRunner(plan.to_json())
-    run = _run(runner)
-    assert run.phase == "Succeeded"
-    assert sorted(runner.bridged()) == sorted(f"{ns}/{n}" for ns, n, _, _ in jobs)
-    # The per-wave fan-out lists (workflow parameters too) stay well under the limit.
-    waves = [n for n in run.nodes if n.template == "wave-p8"]
-    assert len(waves) == 4
-    assert max(len(n.inputs["abort-jobs"]) for n in waves) < MAX_PLAN_BYTES
-
-
-def test_concurrent_emulation_gives_the_same_nodes_and_outcome() -> None:
-    exits = {"team-b/cache": [1]}
-    sequential = _run(FakeRunner(EXAMPLE_PLAN, exits))
-    concurrent = Emulator(
-        TEMPLATE, parameters=PARAMS, runner=FakeRunner(EXAMPLE_PLAN, exits), max_workers=4
-    ).run()
-    assert [(n.name, n.phase) for n in concurrent.nodes] == [
-        (n.name, n.phase) for n in sequential.nodes
-    ]
-    assert concurrent.phase == sequential.phase == "Succeeded"
-
-
-class ConcurrencyRunner(FakeRunner):
-    """Counts how many bridges run at the same time.
-
-    Each bridge waits (up to 5 s) until ``expected`` bridges have been running together, so the
-    peak does not depend on thread scheduling: it reaches ``expected`` unless fewer are allowed.
-    """
-
-    def __init__(self, plan: Mapping[str, Any], *, expected: int) -> None:
-        super().__init__(plan)
-        self.expected = expected
-        self.changed = threading.Condition()
-        self.running = 0
-        self.peak = 0
-
-    def __call__(self, call: ContainerCall) -> ContainerResult:
-        if call.template != "bridge":
-            return super().__call__(call)
-        with self.changed:
-            self.running += 1
-            self.peak = max(self.peak, self.running)
-            self.changed.notify_all()
-            self.changed.wait_for(lambda: self.peak >= self.expected, timeout=5)
-            self.running -= 1
-        return super().__call__(call)
-
-
-WIDE_PLAN = _plan(*[("team-a", f"job-{i}", 0, "abort") for i in range(12)])
-
-
-@pytest.mark.parametrize(
-    ("requested", "level"),
-    [("1", 1), ("0", 1), ("3", 2), ("4", 4), ("8", 8), ("31", 16), ("500", 32)],
-)
-def test_parallelism_parameter_selects_the_highest_level_not_above_it(
-    requested: str, level: int
-) -> None:
-    runner = ConcurrencyRunner(WIDE_PLAN, expected=min(level, 12))
-    run = Emulator(
-        TEMPLATE, parameters={**PARAMS, "parallelism": requested}, runner=runner, max_workers=16
-    ).run()
-    assert run.phase == "Succeeded"
-    ran = [
-        n.name.rsplit(".", 1)[-1]
-        for n in run.nodes
-        if ".waves-p" in n.name and n.phase != "Skipped"
-    ]
-    assert ran[0] == f"waves-p{level}"
-    assert len(runner.bridged()) == 12
-    # Never more bridges of a wave at once than the level (the emulator honours `parallelism`).
-    assert runner.peak <= level
-    assert runner.peak == min(level, 12)
+    # A wave's fan-out list (a ["namespace/job", ...] parameter) stays well under the limit too.
+    biggest = max(
+        len(json.dumps([f"{j['namespace']}/{j['name']}" for j in wave["jobs"]]))
+        for wave in plan.to_json()["waves"]
+    )
+    assert biggest < MAX_PLAN_BYTES // 4, biggest
