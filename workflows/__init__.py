@@ -8,8 +8,10 @@ Public API:
 * :mod:`workflows.events` — ``event_source_manifest``, ``sensor_manifest``, ``sensor_workflow``;
 * :mod:`workflows.install` — the plain Kubernetes manifests;
 * :func:`workflows.render.render_tree` / ``write_tree`` / ``drifted`` — what ``tenantctl render``
-  writes and checks;
-* :class:`workflows.emulator.Emulator` — interprets the rendered template (tests, previews).
+  writes and checks.
+
+Nothing here runs the template: its behaviour is proven on the real Argo controller
+(``tests/e2e/argo``).
 
 Modules import hera lazily from here: import the submodule you need.
 """
