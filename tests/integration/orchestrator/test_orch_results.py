@@ -1,5 +1,19 @@
-"""Result events: the test plays Argo (patches a Workflow's status and node outputs); the
-tracker and the exit handler command publish exactly one result per Workflow."""
+"""Result events: the tracker and the exit handler command publish exactly one result per
+Workflow, whatever order, races and crashes they meet.
+
+The normal path -- the real Argo controller running the template, its exit handler publishing
+the result, one event per run -- is proven in ``tests/e2e/argo/test_argo_lifecycle.py``
+(``test_an_upsert_runs_waves_in_order_over_three_team_namespaces`` for a success,
+``test_a_failed_abort_job_stops_later_waves_and_a_continue_job_does_not`` for a failure: each
+reads back exactly one result event). These tests stay because they exercise
+the result-claim protocol under conditions a real controller cannot be made to produce on
+demand: a tracker restarted after it published, the exit handler publishing while the Workflow
+is still Running and the tracker seeing it finish later, six publishers racing for one
+Workflow, and a publisher that died holding the claim. For that they write a Workflow's status
+themselves with :func:`write_workflow_status`: a fake at our own seam (the Workflow object the
+tracker reads), not a model of Argo's controller -- only the fields the tracker reads (phase,
+times, bridge nodes with their ``result`` output).
+"""
 
 from __future__ import annotations
 
@@ -69,8 +83,9 @@ def bridge_result(batch: str, job_row: tuple) -> dict[str, Any]:
     }
 
 
-def play_argo(kube: Any, name: str, batch: str, phase: str, jobs: list[tuple]) -> None:
-    """What the Argo controller would write: phase, times, one node per bridge with its output."""
+def write_workflow_status(kube: Any, name: str, batch: str, phase: str, jobs: list[tuple]) -> None:
+    """Patch the Workflow's status with the fields the tracker reads: phase, times, one bridge
+    node per job with its ``result`` output (the shape the real controller writes)."""
     nodes: dict[str, Any] = {
         name: {"id": name, "displayName": name, "type": "Steps", "phase": phase}
     }
@@ -137,8 +152,8 @@ def test_succeeded_workflow_yields_one_result_and_a_restart_does_not_repeat_it(
         batch = published.stdout.strip()
         name = workflow_name(batch)
         wait_for(lambda: workflows(kube))
-        play_argo(kube, name, batch, "Running", JOBS[:1])
-        play_argo(kube, name, batch, "Succeeded", JOBS)
+        write_workflow_status(kube, name, batch, "Running", JOBS[:1])
+        write_workflow_status(kube, name, batch, "Succeeded", JOBS)
         (message,) = drain(t.project, t.results_subscription, expected=1)
         wait_for(
             lambda: (
@@ -237,7 +252,7 @@ def test_exit_handler_publishes_a_failure_once_and_the_tracker_agrees(
     name = ArgoEngine(kube, namespace=WORKFLOW_NAMESPACE).submit(request).name
     jobs = [JOBS[0], ("team-b", "index", 0, "failed", 3, "BackoffLimitExceeded")]
     # Argo runs the exit handler while the Workflow is still Running
-    play_argo(kube, name, "fails-1", "Running", jobs)
+    write_workflow_status(kube, name, "fails-1", "Running", jobs)
     out = cli(
         "publish-result",
         "--workflow",
@@ -252,7 +267,7 @@ def test_exit_handler_publishes_a_failure_once_and_the_tracker_agrees(
         kubeconfig,
     )
     assert "published dev.tenant-lifecycle.operation.failed" in out.stdout
-    play_argo(kube, name, "fails-1", "Failed", jobs)
+    write_workflow_status(kube, name, "fails-1", "Failed", jobs)
     service = start_service(sandbox, t)
     try:
         messages = drain(t.project, t.results_subscription, expected=1)
@@ -278,7 +293,7 @@ def test_racing_publishers_publish_once(sandbox, pubsub_topology) -> None:
         batch_operation_id="race-1", tenant_env_id="tenant-9", operation="lifecycle.backup"
     )
     name = ArgoEngine(kube, namespace=WORKFLOW_NAMESPACE).submit(request).name
-    play_argo(kube, name, "race-1", "Succeeded", JOBS)
+    write_workflow_status(kube, name, "race-1", "Succeeded", JOBS)
     bus = PubSubBus(PubSubSettings(project=t.project))
     outcomes: list[str] = []
     lock = threading.Lock()
@@ -317,7 +332,7 @@ def test_a_crashed_publishers_claim_is_taken_over_after_its_ttl(sandbox, pubsub_
         batch_operation_id="crash-1", tenant_env_id="tenant-3", operation="lifecycle.upsert"
     )
     name = ArgoEngine(kube, namespace=WORKFLOW_NAMESPACE).submit(request).name
-    play_argo(kube, name, "crash-1", "Succeeded", JOBS)
+    write_workflow_status(kube, name, "crash-1", "Succeeded", JOBS)
     bus = PubSubBus(PubSubSettings(project=t.project))
     publisher = ResultPublisher(
         kube, bus, namespace=WORKFLOW_NAMESPACE, topic=t.results_topic, owner="me", claim_ttl=30
