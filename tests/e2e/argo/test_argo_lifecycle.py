@@ -24,6 +24,8 @@ from tests.fixtures.argo_cluster import NAMESPACE, ArgoCluster
 
 REPO = Path(__file__).resolve().parents[3]
 TEAM_MANIFEST = REPO / "deploy" / "team-example" / "team.yaml"
+# The first test also pays for the session's Argo install (a minute or two on 2 cores).
+pytestmark = pytest.mark.timeout(600)
 
 
 def _tag() -> str:
@@ -282,12 +284,20 @@ def test_the_nightly_fleet_cron_runs_under_strict_template_referencing(
     cluster = argo_install
     cluster.kubectl("apply", "-k", str(REPO / "workflows" / "rendered" / "fleet"))
     name = cluster.argo("submit", "--from", "cronwf/fleet-nightly-backup", "-o", "name").strip()
-    workflow = cluster.wait(name, timeout=180)
-    message = workflow["status"].get("message", "")
-    assert "workflowTemplateRef" not in message, message
-    assert "not permitted" not in message, message
-    pods = [n for n in workflow["status"].get("nodes", {}).values() if n.get("type") == "Pod"]
-    assert pods, f"the controller started no dispatcher pod: {workflow['status']}"
+
+    def dispatcher_started() -> dict[str, Any] | None:
+        status = cluster.workflow(name).get("status") or {}
+        message = status.get("message", "")
+        assert "workflowTemplateRef" not in message, message
+        assert status.get("phase") not in ("Error",), status
+        pods = [n for n in (status.get("nodes") or {}).values() if n.get("type") == "Pod"]
+        return pods[0] if pods else None
+
+    # The controller accepted it under Strict and started the dispatcher's pod (which then
+    # fails to reach the example inventory URL: what it does is the fleet suite's subject).
+    pod = _wait_for(dispatcher_started, "the fleet dispatcher's pod", timeout=120)
+    assert pod["templateName"] == "fleet", pod
+    cluster.argo("terminate", name)
 
 
 def test_argo_lint_passes_every_rendered_manifest_and_fails_a_broken_one(
@@ -440,21 +450,27 @@ def test_an_empty_plan_succeeds_with_a_result_listing_no_job(argo_install: ArgoC
     assert event["data"]["jobs"] == []
 
 
+@pytest.mark.timeout(900)
 def test_a_large_workflow_whose_nodes_argo_compresses_still_reports_every_job(
     argo_install: ArgoCluster, teams: Sequence[str]
 ) -> None:
     cluster = argo_install
     operation = f"e2e-{_tag()}.upsert"
-    count = 60
+    count = 120
     cluster.apply([job(teams[i % 3], f"j{i:03d}", operation=operation, wave=0, script="true")
                    for i in range(count)])  # fmt: skip
     # Every bridge node carries a copy of its inputs (the tenant's environment and changeset):
-    # 60 nodes x ~40 kB pass Argo's 1 MiB status limit, so the controller compresses them.
-    environment = json.dumps({"applications": [], "blob": "x" * 15_000, "n": list(range(2000))})
+    # what counts is the bytes of node status, not the number of jobs. 120 nodes with a 6 kB
+    # environment (or 300 with 2 kB) pass Argo's 1 MiB limit, and the controller moves the
+    # nodes into status.compressedNodes. 120 at parallelism 16 keeps the test to ~2 minutes
+    # on 2 cores; 300 at 32 took 6 and saturated the machine.
+    environment = json.dumps(
+        {"applications": [], "settings": {f"k{i}": "v" * 30 for i in range(150)}}
+    )
     batch = f"b-{_tag()}"
     name = cluster.submit(operation=operation, batch=batch, environment=environment,
-                          changeset=environment, parallelism=32)  # fmt: skip
-    workflow = cluster.wait(name, timeout=600)
+                          changeset=environment, parallelism=16)  # fmt: skip
+    workflow = cluster.wait(name, timeout=1200)
     assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
     assert workflow["status"].get("compressedNodes"), "the controller did not compress the nodes"
     assert not workflow["status"].get("nodes")
