@@ -57,13 +57,28 @@ def _fanout(quick: bool, workdir: Path) -> Report:
     return fanout.run(quick=quick, workdir=workdir)
 
 
+def _argo(name: str) -> Callable[[bool, Path], Report]:
+    def run(quick: bool, workdir: Path) -> Report:
+        from . import argo
+
+        runner = argo.run_fanout if name == "fanout" else argo.run_events
+        host = os.environ.get("BENCH_PUBSUB_EMULATOR_HOST")
+        return runner(quick=quick, workdir=workdir, emulator_host=host)
+
+    return run
+
+
 # The default order: the bridge benchmark last, because it stops at the suite's deadline.
 BENCHMARKS: dict[str, tuple[Callable[[bool, Path], Report], str]] = {
     "discovery": (_discovery, "2,000 namespaces, 60,000 Jobs: ours vs naive vs one raw LIST"),
     "events": (_events, "10,000 request events to Workflows vs a raw pull-and-ack loop"),
     "fanout": (_fanout, "200 one-second jobs, 20 namespaces, 4 waves, parallelism 50"),
     "bridge": (_bridge, "50 bridge runs x 1,000 lines: overhead, log latency vs kubectl logs -f"),
+    # Real Argo (bench/argo.py): only when named -- they hold the machine's one Argo install.
+    "argo-fanout": (_argo("fanout"), "real Argo: 200 jobs, parallelism 32 vs ideal and local"),
+    "argo-events": (_argo("events"), "real Argo: 30 requests via tenantctl listen vs raw creates"),
 }
+OPT_IN = {"argo-fanout", "argo-events"}
 # Seconds the whole suite may take (BENCH_BUDGET_SECONDS). Seeding 60,000 Jobs through a real
 # kube-apiserver takes ~20 minutes on 2 cores (docs/performance.md), so the budget leaves the
 # bridge benchmark, last, its time after the real discovery run.
@@ -91,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}"
         )
-    names = args.names or list(BENCHMARKS)
+    names = args.names or [n for n in BENCHMARKS if n not in OPT_IN]
     # The children (bridge, workers) import the project and bench from the checkout.
     os.chdir(common.ROOT)
     machine = common.machine_info()
