@@ -18,10 +18,11 @@ each replaced by a run on the real controller:
 * ``test_job_failures_refusals_and_terminations_are_never_retried`` ->
   ``test_argo_lifecycle.py::test_a_jobs_own_exit_75_is_final_not_an_infrastructure_retry`` and
   ``test_argo_stop_and_terminate_during_a_wave_leave_no_team_pod`` (the expression's text below);
-* ``test_infrastructure_exit_is_retried_until_it_succeeds`` and the ``NoResult`` half of
-  ``test_infrastructure_retries_are_bounded_and_leave_an_error_result`` ->
-  ``test_argo_template_levels.py::test_a_bridge_infrastructure_exit_75_is_retried_by_argo_until_it_succeeds``
-  (the bound, ``limit: 4``, is text below);
+* ``test_infrastructure_exit_is_retried_until_it_succeeds`` ->
+  ``test_argo_template_levels.py::test_a_bridge_infrastructure_exit_75_is_retried_by_argo_until_it_succeeds``;
+  ``test_infrastructure_retries_are_bounded_and_leave_an_error_result`` is text below (the bound,
+  ``limit: 4``, and the ``NoResult`` default as JSON): running out of retries on the real
+  controller takes its whole backoff, 15 + 30 + 60 + 120 s;
 * ``test_empty_plan_skips_the_waves`` ->
   ``test_argo_lifecycle.py::test_an_empty_plan_succeeds_with_a_result_listing_no_job``;
 * the delivery half of ``test_tenant_data_reaches_the_containers_only_base64_encoded`` ->
