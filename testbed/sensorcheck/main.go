@@ -35,21 +35,29 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
+// withResource: print the submitted object too (-resource).
+var withResource bool
+
 // maxLine bounds one input line; ids in the tests are a few hundred bytes.
 const maxLine = 1 << 20
 
 type input struct {
 	// Kept raw so the id reaches the event body exactly as the caller wrote it.
 	ID json.RawMessage `json:"id"`
+	// Optional: the whole request CloudEvent (its id must equal ID); default: a minimal one.
+	Event json.RawMessage `json:"event,omitempty"`
 }
 
 type output struct {
 	Name  *string `json:"name,omitempty"`
 	Error string  `json:"error,omitempty"`
+	// With -resource: the Workflow object the trigger would submit.
+	Workflow map[string]any `json:"workflow,omitempty"`
 }
 
 func main() {
 	sensorPath := flag.String("sensor", "", "the rendered Sensor manifest (workflows/rendered/events/sensor.yaml)")
+	flag.BoolVar(&withResource, "resource", false, "also print the whole Workflow the trigger would submit")
 	flag.Parse()
 	if *sensorPath == "" {
 		fmt.Fprintln(os.Stderr, "sensorcheck: -sensor PATH is required (the rendered Sensor manifest)")
@@ -93,11 +101,15 @@ func run(sensorPath string, in io.Reader, out io.Writer) error {
 			return errors.New(`stdin: a line without "id"`)
 		}
 		result := output{}
-		name, err := workflowName(sensor, trigger, dependency, line.ID)
+		workflow, err := submitted(sensor, trigger, dependency, line.ID, line.Event)
 		if err != nil {
 			result.Error = err.Error()
 		} else {
+			name := workflow.GetName()
 			result.Name = &name
+			if withResource {
+				result.Workflow = workflow.Object
+			}
 		}
 		if err := encoder.Encode(result); err != nil {
 			return err
@@ -121,7 +133,10 @@ func loadSensor(path string) (*v1alpha1.Sensor, error) {
 
 // requestEvent is the Argo Events event the Pub/Sub EventSource (jsonBody: true) dispatches for
 // a request CloudEvent with this id: PubSubEventData with the message data parsed under "body".
-func requestEvent(dependency v1alpha1.EventDependency, id json.RawMessage) (*v1alpha1.Event, error) {
+func requestEvent(dependency v1alpha1.EventDependency, id json.RawMessage, whole json.RawMessage) (*v1alpha1.Event, error) {
+	if len(whole) > 0 {
+		return wrap(dependency, whole)
+	}
 	cloudEvent, err := json.Marshal(map[string]any{
 		"specversion": "1.0",
 		"type":        "dev.tenant-lifecycle.operation.requested",
@@ -139,6 +154,11 @@ func requestEvent(dependency v1alpha1.EventDependency, id json.RawMessage) (*v1a
 	if err != nil {
 		return nil, err
 	}
+	return wrap(dependency, cloudEvent)
+}
+
+// wrap puts a request CloudEvent's JSON in the event the Pub/Sub EventSource dispatches.
+func wrap(dependency v1alpha1.EventDependency, cloudEvent []byte) (*v1alpha1.Event, error) {
 	body := json.RawMessage(cloudEvent)
 	data, err := json.Marshal(&events.PubSubEventData{
 		ID:          "1",
@@ -163,31 +183,31 @@ func requestEvent(dependency v1alpha1.EventDependency, id json.RawMessage) (*v1a
 	}, nil
 }
 
-// workflowName follows triggerOne: template parameters, fetch the resource, resource parameters.
-func workflowName(sensor *v1alpha1.Sensor, trigger v1alpha1.Trigger, dependency v1alpha1.EventDependency, id json.RawMessage) (string, error) {
-	event, err := requestEvent(dependency, id)
+// submitted follows triggerOne: template parameters, fetch the resource, resource parameters.
+func submitted(sensor *v1alpha1.Sensor, trigger v1alpha1.Trigger, dependency v1alpha1.EventDependency, id json.RawMessage, whole json.RawMessage) (*unstructured.Unstructured, error) {
+	event, err := requestEvent(dependency, id, whole)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	eventsMapping := map[string]*v1alpha1.Event{dependency.Name: event}
 	current := trigger.DeepCopy() // the template parameters rewrite the trigger
 	if err := sensortriggers.ApplyTemplateParameters(eventsMapping, current); err != nil {
-		return "", err
+		return nil, err
 	}
 	// No Kubernetes client is needed to fetch an inline resource and apply parameters; only
 	// Execute (the submission) would use them.
 	impl := argoworkflow.NewArgoWorkflowTrigger(nil, nil, sensor, current, zap.NewNop().Sugar())
 	resource, err := impl.FetchResource(context.Background())
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	updated, err := impl.ApplyResourceParameters(eventsMapping, resource)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	workflow, ok := updated.(*unstructured.Unstructured)
 	if !ok {
-		return "", fmt.Errorf("the trigger resource is a %T, not an object", updated)
+		return nil, fmt.Errorf("the trigger resource is a %T, not an object", updated)
 	}
-	return workflow.GetName(), nil
+	return workflow, nil
 }

@@ -278,6 +278,39 @@ def test_a_workflow_that_does_not_reference_the_template_is_refused(
     assert "workflowTemplateRef" in workflow["status"].get("message", ""), workflow["status"]
 
 
+def test_strict_refuses_a_reference_that_overrides_the_templates_service_account(
+    argo_install: ArgoCluster,
+) -> None:
+    # Why docs/install.md names v4.1.4 (at least v3.7.15 / v4.0.6) as the minimum: from those
+    # releases Strict also refuses the fields of a referencing Workflow that would override the
+    # reviewed template's pod spec, such as its service account.
+    cluster = argo_install
+    name = f"override-{_tag()}"
+    parameters = [
+        {"name": "operation", "value": "lifecycle.upsert"},
+        {"name": "tenant-env-id", "value": "t-override"},
+        {"name": "batch-operation-id", "value": name},
+    ]
+    cluster.apply(
+        [
+            {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "Workflow",
+                "metadata": {"name": name, "namespace": NAMESPACE},
+                "spec": {
+                    "workflowTemplateRef": {"name": "tenant-lifecycle"},
+                    "serviceAccountName": "tenant-lifecycle-orchestrator",
+                    "arguments": {"parameters": parameters},
+                },
+            }
+        ]
+    )
+    workflow = cluster.wait(name, timeout=60)
+    assert workflow["status"]["phase"] in ("Failed", "Error"), workflow["status"]
+    nodes = (workflow["status"].get("nodes") or {}).values()
+    assert not [n for n in nodes if n.get("type") == "Pod"], "a pod ran under the override"
+
+
 def test_the_nightly_fleet_cron_runs_under_strict_template_referencing(
     argo_install: ArgoCluster,
 ) -> None:
