@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.api_core import exceptions as gexc
+from google.auth import exceptions as gauth_exceptions
 from google.cloud import pubsub_v1
 
 from bridge.errors import BusError, UsageError
@@ -168,8 +169,18 @@ class PubSubBus:
 
     def __init__(self, settings: PubSubSettings) -> None:
         self.settings = settings
-        self._publisher = pubsub_v1.PublisherClient()
-        self._subscriber = pubsub_v1.SubscriberClient()
+        try:
+            self._publisher = pubsub_v1.PublisherClient()
+            self._subscriber = pubsub_v1.SubscriberClient()
+        except gauth_exceptions.DefaultCredentialsError as exc:
+            # No credentials is an operator's setup mistake: one line with the fix, not the
+            # client library's traceback (seen in the exit handler on a real cluster).
+            raise BusError(
+                f"Pub/Sub client for project {settings.project}: no Google credentials found",
+                hint="use Workload Identity for the pod's service account, set "
+                "GOOGLE_APPLICATION_CREDENTIALS to a key file, or PUBSUB_EMULATOR_HOST for "
+                "the emulator (docs/install.md, section 10)",
+            ) from exc
         self._subscriptions: list[PubSubSubscription | UnaryPullSubscription] = []
 
     def subscribe(
