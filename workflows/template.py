@@ -14,9 +14,11 @@ Shape (``docs/workflows.md`` tells the story)::
 
 Waves run one after another because ``waves-p<N>`` recurses on the wave index: Argo only starts
 the second step group once the first succeeded, so a failed ``abort`` job stops the later waves
-while a failed ``continue`` job (its step has ``continueOn``) does not. Every expression used
-here is a module constant (or, for the levels, built by :func:`level_condition`), so the
-emulator recognises exactly these and nothing else.
+while a failed ``continue`` job (its step has ``continueOn``) does not. Each recursion is one
+level of Argo's template nesting, which stops at 100: hence ``bridge.planner.MAX_WAVES``.
+Every expression used here is a module constant (or, for the levels, built by
+:func:`level_condition`); what they do is proven on the real Argo controller
+(``tests/e2e/argo``), their text by the unit tests.
 """
 
 from __future__ import annotations
