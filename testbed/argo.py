@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .build import BuildError, Progress, cache_dir, download, go_build
 from .controlplane import ControlPlane
 from .images import SYSTEM_PATH
@@ -184,15 +186,33 @@ def image_map(binaries: Path) -> list[dict[str, Any]]:
     ]
 
 
-def install_manifest(plane: ControlPlane, path: Path) -> Path:
+# The controller's documented DEFAULT_REQUEUE_TIME (10 s by default): how soon it looks at a
+# Workflow again. Every step of a lifecycle waits for it, so the test bed shortens it, as an
+# operator may; what the controller does is unchanged, only how soon.
+REQUEUE_TIME = "2s"
+
+
+def install_manifest(
+    plane: ControlPlane, path: Path, *, requeue: str | None = REQUEUE_TIME
+) -> Path:
     """Argo's ``install.yaml`` for the pinned version, written to ``path``: the module's
     ``manifests/cluster-install`` built with kustomize and its images set to the pinned tag, as
-    Argo's release makes it."""
+    Argo's release makes it; ``requeue`` sets the controller's ``DEFAULT_REQUEUE_TIME``."""
     version = pinned_version()
     built = plane.kubectl("kustomize", str(module_dir() / "manifests" / "cluster-install"))
     for repository in IMAGES:
         built = built.replace(f"image: {repository}:latest", f"image: {repository}:{version}")
-    path.write_text(built)
+    documents = [d for d in yaml.safe_load_all(built) if d]
+    if requeue:
+        for document in documents:
+            if document["kind"] == "Deployment" and document["metadata"]["name"] == (
+                "workflow-controller"
+            ):
+                container = document["spec"]["template"]["spec"]["containers"][0]
+                container.setdefault("env", []).append(
+                    {"name": "DEFAULT_REQUEUE_TIME", "value": requeue}
+                )
+    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
     return path
 
 
