@@ -1,7 +1,9 @@
 """``tenantctl history``: what happened to a tenant, an operation, a fleet run.
 
 Reads the operation history the orchestrator (and ``tenantctl fleet``) record; ``history
-purge`` enforces the retention and is meant to run from a CronJob (see docs/fleet.md).
+purge`` enforces the retention and is meant to run from a CronJob (see docs/fleet.md). After the
+table, each failed operation's failing jobs, their reasons and where their logs are (on stderr,
+so the table on stdout stays one line per record for scripts).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from bridge.errors import UsageError
+from orchestrator.cli.commands.listen import workflow_namespace_option
+from orchestrator.cli.commands.status import argo_command, ui_link, ui_url_option
 from orchestrator.durations import format_duration, parse_duration
 from orchestrator.history import HistoryRecord, HistoryStore, default_store_url, open_store
 
@@ -82,6 +86,44 @@ def render_table(records: list[HistoryRecord]) -> str:
     return "\n".join(lines)
 
 
+def failure_lines(
+    records: list[HistoryRecord], *, namespace: str, ui_url: str | None = None
+) -> list[str]:
+    """For each failed operation: the jobs that did not succeed with their reasons, the
+    command that prints the last attempt's log, and for an Argo run ``tenantctl status`` (the
+    job's node and ``argo logs`` command), ``argo get`` and the UI link."""
+    lines: list[str] = []
+    for record in records:
+        if record.state != "failed":
+            continue
+        lines += ["", f"failed {record.batch_id}: {record.operation} for tenant {record.tenant}"]
+        failed = [j for j in record.jobs if j.get("status") not in ("succeeded", "skipped")]
+        for job in failed:
+            where = f"{job.get('namespace')}/{job.get('job')}"
+            wave = f" (wave {job['wave']})" if job.get("wave") is not None else ""
+            exit_code = job.get("exitCode")
+            why = job.get("reason") or job.get("status")
+            if exit_code is not None:
+                why = f"{why}, exit code {exit_code}"
+            lines.append(f"  {where}{wave}: {why}")
+            if job.get("message"):
+                lines.append(f"    {job['message']}")
+            pods = [a.get("pod") for a in job.get("attempts") or () if a.get("pod")]
+            if pods:
+                # The bridge keeps a failed job's pods (delete-policy succeeded, the default).
+                lines.append(f"    last attempt's log: kubectl -n {job.get('namespace')} "
+                             f"logs {pods[-1]}")  # fmt: skip
+        if not failed and record.message:
+            lines.append(f"  {record.message}")
+        # The local engine records the batch id as its "workflow": only Argo runs have one.
+        if record.workflow and record.workflow != record.batch_id:
+            lines.append(f"  its nodes and logs: tenantctl status {record.batch_id}; "
+                         f"{argo_command(namespace, 'get', record.workflow)}")  # fmt: skip
+            if ui_url:
+                lines.append(f"  Argo UI: {ui_link(ui_url, namespace, record.workflow)}")
+    return lines
+
+
 @click.group(invoke_without_command=True)
 @click.option("--tenant", metavar="ID", help="only this tenant environment id")
 @click.option("--operation", metavar="OP", help="only this operation, e.g. lifecycle.backup")
@@ -96,6 +138,8 @@ def render_table(records: list[HistoryRecord]) -> str:
     show_default=True,
 )
 @store_option
+@workflow_namespace_option
+@ui_url_option
 @click.pass_context
 def history(
     ctx: click.Context,
@@ -107,12 +151,16 @@ def history(
     limit: int,
     output: str,
     store: str | None,
+    workflow_namespace: str,
+    argo_ui_url: str | None,
 ) -> None:
     """Show recorded lifecycle operations, newest first.
 
     Every request the orchestrator or a fleet run handled is on record: tenant, operation,
     region, batch ids, requested/submitted/started/finished times, outcome and each job's
-    result (in --output json).
+    result (in --output json). After the table (on stderr), each failed operation's failing
+    jobs with their reasons, the command that prints the last attempt's log and, for Argo runs,
+    `tenantctl status BATCH` (the job's `argo logs` command), `argo get` and the UI link.
 
     \b
     Examples:
@@ -135,6 +183,9 @@ def history(
         click.echo(json.dumps([r.to_json() for r in records], indent=2))
     elif records:
         click.echo(render_table(records))
+        for line in failure_lines(records, namespace=workflow_namespace,
+                                  ui_url=argo_ui_url or None):  # fmt: skip
+            click.echo(line, err=True)
     else:
         click.echo("no recorded operations match", err=True)
 
