@@ -390,10 +390,13 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / _TICK
 
 
-def _cpu_of(pid: int) -> float:
+def _cpu_of(pid: int, *, children: bool = False) -> float:
+    """utime + stime of a process; with ``children``, cutime + cstime instead: what its exited
+    children it waited for used."""
     raw = Path(f"/proc/{pid}/stat").read_text()
     fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    first = 13 if children else 11
+    return (int(fields[first]) + int(fields[first + 1])) / _TICK
 
 
 def component_pids(root: Path) -> dict[str, int]:
@@ -443,6 +446,13 @@ class CpuMeter:
         for name, pid in self.pids.items():
             with contextlib.suppress(OSError, ValueError):
                 out[name] = _cpu_of(pid)
+        # The node agent waits for every container (through its container-init): its children's
+        # CPU is what the pods' containers that ended used.
+        if "node-agent" in self.pids:
+            with contextlib.suppress(OSError, ValueError):
+                out["pods (containers that ended)"] = _cpu_of(
+                    self.pids["node-agent"], children=True
+                )
         return out
 
     def end(self) -> dict[str, Any]:
@@ -632,6 +642,11 @@ def _peak_concurrency(pods: Sequence[PodTimes]) -> int:
     return peak
 
 
+def _refusals(pods: Sequence[PodTimes]) -> list[str]:
+    """A few of the scheduler's refusals, each with its pod."""
+    return [f"{p.namespace}/{p.name}: {p.unschedulable[:160]}" for p in pods[:3]]
+
+
 def _node_cpu_m(plane: Any) -> int:
     node = plane.request("GET", "/api/v1/nodes")["items"][0]
     return _cpu_millis(str((node.get("status") or {}).get("allocatable", {}).get("cpu", "0")))
@@ -806,7 +821,7 @@ def _argo_fanout(
         "team_pod_pending_median_s": round(common.median(pending), 3),
         "team_pod_pending_max_s": round(max(pending), 3) if pending else None,
         "pods_refused_by_scheduler": len(unschedulable),
-        "scheduler_message": unschedulable[0].unschedulable[:200] if unschedulable else "",
+        "scheduler_messages": _refusals(unschedulable),
         "peak_pods_running": _peak_concurrency([*team, *argo_pods]),
         "peak_team_pods_running": _peak_concurrency(team),
         "cpu_request_bridge_pod_m": max((p.cpu_request_m for p in bridge_pods), default=0),
@@ -857,6 +872,7 @@ def _local_fanout(
         "team_pod_pending_median_s": round(common.median(pending), 3),
         "team_pod_pending_max_s": round(max(pending), 3) if pending else None,
         "pods_refused_by_scheduler": sum(1 for p in team if p.unschedulable),
+        "scheduler_messages": _refusals([p for p in team if p.unschedulable]),
         "peak_team_pods_running": _peak_concurrency(team),
         "cpu": cpu,
         "stderr_tail": err_path.read_text(errors="replace")[-800:] if code else "",
@@ -1234,7 +1250,9 @@ def run_events(*, quick: bool, workdir: Path, emulator_host: str | None = None) 
         finally:
             pods.watch.stop()
             workflows.watch.stop()
-        wf_pods = pods.snapshot()
+        seen = pods.snapshot()
+        wf_pods = [p for p in seen if "workflows.argoproj.io/workflow" in p.labels]
+        others = [p for p in seen if "workflows.argoproj.io/workflow" not in p.labels]
         setup_s = bench.setup_s
         lock = bench.lock
 
@@ -1267,6 +1285,9 @@ def run_events(*, quick: bool, workdir: Path, emulator_host: str | None = None) 
         "cpu_listen_phase": ours_cpu,
         "workflow_pods": len(wf_pods),
         "workflow_pods_refused_by_scheduler": len(unsched),
+        "scheduler_messages": _refusals(unsched),
+        "other_pods_in_namespace": [f"{p.name}: {p.phase or 'Pending'}" for p in others][:5],
+        "other_pods_refused_by_scheduler": _refusals([p for p in others if p.unschedulable]),
         "peak_workflow_pods_running": _peak_concurrency(wf_pods),
     }
     report.baselines = {
