@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -309,6 +310,17 @@ def test_strict_refuses_a_reference_that_overrides_the_templates_service_account
     assert workflow["status"]["phase"] in ("Failed", "Error"), workflow["status"]
     nodes = (workflow["status"].get("nodes") or {}).values()
     assert not [n for n in nodes if n.get("type") == "Pod"], "a pod ran under the override"
+    # ...and the install guide names a minimum that has this check.
+    prerequisites = (REPO / "docs" / "install.md").read_text().split("## Prerequisites", 1)[1]
+    argo_line = next(b for b in prerequisites.split("\n* ") if b.startswith("Argo Workflows"))
+    named = {
+        tuple(int(x) for x in m)
+        for m in re.findall(r"v(\d+)\.(\d+)\.(\d+)", argo_line.split("Why", 1)[0])
+    }
+    assert named, f"install.md names no exact minimum Argo version: {argo_line[:200]}"
+    for version in named:
+        floor = (3, 7, 15) if version[0] == 3 else (4, 0, 6)
+        assert version >= floor, f"install.md names v{'.'.join(map(str, version))} as enough"
 
 
 def test_the_nightly_fleet_cron_runs_under_strict_template_referencing(
