@@ -80,6 +80,12 @@ PROJECT = "bench-argo"
 # The controller's workflow-queue requeue delay: its default, and the lower value tried.
 REQUEUE_DEFAULT = "10s"
 REQUEUE_TRIED = "2s"
+# Every Argo pod's init container copies argoexec (152 MB) into the pod's emptyDir, and on the
+# node agent an emptyDir is a directory on this machine's disk: the template's podGC keeps
+# succeeded pods (and that copy) 10 minutes. The benchmark's cluster deletes them at once
+# (deleteDelayDuration 0s) -- 200 pods kept filled the shared disk (44 GB) on a first attempt.
+POD_GC_DELAY = "0s"
+DISK_FLOOR_GB = 6.0
 
 
 # -- the machine's Argo lock --------------------------------------------------------------------
@@ -333,7 +339,8 @@ class WorkflowClock:
     """Workflows of the namespace, metadata only: first seen, and when the controller's
     ``completed`` label appeared (with the phase label's value)."""
 
-    def __init__(self, plane: Any) -> None:
+    def __init__(self, plane: Any, disk: DiskGuard | None = None) -> None:
+        self.disk = disk
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.created: dict[str, float] = {}
@@ -370,6 +377,8 @@ class WorkflowClock:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
+                if self.disk is not None:
+                    self.disk.check()
                 self.changed.wait(min(left, 0.5))
 
     def by_label(self, key: str, values: set[str]) -> set[str]:
@@ -470,6 +479,54 @@ class CpuMeter:
         }
 
 
+class DiskGuard:
+    """Watches the free space of the file system the cluster lives on: the lowest seen, and
+    ``low`` set when it falls under ``floor_gb`` (the waits then stop the run, so that one
+    benchmark cannot fill a disk other sessions share)."""
+
+    def __init__(self, path: Path, *, floor_gb: float = DISK_FLOOR_GB) -> None:
+        self.path = path
+        self.floor = floor_gb * 1e9
+        self.low = threading.Event()
+        self.start_free = self.free()
+        self.min_free = self.start_free
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="disk-guard", daemon=True)
+
+    def free(self) -> float:
+        st = os.statvfs(self.path)
+        return float(st.f_bavail * st.f_frsize)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            free = self.free()
+            self.min_free = min(self.min_free, free)
+            if free < self.floor:
+                self.low.set()
+
+    def start(self) -> DiskGuard:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def check(self) -> None:
+        if self.low.is_set():
+            raise RuntimeError(
+                f"free disk space fell under {self.floor / 1e9:.0f} GB on {self.path} "
+                f"({self.min_free / 1e9:.1f} GB left): run stopped"
+            )
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "free_gb_at_start": round(self.start_free / 1e9, 1),
+            "free_gb_lowest": round(self.min_free / 1e9, 1),
+            "used_gb_peak": round((self.start_free - self.min_free) / 1e9, 1),
+        }
+
+
 # -- the cluster --------------------------------------------------------------------------------
 
 
@@ -487,6 +544,7 @@ class ArgoBench:
     results_topic: str
     results_subscription: str
     lock: str
+    disk: DiskGuard
     setup_s: float = 0.0
     teams: list[str] = field(default_factory=list)
 
@@ -561,14 +619,19 @@ def argo_cluster(workdir: Path, *, emulator_host: str | None = None) -> Iterator
         plane = ControlPlane(
             workdir=workdir / "real", image_map=pinned_argo.image_map(binaries), progress=None
         )
-        plane.start()
+        disk = DiskGuard(workdir).start()
         try:
+            plane.start()  # idempotent stop below, also after a failed start
             pinned_argo.install(plane, progress=_say)
             plane.kubectl(
                 "-n", "argo", "patch", "configmap", "workflow-controller-configmap",
                 "--type", "merge", "-p", STRICT_PATCH,
             )  # fmt: skip
             plane.kubectl("apply", "-k", str(common.ROOT / "deploy" / "team-example"), timeout=120)
+            plane.kubectl(
+                "-n", NAMESPACE, "patch", "workflowtemplate", TEMPLATE, "--type", "merge",
+                "-p", json.dumps({"spec": {"podGC": {"deleteDelayDuration": POD_GC_DELAY}}}),
+            )  # fmt: skip
             settings = {
                 "TENANTCTL_PROJECT": PROJECT,
                 "TENANTCTL_RESULTS_TOPIC": results,
@@ -585,6 +648,7 @@ def argo_cluster(workdir: Path, *, emulator_host: str | None = None) -> Iterator
                 results_topic=results,
                 results_subscription=results_sub,
                 lock=how,
+                disk=disk,
             )
             bench.setup_s = round(time.monotonic() - started, 1)
             _say(f"Argo {pinned_argo.pinned_version()} and the project installed in "
@@ -592,6 +656,7 @@ def argo_cluster(workdir: Path, *, emulator_host: str | None = None) -> Iterator
             yield bench
         finally:
             plane.stop()
+            disk.stop()
             _say("control plane stopped")
 
 
@@ -904,6 +969,8 @@ def run_fanout(*, quick: bool, workdir: Path, emulator_host: str | None = None) 
         "Succeeded of a busybox `true` pod on the same cluster)",
         "requeue_tried": f"DEFAULT_REQUEUE_TIME={REQUEUE_TRIED} on the controller "
         f"(default {REQUEUE_DEFAULT}), a second Argo run",
+        "podGC": f"the template's deleteDelayDuration 10m patched to {POD_GC_DELAY} in the "
+        "benchmark's cluster (each Argo pod holds a 152 MB argoexec copy on this disk)",
     }
     if level != requested:
         report.notes.append(
@@ -922,7 +989,7 @@ def run_fanout(*, quick: bool, workdir: Path, emulator_host: str | None = None) 
     with argo_cluster(workdir, emulator_host=emulator_host) as bench:
         keep = set(teams) | {NAMESPACE, "bench-podstart"}
         pods = PodClock(bench.plane, lambda ns: ns in keep)
-        workflows = WorkflowClock(bench.plane)
+        workflows = WorkflowClock(bench.plane, bench.disk)
         pods.watch.start()
         workflows.watch.start()
         try:
@@ -954,6 +1021,7 @@ def run_fanout(*, quick: bool, workdir: Path, emulator_host: str | None = None) 
             workflows.watch.stop()
         setup_s = bench.setup_s
         lock = bench.lock
+    disk = bench.disk.figures()
 
     rounds = waves * math.ceil(per_wave / level)
     ideal = rounds * (1.0 + start_s)
@@ -986,6 +1054,7 @@ def run_fanout(*, quick: bool, workdir: Path, emulator_host: str | None = None) 
         if per_job_m
         else None,
         "warm_up_workflow_s": [warm, warm_requeue],
+        "disk": disk,
         "setup_s_not_measured": setup_s,
         "argo_lock": lock,
     }
@@ -1164,6 +1233,8 @@ def run_events(*, quick: bool, workdir: Path, emulator_host: str | None = None) 
         "its own process, the cluster's admin kubeconfig, Pub/Sub emulator",
         "baseline": "the same Workflow objects (orchestrator.submit.build_workflow), POSTed one "
         "after another on one keep-alive HTTPS connection, same apiserver and controller",
+        "podGC": f"the template's deleteDelayDuration 10m patched to {POD_GC_DELAY} in the "
+        "benchmark's cluster (each Argo pod holds a 152 MB argoexec copy on this disk)",
     }
     tag = uuid.uuid4().hex[:8]
     topic, dead = f"req-{tag}", f"dead-{tag}"
@@ -1175,7 +1246,7 @@ def run_events(*, quick: bool, workdir: Path, emulator_host: str | None = None) 
         ensure_topology(PROJECT, topics=[topic, dead], subscriptions={sub: topic},
                         ack_deadline_seconds=60)  # fmt: skip
         pods = PodClock(bench.plane, lambda ns: ns == NAMESPACE)
-        workflows = WorkflowClock(bench.plane)
+        workflows = WorkflowClock(bench.plane, bench.disk)
         pods.watch.start()
         workflows.watch.start()
         batch_label = f"{PREFIX}/batch"
@@ -1255,6 +1326,7 @@ def run_events(*, quick: bool, workdir: Path, emulator_host: str | None = None) 
         others = [p for p in seen if "workflows.argoproj.io/workflow" not in p.labels]
         setup_s = bench.setup_s
         lock = bench.lock
+    disk = bench.disk.figures()
 
     text = log_path.read_text(errors="replace")
     summary: dict[str, Any] = {}
@@ -1299,6 +1371,7 @@ def run_events(*, quick: bool, workdir: Path, emulator_host: str | None = None) 
         "cpu_raw_phase": raw_cpu,
         "publish_s_not_measured": round(publish_s, 2),
         "warm_up_workflow_s": warm,
+        "disk": disk,
         "setup_s_not_measured": setup_s,
         "argo_lock": lock,
     }
