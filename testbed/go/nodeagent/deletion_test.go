@@ -2,6 +2,8 @@ package nodeagent
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -49,5 +51,39 @@ func TestGracefulDeletion(t *testing.T) {
 	o := del.GetDeleteOptions()
 	if o.GracePeriodSeconds == nil || *o.GracePeriodSeconds != 0 || o.Preconditions == nil || *o.Preconditions.UID != "uid-del" {
 		t.Errorf("delete options %+v", o)
+	}
+}
+
+// TestTerminatedPodReleasesVolumes: once a pod has terminated, its emptyDir (here ~1 MB the
+// container wrote, as Argo's executor copies itself) is torn down, as the kubelet's
+// SyncTerminatedPod does, while the pod, its status and its logs stay.
+func TestTerminatedPodReleasesVolumes(t *testing.T) {
+	a, cs, _ := testAgent(t)
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "done", Namespace: "ns", UID: "uid-done"},
+		Spec: v1.PodSpec{NodeName: "n1", RestartPolicy: v1.RestartPolicyNever,
+			Volumes: []v1.Volume{{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}},
+			Containers: []v1.Container{{Name: "c", Image: "busybox",
+				Command:      []string{"sh", "-c", "head -c 1048576 /dev/zero > /scratch/blob && echo wrote"},
+				VolumeMounts: []v1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}}}}}
+	_, _ = cs.CoreV1().Pods("ns").Create(context.Background(), pod, metav1.CreateOptions{})
+	a.podChanged(pod)
+	waitPod(t, cs, "ns", "done", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded })
+	volumes := filepath.Join(a.podDir(pod.UID), "volumes")
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(volumes); os.IsNotExist(err) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := os.Stat(volumes); !os.IsNotExist(err) {
+		t.Fatalf("the terminated pod's volumes are still at %s (err %v)", volumes, err)
+	}
+	if _, err := cs.CoreV1().Pods("ns").Get(context.Background(), "done", metav1.GetOptions{}); err != nil {
+		t.Errorf("the pod itself must stay until it is deleted: %v", err)
+	}
+	logs := filepath.Join(a.cfg.Root, "logs")
+	if entries, err := os.ReadDir(logs); err != nil || len(entries) == 0 {
+		t.Errorf("the pod's logs must stay: %v %v", entries, err)
 	}
 }

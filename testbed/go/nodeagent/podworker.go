@@ -42,6 +42,7 @@ type podWorker struct {
 	snap          map[string]ctrSnap // guarded by mu
 	adopted       bool               // terminal before this agent saw it: its status is kept
 	reportFailed  bool               // the last status write failed: retry
+	released      bool               // the terminated pod's volumes are torn down
 }
 
 func newPodWorker(a *Agent, pod *v1.Pod) *podWorker {
@@ -129,7 +130,7 @@ func (w *podWorker) loop() {
 			return
 		}
 		// A terminal pod whose status is reported has nothing to do until it changes.
-		idle := w.terminal && (w.lastSent != nil || w.adopted) && !w.reportFailed && !w.anyRunning()
+		idle := w.terminal && w.released && (w.lastSent != nil || w.adopted) && !w.reportFailed && !w.anyRunning()
 		var tc <-chan time.Time
 		if !idle {
 			tc = tick.C
@@ -165,6 +166,9 @@ func (w *podWorker) sync() bool {
 	if w.terminal {
 		w.stopSidecars(pod)
 		w.report(pod)
+		if !w.released && !w.anyRunning() {
+			w.releaseVolumes(pod)
+		}
 		return false
 	}
 	if d := pod.Spec.ActiveDeadlineSeconds; d != nil && time.Since(w.startTime.Time) >= time.Duration(*d)*time.Second {

@@ -107,6 +107,20 @@ func (w *podWorker) terminate(pod *v1.Pod) {
 	w.deleted = true
 }
 
+// releaseVolumes tears down a terminated pod's volumes, as the kubelet's SyncTerminatedPod does
+// (it waits for the volume manager to unmount them): emptyDir contents, Secret, ConfigMap and
+// token files go once no container of the pod can run again, while the pod's status and logs stay
+// until it is deleted. Argo's executor copies itself (~150 MB) into an emptyDir of every workflow
+// pod, so keeping the volumes of finished pods until deletion would fill the disk.
+func (w *podWorker) releaseVolumes(pod *v1.Pod) {
+	w.a.vols.forget(string(pod.UID))
+	if err := os.RemoveAll(filepath.Join(w.dir, "volumes")); err != nil {
+		klog.ErrorS(err, "tearing down volumes", "pod", klog.KObj(pod))
+		return
+	}
+	w.released = true
+}
+
 // cleanup removes a pod that is gone from the API: its tokens, runs, directory and logs.
 func (w *podWorker) cleanup() {
 	pod, _ := w.current()
