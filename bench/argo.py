@@ -80,10 +80,11 @@ PROJECT = "bench-argo"
 # The controller's workflow-queue requeue delay: its default, and the lower value tried.
 REQUEUE_DEFAULT = "10s"
 REQUEUE_TRIED = "2s"
-# Every Argo pod's init container copies argoexec (152 MB) into the pod's emptyDir, and on the
-# node agent an emptyDir is a directory on this machine's disk: the template's podGC keeps
-# succeeded pods (and that copy) 10 minutes. The benchmark's cluster deletes them at once
-# (deleteDelayDuration 0s) -- 200 pods kept filled the shared disk (44 GB) on a first attempt.
+# Every Argo pod's init container copies argoexec (152 MB) into the pod's emptyDir, a directory
+# on this machine's disk. A first attempt filled the shared disk (44 GB): the node agent then
+# kept volumes until a pod was deleted (it now tears them down when the pod ends, as the kubelet
+# does) and the template's podGC deletes succeeded pods after 10 minutes. The benchmark's
+# cluster deletes them at once (deleteDelayDuration 0s), and DiskGuard stops a run below 6 GB.
 POD_GC_DELAY = "0s"
 DISK_FLOOR_GB = 6.0
 
