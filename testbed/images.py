@@ -29,13 +29,22 @@ def python_path() -> str:
     return f"{Path(sys.executable).parent}:{SYSTEM_PATH}"
 
 
+def python_layers() -> list[str]:
+    """The host directories the Python images are made of: this virtualenv and the checkout its
+    editable install points at. Bound at their own path in the container, so a checkout under
+    /tmp (which containers see as their own private /tmp) still has its interpreter."""
+    checkout = Path(__file__).resolve().parents[1]
+    return sorted({str(Path(sys.prefix).resolve()), sys.prefix, str(checkout)})
+
+
 def defaults() -> list[dict[str, Any]]:
+    layers = python_layers()
     return [
         {"image": "busybox", "user": 0, "path": SYSTEM_PATH},
         {"image": "alpine", "user": 0, "path": SYSTEM_PATH},
         {"image": "debian", "user": 0, "path": SYSTEM_PATH},
-        {"image": "python", "user": 0, "path": python_path()},
-        {"image": PRODUCT_IMAGE, "user": PRODUCT_USER, "path": python_path()},
+        {"image": "python", "user": 0, "path": python_path(), "layers": layers},
+        {"image": PRODUCT_IMAGE, "user": PRODUCT_USER, "path": python_path(), "layers": layers},
     ]
 
 

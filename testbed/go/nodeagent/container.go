@@ -152,6 +152,9 @@ func (w *podWorker) startContainer(pod *v1.Pod, c *ctrState) bool {
 		tp = "/dev/termination-log"
 	}
 	mounts = append(mounts, initMount{Source: termPath, Target: tp})
+	for _, layer := range img.Entry.Layers {
+		mounts = append(mounts, initMount{Source: layer, Target: layer, ReadOnly: true})
+	}
 	etcMounts, err := w.etcFiles(pod)
 	if err != nil {
 		return configErr(err.Error())

@@ -9,6 +9,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	k8stesting "k8s.io/client-go/testing"
 )
 
@@ -85,5 +86,37 @@ func TestTerminatedPodReleasesVolumes(t *testing.T) {
 	logs := filepath.Join(a.cfg.Root, "logs")
 	if entries, err := os.ReadDir(logs); err != nil || len(entries) == 0 {
 		t.Errorf("the pod's logs must stay: %v %v", entries, err)
+	}
+}
+
+// TestImageLayersUnderTmp: an image's layer under the host's /tmp (a checkout's virtualenv) is
+// visible in the container although the container's /tmp is its own.
+func TestImageLayersUnderTmp(t *testing.T) {
+	layer, err := os.MkdirTemp("/tmp", "layer-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(layer) })
+	if err := os.WriteFile(filepath.Join(layer, "tool"), []byte("from-the-image\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, cs, _ := testAgent(t)
+	im, err := ParseImageMap("images.yaml", []byte("images:\n- image: layered\n  user: 0\n  layers: ["+layer+"]\n- image: plain\n  user: 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.images = im
+	for _, image := range []string{"layered", "plain"} {
+		pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: image, Namespace: "ns", UID: types.UID("uid-" + image)},
+			Spec: v1.PodSpec{NodeName: "n1", RestartPolicy: v1.RestartPolicyNever,
+				Containers: []v1.Container{{Name: "c", Image: image, Command: []string{"cat", filepath.Join(layer, "tool")}}}}}
+		_, _ = cs.CoreV1().Pods("ns").Create(context.Background(), pod, metav1.CreateOptions{})
+		a.podChanged(pod)
+	}
+	if p := waitPod(t, cs, "ns", "layered", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed }); p.Status.Phase != v1.PodSucceeded {
+		t.Errorf("the layer was not visible: %s", p.Status.Phase)
+	}
+	if p := waitPod(t, cs, "ns", "plain", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed }); p.Status.Phase != v1.PodFailed {
+		t.Errorf("without the layer the container must not see the host's /tmp: %s", p.Status.Phase)
 	}
 }

@@ -45,6 +45,10 @@ type ImageEntry struct {
 	Cmd        []string          `json:"cmd,omitempty"`
 	WorkingDir string            `json:"workingDir,omitempty"`
 	Env        map[string]string `json:"env,omitempty"`
+	// Layers: host directories that are part of the image's filesystem, bound read-only at
+	// their own path (so a virtualenv in a checkout under /tmp is not hidden by the
+	// container's private /tmp).
+	Layers []string `json:"layers,omitempty"`
 
 	named reference.Named
 }
