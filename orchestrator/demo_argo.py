@@ -12,6 +12,7 @@ commands that look further. It only uses the cluster through ``kubectl``, ``argo
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +39,10 @@ class ArgoTour:
     jobs_dir: Path
     tenant_env_id: str = "acme-prod-7f3a"
     operation: str = "lifecycle.upsert"
+    # The Pub/Sub emulator the exit handler publishes results to (host:port, project).
+    bus_host: str | None = None
+    bus_project: str = "tenant-lifecycle-demo"
+    results_topic: str = "tenant-lifecycle-results"
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
@@ -78,6 +83,34 @@ class ArgoTour:
                           stdin=team.replace("team-example", namespace))  # fmt: skip
         self._kubectl("the example Jobs", "apply", "-k", str(self.jobs_dir))
         echo(f"   managed namespaces: {', '.join(self.team_namespaces())}")
+        if self.bus_host:
+            self._results_on_the_bus(echo)
+
+    def _results_on_the_bus(self, echo: Echo) -> None:
+        # Section 6's settings, here pointed at the local Pub/Sub emulator: the template's exit
+        # handler publishes each run's result event there.
+        from orchestrator.pubsub import ensure_topology  # noqa: PLC0415 - the bus adapter
+
+        previous = os.environ.get("PUBSUB_EMULATOR_HOST")
+        os.environ["PUBSUB_EMULATOR_HOST"] = str(self.bus_host)
+        try:
+            ensure_topology(self.bus_project, topics=[self.results_topic], subscriptions={})
+        finally:
+            if previous is None:
+                os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+            else:
+                os.environ["PUBSUB_EMULATOR_HOST"] = previous
+        settings = {
+            "TENANTCTL_PROJECT": self.bus_project,
+            "TENANTCTL_RESULTS_TOPIC": self.results_topic,
+            "PUBSUB_EMULATOR_HOST": str(self.bus_host),
+        }
+        self._kubectl(
+            "the settings", "-n", "tenant-lifecycle", "patch", "configmap",
+            "tenant-lifecycle-settings", "--type", "merge", "-p",
+            json.dumps({"data": settings}),
+        )  # fmt: skip
+        echo(f"   results go to topic {self.results_topic} on the Pub/Sub emulator")
 
     def run(self, echo: Echo) -> int:
         echo(f"2. {self.operation} for tenant {self.tenant_env_id}, submitted by tenantctl to the")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import sys
@@ -192,6 +193,7 @@ def demo(*, jobs_dir: str, tenant_env_id: str, serve: bool) -> None:
       tenantctl cluster demo --exit
     """
     from orchestrator.demo_argo import ArgoTour, TourError  # noqa: PLC0415
+    from sandbox.emulators import EmulatorError, PubSubEmulator  # noqa: PLC0415 - a dev tool
     from testbed import (  # noqa: PLC0415
         BuildError,
         ControlPlane,
@@ -213,22 +215,27 @@ def demo(*, jobs_dir: str, tenant_env_id: str, serve: bool) -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     plane = ControlPlane(progress=_progress)
+    helpers = contextlib.ExitStack()
     code = 1
     try:
         try:
             plane.image_map = argo.image_map(argo.ensure_binaries(progress=_progress))
             plane.start()
             argo.install(plane, progress=_progress)
+            # The exit handler publishes each run's result event: to the local emulator here.
+            bus = helpers.enter_context(PubSubEmulator(project="tenant-lifecycle-demo"))
             tour = ArgoTour(
                 kubeconfig=plane.kubeconfig,
                 argo=argo.ensure_binaries() / "argo",
                 repo=Path.cwd(),
                 jobs_dir=jobs,
                 tenant_env_id=tenant_env_id,
+                bus_host=bus.host,
+                bus_project=bus.project,
             )
             tour.install(click.echo)
             code = tour.run(click.echo)
-        except (BuildError, ControlPlaneError, TourError) as exc:
+        except (BuildError, ControlPlaneError, TourError, EmulatorError) as exc:
             raise ClusterError(str(exc)) from exc
         except KeyboardInterrupt:
             raise ClusterError("interrupted; every process was stopped") from None
@@ -240,6 +247,7 @@ def demo(*, jobs_dir: str, tenant_env_id: str, serve: bool) -> None:
                 pass
     finally:
         plane.stop()
+        helpers.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     _progress("stopped; its processes and files are gone")
