@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ class ArgoTour:
     jobs_dir: Path
     tenant_env_id: str = "acme-prod-7f3a"
     operation: str = "lifecycle.upsert"
+    # The tenant's environment: which applications it runs (the Jobs of the others are skipped).
+    applications: tuple[str, ...] = ("catalog", "search")
+    serving: bool = True
     # The Pub/Sub emulator the exit handler publishes results to (host:port, project).
     bus_host: str | None = None
     bus_project: str = "tenant-lifecycle-demo"
@@ -117,11 +121,16 @@ class ArgoTour:
         echo("   reviewed WorkflowTemplate and followed to its end by the real controller")
         batch = f"tour-{uuid.uuid4().hex[:8]}"
         tenantctl = str(Path(sys.executable).with_name("tenantctl"))
-        done = subprocess.run(
-            [tenantctl, "run", self.operation, "--engine", "argo", "--tenant-env-id",
-             self.tenant_env_id, "--batch-operation-id", batch, "--wait"],
-            env=self._env(), timeout=900, check=False,
-        )  # fmt: skip
+        with tempfile.TemporaryDirectory() as scratch:
+            environment = Path(scratch) / "environment.yaml"
+            environment.write_text(yaml.safe_dump({"applications": list(self.applications)}))
+            echo(f"   tenant environment: applications {', '.join(self.applications)}")
+            done = subprocess.run(
+                [tenantctl, "run", self.operation, "--engine", "argo", "--tenant-env-id",
+                 self.tenant_env_id, "--batch-operation-id", batch, "--environment",
+                 str(environment), "--wait"],
+                env=self._env(), timeout=900, check=False,
+            )  # fmt: skip
         workflow = self._kubectl(
             "the workflow", "-n", "tenant-lifecycle", "get", "workflows", "-l",
             f"tenant-lifecycle.dev/batch={batch}", "-o", "jsonpath={.items[0].metadata.name}",
@@ -130,7 +139,7 @@ class ArgoTour:
         echo(f"3. what ran, as `argo get {workflow}` shows it:")
         echo(self._run("argo get", [str(self.argo), "-n", "tenant-lifecycle", "get", workflow,
                                     "--no-color"]))  # fmt: skip
-        echo("look further (the cluster stays up until Ctrl-C):")
+        echo("look further" + (" (the cluster stays up until Ctrl-C):" if self.serving else ":"))
         echo(f"  export KUBECONFIG={self.kubeconfig}")
         echo(f"  {self.argo} -n tenant-lifecycle get {workflow}")
         echo(f"  {self.argo} -n tenant-lifecycle logs {workflow}")

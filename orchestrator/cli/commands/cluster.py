@@ -232,6 +232,7 @@ def demo(*, jobs_dir: str, tenant_env_id: str, serve: bool) -> None:
                 tenant_env_id=tenant_env_id,
                 bus_host=bus.host,
                 bus_project=bus.project,
+                serving=serve,
             )
             tour.install(click.echo)
             code = tour.run(click.echo)
