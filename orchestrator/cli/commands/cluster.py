@@ -13,6 +13,7 @@ from types import FrameType
 import click
 
 from bridge.errors import LifecycleError, UsageError
+from orchestrator.cli.commands.demo import jobs_directory, jobs_option, tenant_option
 
 
 class ClusterError(LifecycleError):
@@ -162,16 +163,8 @@ def up(*, kubeconfig_path: str | None, workdir: str | None, node: bool, with_arg
 
 
 @cluster_group.command("demo")
-@click.option(
-    "--jobs",
-    "jobs_dir",
-    default="lifecycle-jobs",
-    show_default=True,
-    metavar="DIR",
-    type=click.Path(file_okay=False),
-    help="the example teams' Jobs to apply",
-)
-@click.option("--tenant-env-id", default="acme-prod-7f3a", show_default=True, metavar="ID")
+@jobs_option
+@tenant_option
 @click.option(
     "--serve/--exit",
     default=True,
@@ -201,12 +194,7 @@ def demo(*, jobs_dir: str, tenant_env_id: str, serve: bool) -> None:
         argo,
     )
 
-    jobs = Path(jobs_dir)
-    if not jobs.is_dir():
-        raise UsageError(
-            f"--jobs {jobs_dir}: no such directory",
-            hint="run from the repository root, or pass --jobs path/to/lifecycle-jobs",
-        )
+    jobs = jobs_directory(jobs_dir)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -9,9 +9,8 @@ import click
 from bridge.errors import UsageError
 from orchestrator.cli.commands.run import OneLineCommand
 
-
-@click.command("demo", cls=OneLineCommand)
-@click.option(
+# The example teams and tenant both tours use (`tenantctl demo`, `tenantctl cluster demo`).
+jobs_option = click.option(
     "--jobs",
     "jobs_dir",
     default="lifecycle-jobs",
@@ -20,7 +19,25 @@ from orchestrator.cli.commands.run import OneLineCommand
     type=click.Path(file_okay=False),
     help="the example teams' Jobs to apply",
 )
-@click.option("--tenant-env-id", default="acme-prod-7f3a", show_default=True, metavar="ID")
+tenant_option = click.option(
+    "--tenant-env-id", default="acme-prod-7f3a", show_default=True, metavar="ID"
+)
+
+
+def jobs_directory(jobs_dir: str) -> Path:
+    """``--jobs`` as a directory, or the one-line usage error saying where to run from."""
+    path = Path(jobs_dir)
+    if not path.is_dir():
+        raise UsageError(
+            f"--jobs {jobs_dir}: no such directory",
+            hint="run from the repository root, or pass --jobs path/to/lifecycle-jobs",
+        )
+    return path
+
+
+@click.command("demo", cls=OneLineCommand)
+@jobs_option
+@tenant_option
 @click.option(
     "--logs",
     type=click.Choice(["all", "failed", "none"]),
@@ -58,12 +75,7 @@ def demo(*, jobs_dir: str, tenant_env_id: str, logs: str, no_storage: bool, no_b
     """
     from orchestrator.demo import DemoSettings, run_demo  # noqa: PLC0415 - heavy
 
-    path = Path(jobs_dir)
-    if not path.is_dir():
-        raise UsageError(
-            f"--jobs {jobs_dir}: no such directory",
-            hint="run from the repository root, or pass --jobs path/to/lifecycle-jobs",
-        )
+    path = jobs_directory(jobs_dir)
     settings = DemoSettings(
         jobs_dir=path,
         tenant_env_id=tenant_env_id,

@@ -20,14 +20,21 @@ in a ``finally``.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from tests.e2e.argo.test_argo_lifecycle import _tag, add_team, bridge_nodes, job, job_of, when
+from tests.e2e.argo.test_argo_lifecycle import (
+    _tag,
+    _wait_for,
+    add_team,
+    bridge_nodes,
+    job,
+    job_of,
+    when,
+)
 from tests.fixtures.argo_cluster import NAMESPACE, ArgoCluster
 from workflows.settings import WorkflowSettings
 
@@ -162,15 +169,7 @@ def test_a_bridge_infrastructure_exit_75_is_retried_by_argo_until_it_succeeds(
         done = [n for n in bridge_nodes(workflow) if n.get("phase") in ("Failed", "Error")]
         return done[0] if done else None
 
-    deadline = time.monotonic() + 180
-    first = None
-    while first is None:
-        assert time.monotonic() < deadline, "no bridge attempt failed\n" + cluster.argo(
-            "get", name, check=False
-        )
-        first = first_attempt_failed()
-        if first is None:
-            time.sleep(0.5)
+    first = _wait_for(first_attempt_failed, "a bridge attempt to fail", timeout=180)
     # The API is reachable again before Argo's retry backoff (15 s) is over.
     cluster.kubectl("-n", NAMESPACE, "delete", "secret", BRIDGE_ONLY_SECRET)
 
