@@ -23,7 +23,7 @@ pytest_plugins = [
 _TIERS = ("unit", "integration", "e2e")
 # A test runs on the real control plane when it asks for it, or is the `real` case of a suite
 # parametrized over both backends (a `backend` parameter).
-_REAL_FIXTURES = {"control_plane", "real_install", "argo_install"}
+_REAL_FIXTURES = {"control_plane", "real_install", "argo_real_install", "argo_install"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
