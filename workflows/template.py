@@ -38,6 +38,8 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
+from bridge.invocation import DiscoverInvocation, RunInvocation
+
 from .settings import WorkflowSettings
 
 # Workflow parameters (INTERFACES.md): names are part of the contract with the orchestrator
@@ -98,6 +100,35 @@ INFRA_EXIT_CODE = 75
 RETRY_EXPRESSION = f"asInt(lastRetry.exitCode) == {INFRA_EXIT_CODE}"
 
 
+def _wp(name: str) -> str:
+    return f"{{{{workflow.parameters.{name}}}}}"
+
+
+# The bridge's two command lines, in Argo expressions (bridge/invocation.py spells them for the
+# local engine too).
+DISCOVER = DiscoverInvocation(
+    operation=_wp("operation"),
+    tenant_env_id=_wp("tenant-env-id"),
+    environment=ENVIRONMENT_PATH,
+    inputs_base64=True,
+    output=PLAN_PATH,
+)
+RUN = RunInvocation(
+    namespace=JOB_NAMESPACE,
+    job=JOB_NAME,
+    operation=_wp("operation"),
+    tenant_env_id=_wp("tenant-env-id"),
+    batch_operation_id=_wp("batch-operation-id"),
+    environment=ENVIRONMENT_PATH,
+    changeset=CHANGESET_PATH,
+    inputs_base64=True,
+    workflow_name="{{workflow.name}}",
+    workflow_uid="{{workflow.uid}}",
+    source_batch_operation_id=_wp("source-batch-operation-id"),
+    result=RESULT_PATH,
+)
+
+
 def level_condition(levels: tuple[int, ...], index: int) -> str:
     """When the wave templates of ``levels[index]`` run: the plan has waves and the
     ``parallelism`` parameter is at least this level and below the next one."""
@@ -107,10 +138,6 @@ def level_condition(levels: tuple[int, ...], index: int) -> str:
     if index + 1 < len(levels):
         conditions.append(f"{_PARALLELISM} < {levels[index + 1]}")
     return "{{=" + " && ".join(conditions) + "}}"
-
-
-def _wp(name: str) -> str:
-    return f"{{{{workflow.parameters.{name}}}}}"
 
 
 def _raw(name: str, path: str, parameter: str) -> RawArtifact:
@@ -239,18 +266,8 @@ def build_workflow_template(settings: WorkflowSettings) -> WorkflowTemplate:
             image=settings.image,
             image_pull_policy=settings.image_pull_policy,
             service_account_name=settings.discovery_service_account,
-            command=["python", "-m", "bridge", "discover"],
-            args=[
-                "--operation",
-                _wp("operation"),
-                "--tenant-env-id",
-                _wp("tenant-env-id"),
-                "--environment",
-                ENVIRONMENT_PATH,
-                "--inputs-base64",
-                "--output",
-                PLAN_PATH,
-            ],
+            command=DISCOVER.command(),
+            args=DISCOVER.args(),
             inputs=[_raw("environment", ENVIRONMENT_PATH, "environment")],
             outputs=[
                 Parameter(name="plan", value_from=m.ValueFrom(path=PLAN_PATH), global_name="plan")
@@ -264,32 +281,8 @@ def build_workflow_template(settings: WorkflowSettings) -> WorkflowTemplate:
             image=settings.image,
             image_pull_policy=settings.image_pull_policy,
             service_account_name=settings.bridge_service_account,
-            command=["python", "-m", "bridge", "run"],
-            args=[
-                "--namespace",
-                JOB_NAMESPACE,
-                "--job",
-                JOB_NAME,
-                "--operation",
-                _wp("operation"),
-                "--tenant-env-id",
-                _wp("tenant-env-id"),
-                "--batch-operation-id",
-                _wp("batch-operation-id"),
-                "--environment",
-                ENVIRONMENT_PATH,
-                "--changeset",
-                CHANGESET_PATH,
-                "--inputs-base64",
-                "--workflow-name",
-                "{{workflow.name}}",
-                "--workflow-uid",
-                "{{workflow.uid}}",
-                "--source-batch-operation-id",
-                _wp("source-batch-operation-id"),
-                "--result",
-                RESULT_PATH,
-            ],
+            command=RUN.command(),
+            args=RUN.args(),
             inputs=[
                 Parameter(name="job", description="namespace/job, as the plan displays it"),
                 Parameter(name="wave", default="0"),

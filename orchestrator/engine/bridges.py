@@ -29,6 +29,7 @@ from typing import IO, Any
 import yaml
 
 from bridge.errors import ContractError, LifecycleError
+from bridge.invocation import DiscoverInvocation, RunInvocation
 
 from .launcher import BridgeSpec, LineSink
 from .plan import EnginePlan
@@ -74,6 +75,9 @@ class BridgeSettings:
             args += ["--legacy-key", self.legacy_key]
         return args
 
+    def discovery_args(self) -> list[str]:
+        return ["--skip-invalid"] if self.skip_invalid else []
+
     def process_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.env)
@@ -99,12 +103,14 @@ class SubprocessDiscovery:
         self, *, operation: str, tenant_env_id: str, environment: Path, output: Path
     ) -> list[str]:
         s = self.settings
-        argv = [s.python, "-m", "bridge", "discover", "--operation", operation]
-        argv += ["--tenant-env-id", tenant_env_id, "--environment", str(environment)]
-        argv += ["--output", str(output), *s.connection_args(), *s.contract_args()]
-        if s.skip_invalid:
-            argv.append("--skip-invalid")
-        return argv
+        invocation = DiscoverInvocation(
+            operation=operation,
+            tenant_env_id=tenant_env_id,
+            environment=str(environment),
+            output=str(output),
+            extra=(*s.connection_args(), *s.contract_args(), *s.discovery_args()),
+        )
+        return invocation.argv(python=s.python)
 
     def discover(
         self, *, operation: str, tenant_env_id: str, environment: Mapping[str, Any]
@@ -386,13 +392,30 @@ def delete_run_pods(settings: BridgeSettings, spec: BridgeSpec) -> list[str]:
 def run_args(settings: BridgeSettings, spec: BridgeSpec) -> list[str]:
     """``python -m bridge run``'s arguments for one job, but its documents and result file:
     what every launcher runs a bridge with (the rest comes from ``BRIDGE_*``)."""
-    args = ["--namespace", spec.job.namespace, "--job", spec.job.name]
-    args += ["--operation", spec.operation, "--tenant-env-id", spec.tenant_env_id]
-    args += ["--batch-operation-id", spec.batch_operation_id]
-    args += [*settings.connection_args(), *settings.contract_args()]
-    if spec.source_batch_operation_id:
-        args += ["--source-batch-operation-id", spec.source_batch_operation_id]
-    return args
+    return invocation(settings, spec).args()
+
+
+def invocation(
+    settings: BridgeSettings,
+    spec: BridgeSpec,
+    *,
+    environment: Path | None = None,
+    changeset: Path | None = None,
+    result: Path | None = None,
+) -> RunInvocation:
+    """One job's ``python -m bridge run`` with this engine's connection and contract flags."""
+    return RunInvocation(
+        namespace=spec.job.namespace,
+        job=spec.job.name,
+        operation=spec.operation,
+        tenant_env_id=spec.tenant_env_id,
+        batch_operation_id=spec.batch_operation_id,
+        environment=None if environment is None else str(environment),
+        changeset=None if changeset is None else str(changeset),
+        source_batch_operation_id=spec.source_batch_operation_id or None,
+        result=None if result is None else str(result),
+        extra=(*settings.connection_args(), *settings.contract_args()),
+    )
 
 
 def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
@@ -414,10 +437,10 @@ class SubprocessBridgeLauncher:
     def command(
         self, spec: BridgeSpec, *, environment: Path, changeset: Path, result: Path
     ) -> list[str]:
-        argv = [self.settings.python, "-m", "bridge", "run", *run_args(self.settings, spec)]
-        argv += ["--environment", str(environment), "--changeset", str(changeset)]
-        argv += ["--result", str(result)]
-        return argv
+        run = invocation(
+            self.settings, spec, environment=environment, changeset=changeset, result=result
+        )
+        return run.argv(python=self.settings.python)
 
     def launch(self, spec: BridgeSpec, *, on_line: LineSink) -> SubprocessBridge:
         workdir = tempfile.TemporaryDirectory(prefix="tenantctl-bridge-")
