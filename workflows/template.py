@@ -23,6 +23,7 @@ Every expression used here is a module constant (or, for the levels, built by
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hera.workflows import (
@@ -39,6 +40,7 @@ from hera.workflows import (
 from hera.workflows import models as m
 
 from bridge.invocation import DiscoverInvocation, RunInvocation
+from bridge.result import Status
 
 from .settings import WorkflowSettings
 
@@ -179,11 +181,20 @@ def _bridge_env_from(settings: WorkflowSettings) -> list[ConfigMapEnvFrom | Secr
 
 
 def bridge_result_default() -> str:
-    """The ``result`` output when the bridge died before writing one (JSON, Argo-substituted)."""
-    return (
-        f'{{"namespace":"{JOB_NAMESPACE}","job":"{JOB_NAME}",'
-        '"status":"error","exitCode":-1,"reason":"NoResult",'
-        '"message":"the bridge exited without writing a result; see the node logs"}'
+    """The ``result`` output when the bridge died before writing one (JSON, Argo-substituted).
+
+    The keys and values of the bridge's own record (:class:`bridge.result.RunResult`) that a
+    template can know without the bridge: which job, and that it ended in an error."""
+    return json.dumps(
+        {
+            "namespace": JOB_NAMESPACE,
+            "job": JOB_NAME,
+            "status": Status.ERROR.value,
+            "exitCode": -1,
+            "reason": "NoResult",
+            "message": "the bridge exited without writing a result; see the node logs",
+        },
+        separators=(",", ":"),
     )
 
 

@@ -33,7 +33,7 @@ from bridge.invocation import DiscoverInvocation, RunInvocation
 
 from .launcher import BridgeSpec, LineSink
 from .plan import EnginePlan
-from .result import CANCELLED, ERROR, rfc3339, utc_now
+from .result import CANCELLED, ERROR, utc_now
 
 EXIT_TERMINATED = 143
 EXIT_INFRASTRUCTURE = 75
@@ -333,27 +333,17 @@ class SubprocessBridge:
         except (OSError, ValueError):
             pass
         # No result file: the bridge died before writing it (killed, crashed, bad arguments).
-        spec = self.spec
-        finished = utc_now()
         cancelled = code in (EXIT_TERMINATED, -signal.SIGTERM, -signal.SIGKILL) and (
             self._terminated.is_set()
         )
         tail = "; ".join(line for line in self._stderr_tail if line.strip())
-        return {
-            "namespace": spec.job.namespace,
-            "job": spec.job.name,
-            "operation": spec.operation,
-            "tenantEnvId": spec.tenant_env_id,
-            "batchOperationId": spec.batch_operation_id,
-            "status": CANCELLED if cancelled else ERROR,
-            "exitCode": code,
-            "reason": "Terminated" if cancelled else "NoResult",
-            "message": tail or f"the bridge exited with {code} without writing a result",
-            "attempts": [],
-            "startedAt": rfc3339(self._started_at),
-            "finishedAt": rfc3339(finished),
-            "durationSeconds": round((finished - self._started_at).total_seconds(), 3),
-        }
+        return self.spec.unreported_result(
+            status=CANCELLED if cancelled else ERROR,
+            exit_code=code,
+            reason="Terminated" if cancelled else "NoResult",
+            message=tail or f"the bridge exited with {code} without writing a result",
+            started_at=self._started_at,
+        )
 
 
 def delete_run_pods(settings: BridgeSettings, spec: BridgeSpec) -> list[str]:

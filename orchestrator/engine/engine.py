@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from bridge.errors import LifecycleError, UsageError
@@ -39,7 +40,6 @@ from .result import (
     SUCCEEDED,
     JobResult,
     OperationResult,
-    rfc3339,
     utc_now,
 )
 
@@ -429,23 +429,14 @@ class _Run:
         }
 
 
-def _launch_error(spec: BridgeSpec, exc: Exception, started: Any) -> dict[str, Any]:
-    finished = utc_now()
-    return {
-        "namespace": spec.job.namespace,
-        "job": spec.job.name,
-        "operation": spec.operation,
-        "tenantEnvId": spec.tenant_env_id,
-        "batchOperationId": spec.batch_operation_id,
-        "status": ERROR,
-        "exitCode": None,
-        "reason": "BridgeNotStarted",
-        "message": f"could not run the bridge: {exc}",
-        "attempts": [],
-        "startedAt": rfc3339(started),
-        "finishedAt": rfc3339(finished),
-        "durationSeconds": round((finished - started).total_seconds(), 3),
-    }
+def _launch_error(spec: BridgeSpec, exc: Exception, started: datetime) -> dict[str, Any]:
+    return spec.unreported_result(
+        status=ERROR,
+        exit_code=None,
+        reason="BridgeNotStarted",
+        message=f"could not run the bridge: {exc}",
+        started_at=started,
+    )
 
 
 def _rerunnable(data: Mapping[str, Any]) -> bool:
