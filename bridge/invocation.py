@@ -1,6 +1,6 @@
 """The bridge's command lines: ``python -m bridge discover ...`` and ``python -m bridge run ...``.
 
-One module spells them, for every caller: the WorkflowTemplate (``workflows/template.py``), whose
+One module spells them, for every caller: the WorkflowTemplate (``workflows/containers.py``), whose
 values are Argo expressions such as ``{{workflow.parameters.operation}}``, and the local engine
 (``orchestrator/engine/bridges.py`` and its thread launcher), whose values are concrete. Why one
 place: a flag renamed or added in ``bridge/__main__.py`` then changes both engines at once, and
@@ -32,7 +32,7 @@ class DiscoverInvocation:
     operation: str
     tenant_env_id: str
     environment: str | None = None
-    # The documents are base64 files (Argo's raw artifacts: see workflows/template.py).
+    # The documents are base64 files (Argo's raw artifacts: see workflows/containers.py).
     inputs_base64: bool = False
     output: str | None = None
     # The caller's connection and contract flags (--kubeconfig, --prefix, --skip-invalid...).
