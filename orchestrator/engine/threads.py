@@ -42,9 +42,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from bridge.errors import LifecycleError, RefusedError, UnavailableError, UsageError
+from bridge.result import EXIT_INFRASTRUCTURE
 
 from .bridges import (
-    EXIT_INFRASTRUCTURE,
     EXIT_TERMINATED,
     BridgeSettings,
     Reaper,
