@@ -1,10 +1,11 @@
-"""The bridge's command lines: ``python -m bridge discover ...`` and ``python -m bridge run ...``.
+"""The bridge's command lines: ``python -m bridge discover|run|sweep ...``.
 
 One module spells them, for every caller: the WorkflowTemplate (``workflows/containers.py``), whose
 values are Argo expressions such as ``{{workflow.parameters.operation}}``, and the local engine
-(``orchestrator/engine/bridges.py`` and its thread launcher), whose values are concrete. Why one
-place: a flag renamed or added in ``bridge/__main__.py`` then changes both engines at once, and
-a test of this module proves what both of them run.
+(``orchestrator/engine/bridges.py``, ``discovery.py`` and the thread launcher), whose values
+are concrete; and the sweeper's CronJob (``workflows/install/platform.py``). Why one place: a
+flag renamed or added in ``bridge/__main__.py`` then changes every engine at once, and the
+template's tests and the engine's test the same spelling.
 
 Values are plain strings: this module does not know whether they are expressions or data. An
 optional value that is ``None`` is left off the command line; the template passes an
@@ -94,3 +95,19 @@ class RunInvocation:
 
     def argv(self, *, python: str = DEFAULT_PYTHON) -> list[str]:
         return [*self.command(python=python), *self.args()]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepInvocation:
+    """``python -m bridge sweep``: delete bridge pods and Secrets older than ``older_than``
+    whose Workflow is gone (the sweeper CronJob, ``workflows/install/platform.py``)."""
+
+    older_than: str
+    extra: tuple[str, ...] = ()
+
+    def args(self) -> list[str]:
+        return ["--older-than", self.older_than, *self.extra]
+
+    def command(self, *, python: str = DEFAULT_PYTHON) -> list[str]:
+        """The command without its arguments (a container's ``command``)."""
+        return [python, *BRIDGE_MODULE, "sweep"]

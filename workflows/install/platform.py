@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.invocation import SweepInvocation
 from workflows.settings import WorkflowSettings
 
 from .common import ARGO_NAMESPACE, CONTROLLER_CONFIG_MAP, Manifest, meta
@@ -41,12 +42,13 @@ def service_accounts(settings: WorkflowSettings) -> list[Manifest]:
 
 def sweep_cron_job(settings: WorkflowSettings) -> list[Manifest]:
     """``python -m bridge sweep`` on a schedule (Argo's terminate skips exit handlers)."""
+    sweep = SweepInvocation(older_than=settings.sweep_older_than)
     container: dict[str, Any] = {
         "name": "sweep",
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": ["python", "-m", "bridge", "sweep"],
-        "args": ["--older-than", settings.sweep_older_than],
+        "command": sweep.command(),
+        "args": sweep.args(),
         "envFrom": [{"configMapRef": {"name": settings.settings_config_map, "optional": True}}],
         "resources": {
             "requests": dict(settings.container_requests),
