@@ -16,24 +16,16 @@ Public API::
 
 from __future__ import annotations
 
-from .bridges import (
-    BridgeSettings,
-    LibraryDiscovery,
-    SubprocessBridgeLauncher,
-    SubprocessDiscovery,
-)
-from .engine import (
-    EngineSettings,
-    LocalEngine,
-    RequestLike,
-    RunObserver,
-    RunRequest,
-    new_batch_operation_id,
-)
+from .bridges import BridgeSettings, SubprocessBridgeLauncher
+from .discovery import LibraryDiscovery, SubprocessDiscovery
+from .engine import LocalEngine
 from .launcher import BridgeHandle, BridgeLauncher, BridgeSpec, PlanSource
 from .locks import EngineBusyError, TenantBusyError, TenantLocks
+from .observer import RunObserver
 from .plan import EnginePlan, PlannedJob, PlannedWave
+from .request import RequestLike, RunRequest, new_batch_operation_id
 from .result import JobResult, OperationResult
+from .settings import EngineSettings
 from .submitter import LocalSubmission, LocalSubmitter
 from .threads import ThreadBridge, ThreadBridgeLauncher
 

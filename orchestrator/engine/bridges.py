@@ -1,4 +1,4 @@
-"""The real launcher and plan source: ``python -m bridge run`` / ``discover`` as subprocesses.
+"""The real launcher: ``python -m bridge run`` as a subprocess (discovery: :mod:`.discovery`).
 
 Why subprocesses rather than calling the bridge in-process: a bridge in Argo is a process that
 receives SIGTERM when the workflow is stopped, deletes its pod and exits 143. Running the very
@@ -28,14 +28,15 @@ from typing import IO, Any
 
 import yaml
 
-from bridge.errors import ContractError, LifecycleError
+from bridge.errors import LifecycleError
+from bridge.invocation import RunInvocation
+from bridge.result import EXIT_CANCELLED
 
 from .launcher import BridgeSpec, LineSink
-from .plan import EnginePlan
-from .result import CANCELLED, ERROR, rfc3339, utc_now
+from .result import CANCELLED, ERROR, utc_now
 
-EXIT_TERMINATED = 143
-EXIT_INFRASTRUCTURE = 75
+# The bridge's exit code when SIGTERM cancelled it (bridge/result.py).
+EXIT_TERMINATED = EXIT_CANCELLED
 _STDERR_TAIL = 20
 
 # Deletes the pods of a killed bridge's run: (settings, spec) -> names deleted.
@@ -74,6 +75,9 @@ class BridgeSettings:
             args += ["--legacy-key", self.legacy_key]
         return args
 
+    def discovery_args(self) -> list[str]:
+        return ["--skip-invalid"] if self.skip_invalid else []
+
     def process_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.env)
@@ -81,136 +85,12 @@ class BridgeSettings:
         return env
 
 
-def _write_private(directory: Path, name: str, data: Mapping[str, Any]) -> Path:
+def write_private(directory: Path, name: str, data: Mapping[str, Any]) -> Path:
     path = directory / name
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         yaml.safe_dump(dict(data), handle, sort_keys=True)
     return path
-
-
-class SubprocessDiscovery:
-    """:class:`PlanSource` running ``python -m bridge discover`` (the step Argo runs first)."""
-
-    def __init__(self, settings: BridgeSettings) -> None:
-        self.settings = settings
-
-    def command(
-        self, *, operation: str, tenant_env_id: str, environment: Path, output: Path
-    ) -> list[str]:
-        s = self.settings
-        argv = [s.python, "-m", "bridge", "discover", "--operation", operation]
-        argv += ["--tenant-env-id", tenant_env_id, "--environment", str(environment)]
-        argv += ["--output", str(output), *s.connection_args(), *s.contract_args()]
-        if s.skip_invalid:
-            argv.append("--skip-invalid")
-        return argv
-
-    def discover(
-        self, *, operation: str, tenant_env_id: str, environment: Mapping[str, Any]
-    ) -> EnginePlan:
-        with tempfile.TemporaryDirectory(prefix="tenantctl-discover-") as tmp:
-            directory = Path(tmp)
-            env_file = _write_private(directory, "environment.yaml", environment)
-            output = directory / "plan.json"
-            argv = self.command(
-                operation=operation,
-                tenant_env_id=tenant_env_id,
-                environment=env_file,
-                output=output,
-            )
-            try:
-                done = subprocess.run(
-                    argv,
-                    capture_output=True,
-                    text=True,
-                    env=self.settings.process_env(),
-                    timeout=self.settings.discovery_timeout_seconds,
-                    check=False,
-                    # Ctrl-C reaches tenantctl only: a run cancelled during discovery still
-                    # gets its plan, then starts no bridge.
-                    start_new_session=True,
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise LifecycleError(
-                    f"discovery for {operation} did not finish in "
-                    f"{self.settings.discovery_timeout_seconds:.0f}s",
-                    hint="check that the Kubernetes API server is reachable (--kubeconfig)",
-                ) from exc
-            if done.returncode != 0:
-                raise _discovery_error(operation, done.returncode, done.stderr)
-            try:
-                text = output.read_text(encoding="utf-8") if output.exists() else done.stdout
-                data = json.loads(text)
-            except (OSError, ValueError) as exc:
-                raise ContractError(
-                    f"discovery for {operation} wrote no readable plan: {exc}",
-                    hint="run `python -m bridge discover` by hand to see its output",
-                ) from exc
-        return EnginePlan.from_json(data)
-
-
-class LibraryDiscovery:
-    """:class:`PlanSource` calling the function ``python -m bridge discover`` runs, in-process.
-
-    The same code, settings and plan JSON as the subprocess (the plan goes through
-    :meth:`Plan.to_json` exactly as Argo receives it), without a Python start-up per operation.
-    """
-
-    def __init__(self, settings: BridgeSettings) -> None:
-        self.settings = settings
-
-    def discover(
-        self, *, operation: str, tenant_env_id: str, environment: Mapping[str, Any]
-    ) -> EnginePlan:
-        from bridge.contract import DEFAULT_PREFIX, ContractSettings  # noqa: PLC0415
-        from bridge.discovery import discover  # noqa: PLC0415 - kubernetes is heavy
-        from bridge.kube import Kube, KubeSettings  # noqa: PLC0415
-
-        s = self.settings
-        contract = ContractSettings(prefix=s.prefix or DEFAULT_PREFIX, legacy_key=s.legacy_key)
-        with Kube(settings=KubeSettings(kubeconfig=s.kubeconfig, context=s.context)) as kube:
-            found = discover(
-                kube,
-                operation=operation,
-                settings=contract,
-                environment=environment,
-                tenant_env_id=tenant_env_id,
-                skip_invalid=s.skip_invalid,
-            )
-        return EnginePlan.from_json(found.plan.to_json())
-
-
-def _discovery_error(operation: str, code: int, stderr: str) -> LifecycleError:
-    """One error from discovery's stderr: its ``error:`` lines, its ``hint:`` line if any."""
-    lines = [line.rstrip() for line in stderr.splitlines() if line.strip()]
-    # "error: <message>" may continue on indented lines (discovery lists every invalid Job).
-    errors: list[str] = []
-    hints: list[str] = []
-    in_error = False
-    for line in lines:
-        if line.startswith("error: "):
-            errors.append(line.removeprefix("error: "))
-            in_error = True
-        elif line.startswith("hint: "):
-            hints.append(line.removeprefix("hint: "))
-            in_error = False
-        elif in_error and line.startswith(" "):
-            errors.append(line)
-        else:
-            in_error = False
-    tail = "; ".join(line.strip() for line in lines[-_STDERR_TAIL:])
-    detail = "\n".join(errors) or tail or f"exit code {code}"
-    if code == 1 and errors:
-        # The contract: a Job taking part in the operation is invalid or not suspended.
-        return ContractError(
-            f"discovery for {operation} failed: {detail}",
-            hint=hints[0] if hints else "fix the Jobs it names, or pass --skip-invalid",
-        )
-    return LifecycleError(
-        f"discovery for {operation} failed (exit {code}): {detail}",
-        hint=hints[0] if hints else "check the Kubernetes connection (--kubeconfig)",
-    )
 
 
 class SubprocessBridge:
@@ -327,27 +207,17 @@ class SubprocessBridge:
         except (OSError, ValueError):
             pass
         # No result file: the bridge died before writing it (killed, crashed, bad arguments).
-        spec = self.spec
-        finished = utc_now()
         cancelled = code in (EXIT_TERMINATED, -signal.SIGTERM, -signal.SIGKILL) and (
             self._terminated.is_set()
         )
         tail = "; ".join(line for line in self._stderr_tail if line.strip())
-        return {
-            "namespace": spec.job.namespace,
-            "job": spec.job.name,
-            "operation": spec.operation,
-            "tenantEnvId": spec.tenant_env_id,
-            "batchOperationId": spec.batch_operation_id,
-            "status": CANCELLED if cancelled else ERROR,
-            "exitCode": code,
-            "reason": "Terminated" if cancelled else "NoResult",
-            "message": tail or f"the bridge exited with {code} without writing a result",
-            "attempts": [],
-            "startedAt": rfc3339(self._started_at),
-            "finishedAt": rfc3339(finished),
-            "durationSeconds": round((finished - self._started_at).total_seconds(), 3),
-        }
+        return self.spec.unreported_result(
+            status=CANCELLED if cancelled else ERROR,
+            exit_code=code,
+            reason="Terminated" if cancelled else "NoResult",
+            message=tail or f"the bridge exited with {code} without writing a result",
+            started_at=self._started_at,
+        )
 
 
 def delete_run_pods(settings: BridgeSettings, spec: BridgeSpec) -> list[str]:
@@ -386,13 +256,30 @@ def delete_run_pods(settings: BridgeSettings, spec: BridgeSpec) -> list[str]:
 def run_args(settings: BridgeSettings, spec: BridgeSpec) -> list[str]:
     """``python -m bridge run``'s arguments for one job, but its documents and result file:
     what every launcher runs a bridge with (the rest comes from ``BRIDGE_*``)."""
-    args = ["--namespace", spec.job.namespace, "--job", spec.job.name]
-    args += ["--operation", spec.operation, "--tenant-env-id", spec.tenant_env_id]
-    args += ["--batch-operation-id", spec.batch_operation_id]
-    args += [*settings.connection_args(), *settings.contract_args()]
-    if spec.source_batch_operation_id:
-        args += ["--source-batch-operation-id", spec.source_batch_operation_id]
-    return args
+    return invocation(settings, spec).args()
+
+
+def invocation(
+    settings: BridgeSettings,
+    spec: BridgeSpec,
+    *,
+    environment: Path | None = None,
+    changeset: Path | None = None,
+    result: Path | None = None,
+) -> RunInvocation:
+    """One job's ``python -m bridge run`` with this engine's connection and contract flags."""
+    return RunInvocation(
+        namespace=spec.job.namespace,
+        job=spec.job.name,
+        operation=spec.operation,
+        tenant_env_id=spec.tenant_env_id,
+        batch_operation_id=spec.batch_operation_id,
+        environment=None if environment is None else str(environment),
+        changeset=None if changeset is None else str(changeset),
+        source_batch_operation_id=spec.source_batch_operation_id or None,
+        result=None if result is None else str(result),
+        extra=(*settings.connection_args(), *settings.contract_args()),
+    )
 
 
 def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
@@ -414,17 +301,17 @@ class SubprocessBridgeLauncher:
     def command(
         self, spec: BridgeSpec, *, environment: Path, changeset: Path, result: Path
     ) -> list[str]:
-        argv = [self.settings.python, "-m", "bridge", "run", *run_args(self.settings, spec)]
-        argv += ["--environment", str(environment), "--changeset", str(changeset)]
-        argv += ["--result", str(result)]
-        return argv
+        run = invocation(
+            self.settings, spec, environment=environment, changeset=changeset, result=result
+        )
+        return run.argv(python=self.settings.python)
 
     def launch(self, spec: BridgeSpec, *, on_line: LineSink) -> SubprocessBridge:
         workdir = tempfile.TemporaryDirectory(prefix="tenantctl-bridge-")
         try:
             directory = Path(workdir.name)
-            environment = _write_private(directory, "environment.yaml", spec.environment)
-            changeset = _write_private(directory, "changeset.yaml", spec.changeset)
+            environment = write_private(directory, "environment.yaml", spec.environment)
+            changeset = write_private(directory, "changeset.yaml", spec.changeset)
             result = directory / "result.json"
             argv = self.command(spec, environment=environment, changeset=changeset, result=result)
             return SubprocessBridge(

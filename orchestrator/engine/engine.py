@@ -19,19 +19,20 @@ Semantics (the same as the Argo WorkflowTemplate's, so what works locally works 
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
-from bridge.errors import LifecycleError, UsageError
+from bridge.errors import LifecycleError
+from bridge.result import EXIT_INFRASTRUCTURE
 
 from .launcher import BridgeHandle, BridgeLauncher, BridgeSpec, PlanSource
 from .locks import TenantLocks
-from .plan import ABORT, EnginePlan, PlannedJob, PlannedWave
+from .observer import RunObserver
+from .plan import ABORT, PlannedJob, PlannedWave
+from .request import RequestLike
 from .result import (
     CANCELLED,
     ERROR,
@@ -39,109 +40,9 @@ from .result import (
     SUCCEEDED,
     JobResult,
     OperationResult,
-    rfc3339,
     utc_now,
 )
-
-# The bridge's exit code for an infrastructure error (INTERFACES.md, "Bridge exit codes").
-INFRA_EXIT_CODE = 75
-
-
-class RequestLike(Protocol):
-    """What the engine reads from a request: :class:`RunRequest` or the orchestrator's
-    ``LifecycleRequest`` (``orchestrator.events``) both fit."""
-
-    @property
-    def batch_operation_id(self) -> str: ...
-    @property
-    def tenant_env_id(self) -> str: ...
-    @property
-    def operation(self) -> str: ...
-    @property
-    def region(self) -> str | None: ...
-    @property
-    def environment(self) -> Mapping[str, Any]: ...
-    @property
-    def changeset(self) -> Mapping[str, Any]: ...
-    @property
-    def source_batch_operation_id(self) -> str | None: ...
-
-
-def new_batch_operation_id() -> str:
-    """A batch id for a run started by hand (the bus supplies one for real requests)."""
-    return f"run-{uuid.uuid4().hex[:12]}"
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """A lifecycle request made locally (``tenantctl run``, the demo, tests)."""
-
-    operation: str
-    tenant_env_id: str
-    batch_operation_id: str = field(default_factory=new_batch_operation_id)
-    environment: Mapping[str, Any] = field(default_factory=dict)
-    changeset: Mapping[str, Any] = field(default_factory=dict)
-    region: str | None = None
-    source_batch_operation_id: str | None = None
-
-
-LAUNCHERS = ("process", "thread")
-# Chooses the launcher wherever no one passes one (tenantctl listen --engine local, the demo,
-# migrations; `tenantctl run`/`fleet --launcher` read it too): "thread" when unset.
-LAUNCHER_ENV = "TENANTCTL_LAUNCHER"
-
-
-def default_launcher() -> str:
-    return os.environ.get(LAUNCHER_ENV) or "thread"
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    parallelism: int = 4
-    # How long a request for a busy tenant waits before it is refused (0: refuse at once).
-    lock_wait_seconds: float = 0.0
-    # How often the waiting thread looks at the cancel flag (and lets Ctrl-C in).
-    poll_seconds: float = 0.1
-    # A bridge exiting 75 (infrastructure error) is rerun, like Argo's retryStrategy does
-    # (there: 4 retries from 15s); locally the backoff starts shorter, for people waiting.
-    infra_retries: int = 4
-    infra_backoff_seconds: float = 2.0
-    infra_backoff_cap: float = 30.0
-    # How local_engine() runs each bridge: "thread" (the default: the same Runner with the same
-    # BRIDGE_* settings in a thread, no interpreter start per bridge; a watchdog deletes the
-    # pods of a bridge that does not stop when cancelled -- orchestrator.engine.threads) or
-    # "process" (a `python -m bridge run` subprocess, as in Argo: SIGTERM, SIGKILL, isolation).
-    launcher: str = field(default_factory=default_launcher)
-
-    def __post_init__(self) -> None:
-        if self.launcher not in LAUNCHERS:
-            raise UsageError(
-                f"launcher must be one of {', '.join(LAUNCHERS)}, not {self.launcher!r}",
-                hint=f"pass --launcher process or --launcher thread (or set {LAUNCHER_ENV})",
-            )
-        if self.parallelism < 1:
-            raise UsageError(
-                f"parallelism must be at least 1, not {self.parallelism}",
-                hint="pass --parallelism 1 or more",
-            )
-
-
-class RunObserver:
-    """Callbacks for a live view; every method is optional (no-op here).
-
-    Called from worker threads as well as the calling thread: implementations lock their own
-    state.
-    """
-
-    def on_plan(self, plan: EnginePlan, request: RequestLike) -> None: ...
-    def on_wave_start(self, wave: PlannedWave) -> None: ...
-    def on_job_start(self, job: PlannedJob) -> None: ...
-    def on_job_line(self, job: PlannedJob, line: str, stream: str) -> None: ...
-    def on_job_finish(self, result: JobResult) -> None: ...
-    def on_wave_finish(self, wave: PlannedWave, results: tuple[JobResult, ...]) -> None: ...
-    def on_skipped(self, result: JobResult) -> None: ...
-    def on_cancel(self) -> None: ...
-    def on_finish(self, result: OperationResult) -> None: ...
+from .settings import EngineSettings
 
 
 class LocalEngine:
@@ -320,22 +221,8 @@ class _Run:
         request = self.request
         settings = self.engine.settings
         if job.key in self.recorded:  # finished by an earlier run of this request
-            self.observer.on_job_start(job)
-            self.observer.on_job_line(
-                job, "engine: finished before a restart; its recorded result stands", "engine"
-            )
-            recorded = JobResult(job, self.recorded[job.key])
-            self.observer.on_job_finish(recorded)
-            return recorded
-        spec = BridgeSpec(
-            job=job,
-            operation=request.operation,
-            tenant_env_id=request.tenant_env_id,
-            batch_operation_id=request.batch_operation_id,
-            environment=request.environment,
-            changeset=request.changeset,
-            source_batch_operation_id=request.source_batch_operation_id,
-        )
+            return self._report_recorded(job)
+        spec = self._spec(job)
         data: Mapping[str, Any] | None = None
         retry = 0
         cancelled_rerun = False
@@ -398,6 +285,29 @@ class _Run:
         self.observer.on_job_finish(result)
         return result
 
+    def _report_recorded(self, job: PlannedJob) -> JobResult:
+        """A job an earlier run of this request finished: its recorded result, not a rerun."""
+        self.observer.on_job_start(job)
+        self.observer.on_job_line(
+            job, "engine: finished before a restart; its recorded result stands", "engine"
+        )
+        recorded = JobResult(job, self.recorded[job.key])
+        self.observer.on_job_finish(recorded)
+        return recorded
+
+    def _spec(self, job: PlannedJob) -> BridgeSpec:
+        """The request's identity and documents, for one job's bridge."""
+        request = self.request
+        return BridgeSpec(
+            job=job,
+            operation=request.operation,
+            tenant_env_id=request.tenant_env_id,
+            batch_operation_id=request.batch_operation_id,
+            environment=request.environment,
+            changeset=request.changeset,
+            source_batch_operation_id=request.source_batch_operation_id,
+        )
+
     def _delete_pods(self, spec: BridgeSpec, note: str) -> str:
         """The bridge kept its pod for a rerun to resume, and no bridge is left to delete it --
         the launcher does, so it never runs on unwatched after the tenant's lock is released."""
@@ -429,23 +339,14 @@ class _Run:
         }
 
 
-def _launch_error(spec: BridgeSpec, exc: Exception, started: Any) -> dict[str, Any]:
-    finished = utc_now()
-    return {
-        "namespace": spec.job.namespace,
-        "job": spec.job.name,
-        "operation": spec.operation,
-        "tenantEnvId": spec.tenant_env_id,
-        "batchOperationId": spec.batch_operation_id,
-        "status": ERROR,
-        "exitCode": None,
-        "reason": "BridgeNotStarted",
-        "message": f"could not run the bridge: {exc}",
-        "attempts": [],
-        "startedAt": rfc3339(started),
-        "finishedAt": rfc3339(finished),
-        "durationSeconds": round((finished - started).total_seconds(), 3),
-    }
+def _launch_error(spec: BridgeSpec, exc: Exception, started: datetime) -> dict[str, Any]:
+    return spec.unreported_result(
+        status=ERROR,
+        exit_code=None,
+        reason="BridgeNotStarted",
+        message=f"could not run the bridge: {exc}",
+        started_at=started,
+    )
 
 
 def _rerunnable(data: Mapping[str, Any]) -> bool:
@@ -462,4 +363,4 @@ def _rerunnable(data: Mapping[str, Any]) -> bool:
         return False
     code = data.get("exitCode")
     killed = data.get("reason") == "NoResult" and isinstance(code, int) and code < 0
-    return code == INFRA_EXIT_CODE or killed
+    return code == EXIT_INFRASTRUCTURE or killed

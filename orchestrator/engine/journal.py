@@ -29,7 +29,8 @@ from bridge.errors import LifecycleError, NotFoundError
 from bridge.kube import CONFIGMAPS, Kube
 from orchestrator.naming import workflow_name
 
-from .engine import RequestLike, RunObserver
+from .observer import RunObserver
+from .request import RequestLike
 from .result import CANCELLED, SKIPPED, JobResult
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
+
+from bridge.result import RunResult, Status
 
 from .plan import EnginePlan, PlannedJob
 
@@ -33,6 +36,23 @@ class BridgeSpec:
     environment: Mapping[str, Any] = field(default_factory=dict)
     changeset: Mapping[str, Any] = field(default_factory=dict)
     source_batch_operation_id: str | None = None
+
+    def unreported_result(
+        self, *, status: str, exit_code: int | None, reason: str, message: str, started_at: datetime
+    ) -> dict[str, Any]:
+        """The bridge's result JSON for a run that wrote none (it died, was abandoned, or never
+        started), built by the bridge's own record so both have the same keys and formats."""
+        record = RunResult(
+            namespace=self.job.namespace,
+            job=self.job.name,
+            operation=self.operation,
+            tenant_env_id=self.tenant_env_id,
+            batch_operation_id=self.batch_operation_id,
+            started_at=started_at,
+        )
+        return record.finish(
+            Status(status), reason=reason, message=message, exit_code=exit_code
+        ).to_json()
 
 
 class BridgeHandle(Protocol):

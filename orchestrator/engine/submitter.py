@@ -38,9 +38,11 @@ from bridge.errors import UnavailableError
 from orchestrator.events import LifecycleRequest
 from orchestrator.submit import SubmitOutcome
 
-from .engine import LocalEngine, RequestLike, RunObserver
+from .engine import LocalEngine
 from .journal import JournalObserver, JournalState, NoJournal, RunJournal
 from .locks import EngineBusyError, TenantBusyError
+from .observer import RunObserver
+from .request import RequestLike
 from .result import OperationResult
 
 log = logging.getLogger(__name__)

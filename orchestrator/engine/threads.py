@@ -42,9 +42,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from bridge.errors import LifecycleError, RefusedError, UnavailableError, UsageError
+from bridge.result import EXIT_INFRASTRUCTURE
 
 from .bridges import (
-    EXIT_INFRASTRUCTURE,
     EXIT_TERMINATED,
     BridgeSettings,
     Reaper,
@@ -52,7 +52,7 @@ from .bridges import (
     run_args,
 )
 from .launcher import BridgeSpec, LineSink
-from .result import CANCELLED, ERROR, rfc3339, utc_now
+from .result import CANCELLED, ERROR, utc_now
 
 # Connections the shared client keeps for reuse: 3 per running bridge at parallelism ~80.
 POOL_SIZE = 256
@@ -227,23 +227,13 @@ class ThreadBridge:
         return self._made_result(ERROR, code, "NoResult", f"error: {exc}")
 
     def _made_result(self, status: str, code: int, reason: str, message: str) -> Mapping[str, Any]:
-        spec = self.spec
-        finished = utc_now()
-        return {
-            "namespace": spec.job.namespace,
-            "job": spec.job.name,
-            "operation": spec.operation,
-            "tenantEnvId": spec.tenant_env_id,
-            "batchOperationId": spec.batch_operation_id,
-            "status": status,
-            "exitCode": code,
-            "reason": reason,
-            "message": message,
-            "attempts": [],
-            "startedAt": rfc3339(self._started_at),
-            "finishedAt": rfc3339(finished),
-            "durationSeconds": round((finished - self._started_at).total_seconds(), 3),
-        }
+        return self.spec.unreported_result(
+            status=status,
+            exit_code=code,
+            reason=reason,
+            message=message,
+            started_at=self._started_at,
+        )
 
     # -- cancel and the watchdog -----------------------------------------------------------
 

@@ -19,8 +19,9 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from .engine import RequestLike, RunObserver
+from .observer import RunObserver
 from .plan import EnginePlan, PlannedJob, PlannedWave
+from .request import RequestLike
 from .result import SUCCEEDED, JobResult, OperationResult
 
 _CLEAR_TO_END = "\x1b[J"

@@ -12,8 +12,8 @@ import pytest
 
 from bridge.errors import BusError, UnavailableError
 from orchestrator.engine import EngineSettings, LocalEngine, LocalSubmitter, OperationResult
-from orchestrator.engine.engine import RequestLike
 from orchestrator.engine.journal import JournalState
+from orchestrator.engine.request import RequestLike
 from orchestrator.engine.result import JobResult
 from orchestrator.events import LifecycleRequest
 

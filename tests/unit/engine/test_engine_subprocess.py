@@ -15,7 +15,8 @@ import pytest
 
 from bridge.errors import ContractError, LifecycleError
 from orchestrator.engine import BridgeSettings, BridgeSpec, PlannedJob
-from orchestrator.engine.bridges import SubprocessBridgeLauncher, SubprocessDiscovery
+from orchestrator.engine.bridges import SubprocessBridgeLauncher
+from orchestrator.engine.discovery import SubprocessDiscovery
 
 FAKE_BRIDGE = r"""
 import json, os, signal, sys, time
