@@ -117,6 +117,7 @@ def render_tree(
         "rbac-bridge.yaml": install.bridge_rbac(settings),
         "rbac-workflow.yaml": install.workflow_rbac(settings),
         "rbac-sweeper.yaml": install.sweeper_rbac(settings),
+        "rbac-operator.yaml": install.operator_rbac(settings),
         "cronjob-sweep.yaml": install.sweep_cron_job(settings),
         "configmaps.yaml": install.settings_config_maps(settings),
         "listen.yaml": install.listen(settings),

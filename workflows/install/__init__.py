@@ -36,6 +36,7 @@ from .common import (
     EXECUTOR_ROLE,
     HISTORY_SECRET,
     HISTORY_SECRET_KEY,
+    OPERATOR_ROLE,
     ORCHESTRATOR_ROLE,
     PRODUCT_UID,
     SUBMITTER_ROLE,
@@ -53,7 +54,7 @@ from .platform import (
     sweep_cron_job,
     template_referencing_patch,
 )
-from .rbac import bridge_rbac, discovery_rbac, sweeper_rbac, workflow_rbac
+from .rbac import bridge_rbac, discovery_rbac, operator_rbac, sweeper_rbac, workflow_rbac
 from .team import team_namespace
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "EXECUTOR_ROLE",
     "HISTORY_SECRET",
     "HISTORY_SECRET_KEY",
+    "OPERATOR_ROLE",
     "ORCHESTRATOR_ROLE",
     "PRODUCT_UID",
     "SUBMITTER_ROLE",
@@ -78,6 +80,7 @@ __all__ = [
     "discovery_rbac",
     "listen",
     "namespaces",
+    "operator_rbac",
     "service_accounts",
     "settings_config_maps",
     "sweep_cron_job",

@@ -19,6 +19,7 @@ SWEEPER_ROLE = "tenant-lifecycle-sweeper"
 EXECUTOR_ROLE = "tenant-lifecycle-executor"
 ORCHESTRATOR_ROLE = "tenant-lifecycle-orchestrator"
 SUBMITTER_ROLE = "tenant-lifecycle-submitter"
+OPERATOR_ROLE = "tenant-lifecycle-operator"
 # The Secret an operator creates to keep operation history in PostgreSQL: its key ``url`` is
 # read as ``TENANTCTL_STORE`` by ``tenantctl listen`` (optional: without it, the embedded SQLite
 # file) and by the scheduled fleet dispatcher (required: a fleet run's history must be shared).

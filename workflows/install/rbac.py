@@ -11,6 +11,7 @@ from .common import (
     BRIDGE_NAMESPACES_CLUSTER_ROLE,
     DISCOVERY_CLUSTER_ROLE,
     EXECUTOR_ROLE,
+    OPERATOR_ROLE,
     ORCHESTRATOR_ROLE,
     SUBMITTER_ROLE,
     SWEEPER_CLUSTER_ROLE,
@@ -120,4 +121,29 @@ def workflow_rbac(settings: WorkflowSettings) -> list[Manifest]:
         role_binding(
             SUBMITTER_ROLE, ns, [service_account_subject(settings.events_service_account, ns)]
         ),
+    ]
+
+
+def operator_rbac(settings: WorkflowSettings) -> list[Manifest]:
+    """The people who read lifecycles (Argo UI, ``argo``, ``tenantctl status``): read-only.
+
+    What the UI's workflow list and page, its logs and events panels read, in the workflow
+    namespace only: the bridges' pods run there and carry the teams' logs, so an operator needs
+    no access to the team namespaces. No binding is shipped: who reads is the site's choice
+    (docs/install.md section 11 binds it to an SSO group's or a token's ServiceAccount).
+    """
+    return [
+        role(
+            OPERATOR_ROLE,
+            settings.workflow_namespace,
+            [
+                rule(
+                    ["argoproj.io"],
+                    ["workflows", "workflowtemplates", "cronworkflows"],
+                    ["get", "list", "watch"],
+                ),
+                rule([""], ["pods", "events"], ["get", "list", "watch"]),
+                rule([""], ["pods/log"], ["get"]),
+            ],
+        )
     ]
