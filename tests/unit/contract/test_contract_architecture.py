@@ -82,6 +82,13 @@ def test_rooms_import_only_downwards(room: str, forbidden: tuple[str, ...]) -> N
     assert not found, "\n".join(["", *found])
 
 
+def test_no_room_imports_the_tests_or_the_benchmarks() -> None:
+    """Tests and benchmarks import the rooms, never the reverse: a helper both need lives in a
+    room (``tools/jobs.py``, say) so shipping code never depends on test code."""
+    found = [line for room in PACKAGES for line in offenders(tuple(NOT_ROOMS), inside=room)]
+    assert not found, "\n".join(["", *found])
+
+
 @pytest.mark.parametrize(
     ("library", "home"),
     [
