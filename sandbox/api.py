@@ -11,16 +11,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import random
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import defaults, pagination
 from .clock import rfc3339
 from .collector import GarbageCollector
+from .object_rules import delete_answer, merged_update, namespace_terminating, new_object
 from .pagination import Snapshots
 from .patch import apply_patch
 from .resources import Registry, ResourceType
@@ -31,16 +30,11 @@ from .status import (
     bad_request,
     conflict,
     not_found,
-    success_status,
 )
 from .store import Obj, Store
-from .validation import normalize_secret, validate
 
 log = logging.getLogger(__name__)
-_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
-# Types whose DELETE answers with the object rather than a Status (as their real registries do).
-_RETURNS_OBJECT = {"pods", "namespaces", "customresourcedefinitions.apiextensions.k8s.io"}
 
 
 class PodLifecycle(Protocol):
@@ -78,23 +72,7 @@ class Api:
         if ns is None:
             raise not_found("namespaces", "", namespace)
         if ns["metadata"].get("deletionTimestamp"):
-            raise ApiError(
-                403,
-                f'{rtype.plural} "{name}" is forbidden: unable to create new content in namespace '
-                f"{namespace} because it is being terminated",
-                details={
-                    "name": name,
-                    "kind": rtype.plural,
-                    "group": rtype.group,
-                    "causes": [
-                        {
-                            "reason": "NamespaceTerminating",
-                            "message": f"namespace {namespace} is being terminated",
-                            "field": "metadata.namespace",
-                        }
-                    ],
-                },
-            )
+            raise namespace_terminating(rtype, namespace, name)
 
     def _get_or_404(self, rtype: ResourceType, namespace: str, name: str) -> Obj:
         obj = self.store.get(rtype.key, namespace if rtype.namespaced else "", name)
@@ -115,41 +93,8 @@ class Api:
     def create(
         self, rtype: ResourceType, namespace: str, body: Obj, *, dry_run: bool = False
     ) -> Obj:
-        if not isinstance(body, dict):
-            raise bad_request("the request body must be a JSON object")
-        obj = copy.deepcopy(body)
-        obj.setdefault("apiVersion", rtype.api_version)
-        obj.setdefault("kind", rtype.kind)
-        if obj["kind"] != rtype.kind:
-            raise bad_request(
-                f"the kind of the provided object ({obj['kind']}) does not match the kind of the "
-                f"request ({rtype.kind})"
-            )
-        meta = obj.setdefault("metadata", {})
-        if not isinstance(meta, dict):
-            raise bad_request("metadata must be an object")
-        if rtype.namespaced:
-            if meta.get("namespace") and meta["namespace"] != namespace:
-                raise bad_request(
-                    "the namespace of the provided object does not match the namespace sent on "
-                    "the request"
-                )
-            meta["namespace"] = namespace
-        else:
-            meta.pop("namespace", None)
-        if not meta.get("name") and meta.get("generateName"):
-            suffix = "".join(random.choices(_GENERATE_ALPHABET, k=5))  # noqa: S311
-            meta["name"] = f"{meta['generateName']}{suffix}"
-        for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
-            meta.pop(field, None)
-        meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = self._now()
-        meta["generation"] = 1
-        if rtype.key == "secrets":
-            normalize_secret(obj)
-        defaults.apply(rtype, obj)
-        validate(rtype, obj)
-        name = meta["name"]
+        obj = new_object(rtype, namespace, body)
+        name = obj["metadata"]["name"]
         with self.store.lock:
             self._require_namespace(rtype, namespace, name)
             key_ns = namespace if rtype.namespaced else ""
@@ -253,7 +198,7 @@ class Api:
             want_rv = (body.get("metadata") or {}).get("resourceVersion")
             if want_rv and want_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rtype.plural, rtype.group, name)
-            new = self._merge_update(rtype, old, copy.deepcopy(body), subresource)
+            new = merged_update(rtype, old, copy.deepcopy(body), subresource)
             return self._write(rtype, old, new, dry_run=dry_run)
 
     def patch(
@@ -275,55 +220,8 @@ class Api:
                 want_rv = (body.get("metadata") or {}).get("resourceVersion")
             if want_rv and want_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rtype.plural, rtype.group, name)
-            new = self._merge_update(rtype, old, patched, subresource)
+            new = merged_update(rtype, old, patched, subresource)
             return self._write(rtype, old, new, dry_run=dry_run)
-
-    def _merge_update(
-        self, rtype: ResourceType, old: Obj, new: Obj, subresource: str | None
-    ) -> Obj:
-        """The stored object after an update: identity and system fields are kept from ``old``."""
-        if subresource == "status":
-            merged = copy.deepcopy(old)
-            merged["status"] = new.get("status", {})
-            return merged
-        if subresource not in (None, "", "finalize"):
-            raise ApiError(
-                405, f"the server does not allow this method on {rtype.plural}/{subresource}"
-            )
-        new["apiVersion"] = old["apiVersion"]
-        new["kind"] = old["kind"]
-        meta = new.setdefault("metadata", {})
-        old_meta = old["metadata"]
-        for field in (
-            "uid",
-            "creationTimestamp",
-            "namespace",
-            "name",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "generation",
-        ):
-            if field in old_meta:
-                meta[field] = old_meta[field]
-            else:
-                meta.pop(field, None)
-        if rtype.has_status:
-            if "status" in old:
-                new["status"] = old["status"]
-            else:
-                new.pop("status", None)
-        if subresource == "finalize" and rtype.key == "namespaces":
-            new["status"] = old.get("status", {})
-        if rtype.key == "secrets":
-            normalize_secret(new)
-        if rtype.key == "pods":
-            defaults.check_pod_update(old, new)
-        validate(rtype, new)
-        spec_old = {k: v for k, v in old.items() if k not in ("metadata", "status")}
-        spec_new = {k: v for k, v in new.items() if k not in ("metadata", "status")}
-        if spec_old != spec_new:
-            meta["generation"] = int(old_meta.get("generation", 1)) + 1
-        return new
 
     def _write(self, rtype: ResourceType, old: Obj, new: Obj, *, dry_run: bool = False) -> Obj:
         meta = new["metadata"]
@@ -341,7 +239,7 @@ class Api:
             and self.runtime.pod_active(meta["uid"])
         )
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and not pod_alive:
-            self._remove(rtype, new)
+            self.remove(rtype, new)
             return new
         rv = self.store.next_rv()
         self._stamp(new, rv)
@@ -389,7 +287,7 @@ class Api:
             ):
                 raise conflict(rtype.plural, rtype.group, name)
             if dry_run:
-                return self._delete_answer(rtype, obj)
+                return delete_answer(rtype, obj)
             if propagation is None:
                 propagation = "Orphan" if rtype.default_orphan else "Background"
             if propagation == "Orphan":
@@ -401,34 +299,21 @@ class Api:
                         f'namespaces "{name}" is forbidden: this namespace may not be deleted',
                         details={"name": name, "kind": "namespaces"},
                     )
-                return self._delete_answer(rtype, self._terminate_namespace(rtype, obj))
+                return delete_answer(rtype, self._terminate_namespace(rtype, obj))
             if rtype.key == "pods":
-                return self._delete_answer(rtype, self._delete_pod(rtype, obj, grace_seconds))
+                return delete_answer(rtype, self._delete_pod(rtype, obj, grace_seconds))
             if meta.get("finalizers"):
                 if meta.get("deletionTimestamp"):
-                    return self._delete_answer(rtype, obj)
+                    return delete_answer(rtype, obj)
                 new = copy.deepcopy(obj)
                 new["metadata"]["deletionTimestamp"] = self._now()
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 rv = self.store.next_rv()
                 self._stamp(new, rv)
                 self.store.put(rtype.key, new, rv=rv, event="MODIFIED")
-                return self._delete_answer(rtype, new)
-            final = self._remove(rtype, obj)
-        return self._delete_answer(rtype, final)
-
-    def _delete_answer(self, rtype: ResourceType, obj: Obj) -> Obj:
-        if rtype.key in _RETURNS_OBJECT or rtype.group not in (
-            "",
-            "batch",
-            "rbac.authorization.k8s.io",
-            "coordination.k8s.io",
-        ):
-            return obj
-        meta = obj["metadata"]
-        return success_status(
-            name=meta["name"], group=rtype.group, kind=rtype.plural, uid=meta["uid"]
-        )
+                return delete_answer(rtype, new)
+            final = self.remove(rtype, obj)
+        return delete_answer(rtype, final)
 
     def _delete_pod(self, rtype: ResourceType, pod: Obj, grace_seconds: int | None) -> Obj:
         meta = pod["metadata"]
@@ -438,7 +323,7 @@ class Api:
             # Already terminating: a shorter grace period may still speed it up.
             if self.runtime is not None and grace_seconds == 0:
                 self.runtime.pod_deleting(pod, 0)
-                return self._remove(rtype, pod)
+                return self.remove(rtype, pod)
             return pod
         pending = self.runtime is not None and self.runtime.pod_deleting(pod, grace_seconds)
         if pending and grace_seconds > 0:
@@ -457,7 +342,7 @@ class Api:
             self._stamp(new, rv)
             self.store.put(rtype.key, new, rv=rv, event="MODIFIED")
             return new
-        return self._remove(rtype, pod)
+        return self.remove(rtype, pod)
 
     def finish_pod_deletion(self, namespace: str, name: str, uid: str) -> None:
         """Called by the runtime once a terminating pod's processes are gone."""
@@ -469,9 +354,9 @@ class Api:
                 return
             if pod["metadata"].get("finalizers"):
                 return
-            self._remove(rtype, pod)
+            self.remove(rtype, pod)
 
-    def _remove(self, rtype: ResourceType, obj: Obj) -> Obj:
+    def remove(self, rtype: ResourceType, obj: Obj) -> Obj:
         meta = obj["metadata"]
         ns = meta.get("namespace", "")
         with self.store.lock:

@@ -10,19 +10,41 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from .resources import Registry, ResourceType
 from .status import ApiError
-from .store import Obj
-
-if TYPE_CHECKING:
-    from .api import Api
+from .store import Obj, Store
 
 log = logging.getLogger(__name__)
 
 
+class ObjectWriter(Protocol):
+    """What the collector needs from the API (``api.Api``, which owns the collector): the API
+    calls the collector and the collector writes through the API, so this seam keeps the two
+    modules from importing each other."""
+
+    store: Store
+    registry: Registry
+
+    def update_with(
+        self, rtype: ResourceType, namespace: str, name: str, change: Callable[[Obj], None]
+    ) -> Obj | None: ...
+
+    def delete(
+        self, rtype: ResourceType, namespace: str, name: str, *, propagation: str | None = None
+    ) -> Obj: ...
+
+    def finish_pod_deletion(self, namespace: str, name: str, uid: str) -> None: ...
+
+    def remove(self, rtype: ResourceType, obj: Obj) -> Obj:
+        """Remove ``obj`` from the store now, finalizers or not."""
+        ...
+
+
 class GarbageCollector:
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: ObjectWriter) -> None:
         self.api = api
 
     def collect(self, uid: str) -> None:
@@ -119,4 +141,4 @@ class GarbageCollector:
         with self.api.store.lock:
             ns_obj = self.api.store.get("namespaces", "", namespace)
             if ns_obj is not None:
-                self.api._remove(nstype, ns_obj)
+                self.api.remove(nstype, ns_obj)

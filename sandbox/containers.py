@@ -15,125 +15,63 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import images
 from .clock import rfc3339
 from .envvars import ConfigError, argv, resolve_env
 from .logs import LogBuffer
 from .mounts import Mount, MountError, MountPlan, plan, wrap
-
-if TYPE_CHECKING:
-    from .pod_worker import PodWorker
+from .pod_host import ContainerRun, Pod
 
 Obj = dict[str, Any]
 _RETRY = 0.5
+__all__ = ["ContainerRun", "ContainerRunner", "Launch"]
 
 
-@dataclass
-class ContainerRun:
-    """One run of a container: its process and log."""
+@dataclass(frozen=True)
+class Launch:
+    """What a container starts with, once everything it needs is there."""
 
-    log: LogBuffer = field(default_factory=LogBuffer)
-    process: subprocess.Popen[bytes] | None = None
+    command: list[str]
+    env: dict[str, str]
+    #: The process's working directory; None when the mount plan's script changes into it.
+    cwd: str | None
+    mount_plan: MountPlan | None
 
 
 class ContainerRunner:
-    def __init__(self, worker: PodWorker) -> None:
+    def __init__(self, worker: Pod) -> None:
         self.w = worker
 
     def _failed_event(self, exc: Exception) -> None:
         self.w.runtime.event(self.w.pod, "Warning", "Failed", f"Error: {exc}", once=True)
 
-    def _prepare(
-        self, container: Obj, init: bool, volumes: Mapping[str, Path]
-    ) -> tuple[list[str], dict[str, str], str | None, MountPlan | None] | None:
+    # waiting until it can start --------------------------------------------------------------
+
+    def _prepare(self, container: Obj, init: bool, volumes: Mapping[str, Path]) -> Launch | None:
         """Wait until the container can start; None when the pod stopped first."""
         image = str(container.get("image", ""))
-        name = container["name"]
         announced = False
         while not self.w.stop.is_set():
-            if not images.is_valid_reference(image):
-                self.w.state.waiting(
-                    container,
-                    init,
-                    "InvalidImageName",
-                    f'Failed to apply default image tag "{image}": couldn\'t parse image '
-                    f'name "{image}": invalid reference format',
-                )
-            elif images.is_pull_error(image):
-                self.w.state.waiting(
-                    container,
-                    init,
-                    "ErrImagePull",
-                    f'failed to pull and unpack image "{image}": failed to resolve '
-                    f'reference "{image}": {image}: not found',
-                )
-                self.w.publish()
-                self.w.runtime.event(
-                    self.w.pod,
-                    "Warning",
-                    "Failed",
-                    f'Failed to pull image "{image}": not found',
-                    once=True,
-                )
-                if self.w.wait(0.3):
-                    return None
-                self.w.state.waiting(
-                    container, init, "ImagePullBackOff", f'Back-off pulling image "{image}"'
-                )
-            elif images.is_create_error(image):
-                self.w.state.waiting(
-                    container,
-                    init,
-                    "CreateContainerError",
-                    "sandbox: scripted create error for image " + image,
-                )
-            else:
+            blocked = self._image_blocks(container, init, image)
+            if blocked is None:
+                return None
+            if not blocked:
                 try:
-                    base = dict(self.w.runtime.base_env)
-                    base["HOSTNAME"] = self.w.name
-                    env = resolve_env(self.w.pod, container, self.w.lookup, base)
-                    command = argv(container, env)
-                    if not command:
-                        raise MountError(
-                            f'container "{name}" has no command or args; the sandbox ignores '
-                            "images, so give the container a command"
-                        )
-                    mounts = []
-                    for vm in container.get("volumeMounts") or []:
-                        source = volumes.get(vm.get("name", ""))
-                        if source is None:
-                            raise MountError(
-                                f'volumeMount "{vm.get("name")}" names no volume of the pod'
-                            )
-                        if vm.get("subPath"):
-                            source = source / vm["subPath"]
-                        mounts.append(
-                            Mount(source, vm.get("mountPath", ""), bool(vm.get("readOnly")))
-                        )
-                    working_dir = container.get("workingDir")
-                    mount_plan = None
-                    own_dir = self.w.dir / "containers" / name
-                    own_dir.mkdir(parents=True, exist_ok=True)
-                    cwd: str | None = str(own_dir)
-                    if mounts or (working_dir and not os.path.isdir(working_dir)):
-                        scratch = self.w.dir / "scratch" / f"{name}-{uuid.uuid4().hex[:6]}"
-                        scratch.mkdir(parents=True)
-                        mount_plan = plan(
-                            mounts,
-                            working_dir=working_dir,
-                            scratch=scratch,
-                            workdir=self.w.runtime.workdir,
-                            host_dirs=self.w.runtime.host_dirs,
-                            error_file=scratch.with_suffix(".err"),
-                        )
-                        self.w.host_dirs.extend(mount_plan.host_dirs)
-                        cwd = None
-                    elif working_dir:
-                        cwd = working_dir
+                    launch = self._launch(container, volumes)
+                except ConfigError as exc:
+                    self.w.state.waiting(container, init, "CreateContainerConfigError", str(exc))
+                    self._failed_event(exc)
+                except MountError as exc:
+                    self.w.state.waiting(container, init, "CreateContainerError", str(exc))
+                    self._failed_event(exc)
+                    self.w.publish()
+                    self.w.stop.wait()
+                    return None
+                else:
                     if not announced:
                         self.w.runtime.event(
                             self.w.pod,
@@ -141,25 +79,89 @@ class ContainerRunner:
                             "Pulled",
                             f'Container image "{image}" already present on machine',
                         )
-                    return command, env, cwd, mount_plan
-                except ConfigError as exc:
-                    self.w.state.waiting(container, init, "CreateContainerConfigError", str(exc))
-                    self.w.runtime.event(
-                        self.w.pod, "Warning", "Failed", f"Error: {exc}", once=True
-                    )
-                except MountError as exc:
-                    self.w.state.waiting(container, init, "CreateContainerError", str(exc))
-                    self.w.runtime.event(
-                        self.w.pod, "Warning", "Failed", f"Error: {exc}", once=True
-                    )
-                    self.w.publish()
-                    self.w.stop.wait()
-                    return None
+                    return launch
             self.w.publish()
             announced = True
             if self.w.wait(_RETRY):
                 return None
         return None
+
+    def _image_blocks(self, container: Obj, init: bool, image: str) -> bool | None:
+        """Whether the image keeps the container waiting (the reason is set); None if the pod
+        stopped during the pull back-off."""
+        if not images.is_valid_reference(image):
+            self.w.state.waiting(
+                container,
+                init,
+                "InvalidImageName",
+                f'Failed to apply default image tag "{image}": couldn\'t parse image '
+                f'name "{image}": invalid reference format',
+            )
+            return True
+        if images.is_pull_error(image):
+            self.w.state.waiting(
+                container,
+                init,
+                "ErrImagePull",
+                f'failed to pull and unpack image "{image}": failed to resolve '
+                f'reference "{image}": {image}: not found',
+            )
+            self.w.publish()
+            self.w.runtime.event(
+                self.w.pod,
+                "Warning",
+                "Failed",
+                f'Failed to pull image "{image}": not found',
+                once=True,
+            )
+            if self.w.wait(0.3):
+                return None
+            self.w.state.waiting(
+                container, init, "ImagePullBackOff", f'Back-off pulling image "{image}"'
+            )
+            return True
+        if images.is_create_error(image):
+            self.w.state.waiting(
+                container,
+                init,
+                "CreateContainerError",
+                "sandbox: scripted create error for image " + image,
+            )
+            return True
+        return False
+
+    def _launch(self, container: Obj, volumes: Mapping[str, Path]) -> Launch:
+        """Command, environment and mounts; ConfigError or MountError when one is missing."""
+        name = container["name"]
+        base = dict(self.w.runtime.base_env)
+        base["HOSTNAME"] = self.w.name
+        env = resolve_env(self.w.pod, container, self.w.lookup, base)
+        command = argv(container, env)
+        if not command:
+            raise MountError(
+                f'container "{name}" has no command or args; the sandbox ignores '
+                "images, so give the container a command"
+            )
+        mounts = _mounts(container, volumes)
+        working_dir = container.get("workingDir")
+        own_dir = self.w.dir / "containers" / name
+        own_dir.mkdir(parents=True, exist_ok=True)
+        if mounts or (working_dir and not os.path.isdir(working_dir)):
+            scratch = self.w.dir / "scratch" / f"{name}-{uuid.uuid4().hex[:6]}"
+            scratch.mkdir(parents=True)
+            mount_plan = plan(
+                mounts,
+                working_dir=working_dir,
+                scratch=scratch,
+                workdir=self.w.runtime.workdir,
+                host_dirs=self.w.runtime.host_dirs,
+                error_file=scratch.with_suffix(".err"),
+            )
+            self.w.host_dirs.extend(mount_plan.host_dirs)
+            return Launch(command, env, None, mount_plan)
+        return Launch(command, env, working_dir or str(own_dir), None)
+
+    # running and restarting ------------------------------------------------------------------
 
     def run(self, container: Obj, init: bool, volumes: Mapping[str, Path]) -> int | None:
         """Run (and restart per restartPolicy) a container; its final exit code, None if stopped."""
@@ -168,10 +170,10 @@ class ContainerRunner:
             policy = "OnFailure"
         backoff = 0.2
         while True:
-            prepared = self._prepare(container, init, volumes)
-            if prepared is None:
+            launch = self._prepare(container, init, volumes)
+            if launch is None:
                 return None
-            code = self._execute(container, init, *prepared)
+            code = self._execute(container, init, launch)
             if self.w.stop.is_set() or code is None:
                 return None if code is None else code
             if not (policy == "Always" or (policy == "OnFailure" and code != 0)):
@@ -191,39 +193,57 @@ class ContainerRunner:
                 return None
             backoff = min(backoff * 2, 5.0)
 
-    def _execute(  # noqa: PLR0917 - the prepared tuple, unpacked
-        self,
-        container: Obj,
-        init: bool,
-        command: list[str],
-        env: dict[str, str],
-        cwd: str | None,
-        mount_plan: MountPlan | None,
-    ) -> int | None:
+    def _execute(self, container: Obj, init: bool, launch: Launch) -> int | None:
+        """One run: start, report running, wait for the end, report terminated."""
         name = container["name"]
         run = ContainerRun()
         status = self.w.state.status_for(container, init)
-        path = env.get("PATH", os.defpath)
+        command = launch.command
+        path = launch.env.get("PATH", os.defpath)
         if "/" not in command[0] and shutil.which(command[0], path=path) is None:
             self.w.runs.setdefault(name, []).append(run)
             run.log.close()
-            now = rfc3339()
-            status["state"] = {
-                "terminated": {
-                    "exitCode": 128,
-                    "reason": "StartError",
-                    "message": f"failed to create containerd task: failed to create shim task: OCI "
-                    f"runtime create failed: runc create failed: unable to start container "
-                    f'process: exec: "{command[0]}": executable file not found in $PATH: '
-                    "unknown",
-                    "startedAt": "1970-01-01T00:00:00Z",
-                    "finishedAt": now,
-                    "containerID": f"containerd://{uuid.uuid4().hex}",
-                }
-            }
+            status["state"] = _start_error(
+                f"failed to create containerd task: failed to create shim task: OCI "
+                f"runtime create failed: runc create failed: unable to start container "
+                f'process: exec: "{command[0]}": executable file not found in $PATH: '
+                "unknown",
+                container_id=f"containerd://{uuid.uuid4().hex}",
+            )
             self.w.publish()
             return 128
-        full = wrap(command, mount_plan) if mount_plan else command
+        started_process = self._start(name, run, launch)
+        if started_process is None:
+            return None
+        if isinstance(started_process, OSError):
+            run.log.close()
+            status["state"] = _start_error(
+                f"sandbox: could not start {command[0]!r}: {started_process}"
+            )
+            self.w.publish()
+            return 128
+        process = started_process
+        started = rfc3339()
+        container_id = f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}"
+        self._report_running(container, init, status, started, container_id)
+        code = self._wait_for_end(name, process, run)
+        self._report_terminated(
+            container,
+            init,
+            status,
+            code,
+            started=started,
+            container_id=container_id,
+            mount_plan=launch.mount_plan,
+        )
+        return code
+
+    def _start(
+        self, name: str, run: ContainerRun, launch: Launch
+    ) -> subprocess.Popen[bytes] | OSError | None:
+        """The container's process group, the OSError that kept it from starting, or None when
+        the pod stopped first. Under the pod's lock, so a terminate never misses a process."""
+        full = wrap(launch.command, launch.mount_plan) if launch.mount_plan else launch.command
         failed: OSError | None = None
         with self.w.lock:
             if self.w.stop.is_set():
@@ -231,8 +251,8 @@ class ContainerRunner:
             try:
                 process = subprocess.Popen(
                     full,
-                    env=env,
-                    cwd=cwd,
+                    env=launch.env,
+                    cwd=launch.cwd,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
@@ -245,21 +265,11 @@ class ContainerRunner:
                 run.process = process
                 self.w.runtime.groups.add(process.pid)  # the container's process group id
             self.w.runs.setdefault(name, []).append(run)
-        if failed is not None:
-            run.log.close()
-            status["state"] = {
-                "terminated": {
-                    "exitCode": 128,
-                    "reason": "StartError",
-                    "message": f"sandbox: could not start {command[0]!r}: {failed}",
-                    "startedAt": "1970-01-01T00:00:00Z",
-                    "finishedAt": rfc3339(),
-                }
-            }
-            self.w.publish()
-            return 128
-        started = rfc3339()
-        container_id = f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}"
+        return failed if failed is not None else process
+
+    def _report_running(
+        self, container: Obj, init: bool, status: Obj, started: str, container_id: str
+    ) -> None:
         with self.w.state.lock:
             status.update(
                 {
@@ -280,7 +290,12 @@ class ContainerRunner:
         elif not init:
             self.w.state.phase = "Running"
         self.w.publish()
-        self.w.runtime.event(self.w.pod, "Normal", "Started", f"Started container {name}")
+        self.w.runtime.event(
+            self.w.pod, "Normal", "Started", f"Started container {container['name']}"
+        )
+
+    def _wait_for_end(self, name: str, process: subprocess.Popen[bytes], run: ContainerRun) -> int:
+        """The exit code (128 + signal when killed), once the output is read to its end."""
         reader = threading.Thread(
             target=self._read,
             args=(process, run.log),
@@ -298,8 +313,19 @@ class ContainerRunner:
         if process.stdout is not None:
             process.stdout.close()
         run.log.close()
-        if code < 0:
-            code = 128 - code
+        return 128 - code if code < 0 else code
+
+    def _report_terminated(
+        self,
+        container: Obj,
+        init: bool,
+        status: Obj,
+        code: int,
+        *,
+        started: str,
+        container_id: str,
+        mount_plan: MountPlan | None,
+    ) -> None:
         reason = "Completed" if code == 0 else "Error"
         message = None
         if mount_plan is not None:
@@ -332,7 +358,6 @@ class ContainerRunner:
                 "ContainersReady", False, "ContainersNotReady", self.w.state.not_ready_message()
             )
         self.w.publish()
-        return code
 
     @staticmethod
     def _scratch_err(mount_plan: MountPlan) -> str:
@@ -348,3 +373,30 @@ class ContainerRunner:
                 buffer.append(line)
         except (OSError, ValueError):
             pass
+
+
+def _mounts(container: Obj, volumes: Mapping[str, Path]) -> list[Mount]:
+    """The container's volumeMounts on the pod's materialized volumes."""
+    mounts = []
+    for vm in container.get("volumeMounts") or []:
+        source = volumes.get(vm.get("name", ""))
+        if source is None:
+            raise MountError(f'volumeMount "{vm.get("name")}" names no volume of the pod')
+        if vm.get("subPath"):
+            source = source / vm["subPath"]
+        mounts.append(Mount(source, vm.get("mountPath", ""), bool(vm.get("readOnly"))))
+    return mounts
+
+
+def _start_error(message: str, *, container_id: str | None = None) -> Obj:
+    """The state of a container whose process never started."""
+    terminated: Obj = {
+        "exitCode": 128,
+        "reason": "StartError",
+        "message": message,
+        "startedAt": "1970-01-01T00:00:00Z",
+        "finishedAt": rfc3339(),
+    }
+    if container_id is not None:
+        terminated["containerID"] = container_id
+    return {"terminated": terminated}

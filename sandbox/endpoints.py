@@ -5,20 +5,18 @@ evictions, and the sandbox's own admin API under ``/_sandbox/``.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import discovery
 from .clock import rfc3339
+from .exchange import Exchange
 from .faults import ADMIN_PREFIX
 from .protocol import Route
 from .rbac import Request
 from .status import ApiError, bad_request, not_found
 
-if TYPE_CHECKING:
-    from .router import Router
 
-
-def serve_non_resource(router: Router) -> bool:
+def serve_non_resource(router: Exchange) -> bool:
     path = router.path
     registry = router.sb.api.registry
     if path in ("/healthz", "/livez", "/readyz") or path.startswith(
@@ -89,7 +87,7 @@ def serve_non_resource(router: Router) -> bool:
     return True
 
 
-def create_subresource(router: Router, route: Route) -> None:
+def create_subresource(router: Exchange, route: Route) -> None:
     ns = route.namespace or ""
     body = router.body_json()
     if route.subresource == "token":
@@ -131,7 +129,7 @@ def create_subresource(router: Router, route: Route) -> None:
     )
 
 
-def self_rules_review(router: Router) -> None:
+def self_rules_review(router: Exchange) -> None:
     body = router.body_json()
     namespace = str(((body or {}).get("spec") or {}).get("namespace") or "")
     resource_rules, non_resource_rules = router.sb.authorizer.rules_for(router.user, namespace)
@@ -146,7 +144,7 @@ def self_rules_review(router: Router) -> None:
     router.h.send_json(201, out)
 
 
-def self_access_review(router: Router) -> None:
+def self_access_review(router: Exchange) -> None:
     body = router.body_json()
     attrs = ((body or {}).get("spec") or {}).get("resourceAttributes") or {}
     non = ((body or {}).get("spec") or {}).get("nonResourceAttributes") or {}
@@ -172,7 +170,7 @@ def self_access_review(router: Router) -> None:
 # admin -----------------------------------------------------------------------------------
 
 
-def serve_admin(router: Router) -> None:
+def serve_admin(router: Exchange) -> None:
     if router.sb.rbac and not router.user.is_admin:
         raise ApiError(403, "the sandbox admin endpoint needs the admin token")
     path = router.path[len(ADMIN_PREFIX) :]

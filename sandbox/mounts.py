@@ -112,6 +112,20 @@ def _check_target(target: str) -> str:
     return norm
 
 
+@dataclass
+class _Layout:
+    """What the mount script must create before binding: overlays on the nearest existing
+    ancestors of missing targets, tmpfs tops for targets under a missing top-level directory,
+    the directories and files to make, and the binds, parents before children."""
+
+    overlays: list[str] = field(default_factory=list)
+    tmpfs_tops: list[str] = field(default_factory=list)
+    made: list[Path] = field(default_factory=list)
+    dirs_to_make: list[str] = field(default_factory=list)
+    files_to_make: list[str] = field(default_factory=list)
+    binds: list[tuple[Mount, str]] = field(default_factory=list)
+
+
 def plan(
     mounts: list[Mount],
     *,
@@ -121,12 +135,15 @@ def plan(
     host_dirs: HostDirs,
     error_file: Path,
 ) -> MountPlan:
-    overlays: list[str] = []
-    tmpfs_tops: list[str] = []
-    made: list[Path] = []
-    dirs_to_make: list[str] = []
-    files_to_make: list[str] = []
-    binds: list[tuple[Mount, str]] = []
+    layout = _layout(mounts, working_dir=working_dir, workdir=workdir, host_dirs=host_dirs)
+    script = _script(layout, working_dir=working_dir, scratch=scratch, error_file=error_file)
+    return MountPlan(script=script, host_dirs=layout.made)
+
+
+def _layout(
+    mounts: list[Mount], *, working_dir: str | None, workdir: Path, host_dirs: HostDirs
+) -> _Layout:
+    layout = _Layout()
     wanted: list[tuple[str, bool]] = [(_check_target(m.target), m.source.is_dir()) for m in mounts]
     if working_dir:
         wanted.append((_check_target(working_dir), True))
@@ -137,12 +154,12 @@ def plan(
         ancestor = _nearest_existing(parent)
         if ancestor == "/":
             top = "/" + os.path.normpath(target).lstrip("/").split("/", 1)[0]
-            if top not in tmpfs_tops:
+            if top not in layout.tmpfs_tops:
                 host_dirs.acquire(Path(top))
-                made.append(Path(top))
-                tmpfs_tops.append(top)
-        elif ancestor not in overlays and not any(
-            ancestor == t or ancestor.startswith(t + "/") for t in tmpfs_tops
+                layout.made.append(Path(top))
+                layout.tmpfs_tops.append(top)
+        elif ancestor not in layout.overlays and not any(
+            ancestor == t or ancestor.startswith(t + "/") for t in layout.tmpfs_tops
         ):
             _check_target(ancestor + "/x")
             work_real = os.path.realpath(workdir)
@@ -153,13 +170,17 @@ def plan(
                     f"creating the missing parents of {target} needs an overlay on {ancestor}, "
                     f"which would hide the sandbox workdir {workdir} (another filesystem)"
                 )
-            overlays.append(ancestor)
-        (dirs_to_make if is_dir else files_to_make).append(target)
+            layout.overlays.append(ancestor)
+        (layout.dirs_to_make if is_dir else layout.files_to_make).append(target)
     for mount, (target, _) in zip(mounts, wanted, strict=False):
-        binds.append((mount, target))
-    binds.sort(key=lambda b: b[1].count("/"))
+        layout.binds.append((mount, target))
+    layout.binds.sort(key=lambda b: b[1].count("/"))
+    return layout
 
+
+def _script(layout: _Layout, *, working_dir: str | None, scratch: Path, error_file: Path) -> str:
     q = shlex.quote
+    binds = layout.binds
     # Sources and the error file are opened before any overlay: an overlay on an ancestor of the
     # sandbox workdir would otherwise redirect them into its private upper layer. Binding
     # /proc/self/fd/N (without canonicalization) reaches the real directory whatever covers it.
@@ -168,18 +189,18 @@ def plan(
     for i, (mount, _) in enumerate(binds):
         steps.append(f"exec {{S{i}}}<{q(str(mount.source))}")
     steps.append(f"mount -t tmpfs sandbox-scratch {q(str(scratch))}")
-    for i, ancestor in enumerate(sorted(overlays, key=lambda a: a.count("/"))):
+    for i, ancestor in enumerate(sorted(layout.overlays, key=lambda a: a.count("/"))):
         up, wk = f"{scratch}/u{i}", f"{scratch}/w{i}"
         steps.append(f"mkdir -p {q(up)} {q(wk)}")
         steps.append(
             f"mount -t overlay sandbox-overlay -o "
             f"{q(f'lowerdir={ancestor},upperdir={up},workdir={wk}')} {q(ancestor)}"
         )
-    for top in tmpfs_tops:
+    for top in layout.tmpfs_tops:
         steps.append(f"mount -t tmpfs sandbox-top {q(top)}")
-    for d in dirs_to_make:
+    for d in layout.dirs_to_make:
         steps.append(f"mkdir -p {q(d)}")
-    for f in files_to_make:
+    for f in layout.files_to_make:
         steps.append(f"mkdir -p {q(os.path.dirname(f))} && touch {q(f)}")
     for i, (mount, target) in enumerate(binds):
         steps.append(f'mount --no-canonicalize --bind "/proc/self/fd/$S{i}" {q(target)}')
@@ -195,7 +216,7 @@ def plan(
         )
     lines += [f"exec {{S{i}}}<&-" for i in range(len(binds))]
     lines += ["exec {ERR}>&-", 'exec "$@"']
-    return MountPlan(script="\n".join(lines), host_dirs=made)
+    return "\n".join(lines)
 
 
 def wrap(argv: list[str], mount_plan: MountPlan) -> list[str]:

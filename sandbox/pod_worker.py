@@ -15,20 +15,20 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import images
+from .api import Api
 from .clock import rfc3339
-from .containers import ContainerRun, ContainerRunner
+from .containers import ContainerRunner
 from .envvars import ConfigError
+from .pod_host import ContainerRun, Node
 from .pod_status import PodStatus
+from .resources import ResourceType
 from .status import ApiError
 from .volumes import MissingSourceError, UnsupportedVolumeError, materialize
-
-if TYPE_CHECKING:
-    from .runtime import PodRuntime
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -36,8 +36,26 @@ NODE_NAME = "sandbox"
 _RETRY = 0.5
 
 
+class PodHost(Node, Protocol):
+    """The runtime as a pod's worker sees it (``runtime.PodRuntime``, which starts the workers
+    and is told when one ends): the seam that keeps the two modules from importing each other."""
+
+    @property
+    def api(self) -> Api: ...
+
+    @property
+    def pods(self) -> ResourceType: ...
+
+    @property
+    def issue_token(self) -> Callable[[str], str]: ...
+
+    def forget(self, worker: PodWorker) -> None:
+        """The worker ended: keep it only for its logs."""
+        ...
+
+
 class PodWorker:
-    def __init__(self, runtime: PodRuntime, pod: Obj) -> None:
+    def __init__(self, runtime: PodHost, pod: Obj) -> None:
         self.runtime = runtime
         self.api = runtime.api
         meta = pod["metadata"]
@@ -110,6 +128,24 @@ class PodWorker:
     def _run(self) -> None:
         for container, init in self._all_containers():
             self.state.status_for(container, init)
+        if not self._schedule():
+            return
+        timer = self._deadline_timer()
+        try:
+            volumes = self._volumes()
+            if volumes is None:
+                self._final_after_stop()
+                return
+            self.state.condition("PodReadyToStartContainers", True)
+            if self._run_init_containers(volumes):
+                self._run_containers(volumes)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _schedule(self) -> bool:
+        """Bind the pod to the node, as the scheduler does, and set its first conditions; False
+        when no node fits (the pod then stays Pending until it is stopped)."""
         unschedulable = [
             c for c, _ in self._all_containers() if images.is_unschedulable(str(c.get("image", "")))
         ]
@@ -133,7 +169,7 @@ class PodWorker:
                 component="default-scheduler",
             )
             self.stop.wait()
-            return
+            return False
         self.state.condition("PodScheduled", True)
         self.state.condition("PodReadyToStartContainers", False)
         self.state.condition(
@@ -168,59 +204,63 @@ class PodWorker:
             f"Successfully assigned {self.namespace}/{self.name} to {NODE_NAME}",
             component="default-scheduler",
         )
+        return True
+
+    def _deadline_timer(self) -> threading.Timer | None:
+        """activeDeadlineSeconds: a timer that stops the pod, started now (None without one)."""
         deadline = self.spec.get("activeDeadlineSeconds")
-        timer = None
-        if deadline is not None:
-            timer = threading.Timer(float(deadline), self._deadline)
-            timer.daemon = True
-            timer.start()
-        try:
-            volumes = self._volumes()
-            if volumes is None:
+        if deadline is None:
+            return None
+        timer = threading.Timer(float(deadline), self._deadline)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _run_init_containers(self, volumes: Mapping[str, Path]) -> bool:
+        """The init containers one after the other; False when one failed or the pod stopped
+        (the pod's final state is then published)."""
+        for container in self.spec.get("initContainers") or []:
+            code = self.containers.run(container, True, volumes)
+            if code is None or code != 0:
+                if code is not None:
+                    self.state.phase = "Failed"
+                    self.state.condition("Ready", False, "PodFailed")
+                    self.state.condition("ContainersReady", False, "PodFailed")
+                    self.publish()
+                    return False
                 self._final_after_stop()
-                return
-            self.state.condition("PodReadyToStartContainers", True)
-            for container in self.spec.get("initContainers") or []:
-                code = self.containers.run(container, True, volumes)
-                if code is None or code != 0:
-                    if code is not None:
-                        self.state.phase = "Failed"
-                        self.state.condition("Ready", False, "PodFailed")
-                        self.state.condition("ContainersReady", False, "PodFailed")
-                        self.publish()
-                        return
-                    self._final_after_stop()
-                    return
-            if self.spec.get("initContainers"):
-                self.state.condition("Initialized", True)
-                for container in self.spec.get("containers") or []:
-                    self.state.waiting(container, False, "ContainerCreating")
-                self.publish()
-            threads = []
-            results: dict[str, int | None] = {}
+                return False
+        if self.spec.get("initContainers"):
+            self.state.condition("Initialized", True)
             for container in self.spec.get("containers") or []:
-                thread = threading.Thread(
-                    target=self._container_thread,
-                    args=(container, volumes, results),
-                    name=f"ctr-{self.name}-{container['name']}",
-                    daemon=True,
-                )
-                thread.start()
-                threads.append(thread)
-            for thread in threads:
-                thread.join()
-            if self.stop.is_set():
-                self._final_after_stop()
-                return
-            codes = list(results.values())
-            self.state.phase = "Succeeded" if all(c == 0 for c in codes) else "Failed"
-            reason = "PodCompleted" if self.state.phase == "Succeeded" else "PodFailed"
-            self.state.condition("Ready", False, reason)
-            self.state.condition("ContainersReady", False, reason)
+                self.state.waiting(container, False, "ContainerCreating")
             self.publish()
-        finally:
-            if timer is not None:
-                timer.cancel()
+        return True
+
+    def _run_containers(self, volumes: Mapping[str, Path]) -> None:
+        """The app containers side by side, then the pod's phase from their exit codes."""
+        threads = []
+        results: dict[str, int | None] = {}
+        for container in self.spec.get("containers") or []:
+            thread = threading.Thread(
+                target=self._container_thread,
+                args=(container, volumes, results),
+                name=f"ctr-{self.name}-{container['name']}",
+                daemon=True,
+            )
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+        if self.stop.is_set():
+            self._final_after_stop()
+            return
+        codes = list(results.values())
+        self.state.phase = "Succeeded" if all(c == 0 for c in codes) else "Failed"
+        reason = "PodCompleted" if self.state.phase == "Succeeded" else "PodFailed"
+        self.state.condition("Ready", False, reason)
+        self.state.condition("ContainersReady", False, reason)
+        self.publish()
 
     def _container_thread(
         self, container: Obj, volumes: Mapping[str, Path], results: dict[str, int | None]
@@ -322,8 +362,6 @@ class PodWorker:
 
     def lookup(self, kind: str, name: str) -> Obj | None:
         return self.api.store.get(kind, self.namespace, name)
-
-    # containers ------------------------------------------------------------------------------
 
     # control ---------------------------------------------------------------------------------
 

@@ -9,21 +9,19 @@ by :mod:`sandbox.streams`.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
 from . import endpoints, protobuf, streams, tables
+from .exchange import Responder, Served
 from .faults import ADMIN_PREFIX
 from .protocol import Route, flag, integer
 from .rbac import ANONYMOUS, Request, User, forbidden, unauthorized
 from .resources import ResourceType
 from .selectors import parse_field_selector, parse_label_selector
 from .status import ApiError, bad_request
-
-if TYPE_CHECKING:
-    from .server import Handler
 
 Obj = dict[str, Any]
 
@@ -38,9 +36,9 @@ _SUBRESOURCE_VERBS = {
 
 
 class Router:
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Responder, sandbox: Served) -> None:
         self.h = handler
-        self.sb = handler.server.sandbox
+        self.sb = sandbox
         self.method = handler.command
         parts = urlsplit(handler.path)
         self.path = parts.path.rstrip("/") or "/"
@@ -125,7 +123,7 @@ class Router:
         return verb
 
     def body_json(self) -> Any:
-        raw = self.h._body
+        raw = self.h.body
         if not raw:
             return {}
         ctype = self.h.headers.get("Content-Type", "")
@@ -151,6 +149,12 @@ class Router:
 
     def _serve(self, route: Route) -> None:
         verb = self._verb(route)
+        self._authorize(route, verb)
+        if not self._serve_special(route, verb):
+            self._serve_crud(route, verb)
+
+    def _authorize(self, route: Route, verb: str) -> None:
+        """RBAC on the verb, then the verbs the subresource supports."""
         rtype = route.rtype
         ns = route.namespace or ""
         # As the real apiserver's RequestInfo: a request on one Namespace object is made *in*
@@ -175,39 +179,29 @@ class Router:
                 f"({rtype.plural}/{route.subresource} supports {', '.join(allowed)})",
                 reason="MethodNotAllowed",
             )
-        api = self.sb.api
-        dry_run = "All" in self.query.get("dryRun", [])
+
+    def _serve_special(self, route: Route, verb: str) -> bool:
+        """Logs, tokens, evictions and access reviews; False for plain CRUD."""
+        rtype = route.rtype
         if route.subresource == "log":
             streams.serve_logs(self, route)
-            return
-        if route.subresource in ("token", "eviction") and verb == "create":
+        elif route.subresource in ("token", "eviction") and verb == "create":
             endpoints.create_subresource(self, route)
-            return
-        if rtype.kind == "SelfSubjectRulesReview" and verb == "create":
+        elif rtype.kind == "SelfSubjectRulesReview" and verb == "create":
             endpoints.self_rules_review(self)
-            return
-        if rtype.kind == "SelfSubjectAccessReview" and verb == "create":
+        elif rtype.kind == "SelfSubjectAccessReview" and verb == "create":
             endpoints.self_access_review(self)
-            return
+        else:
+            return False
+        return True
+
+    def _serve_crud(self, route: Route, verb: str) -> None:
+        rtype = route.rtype
+        ns = route.namespace or ""
+        api = self.sb.api
+        dry_run = "All" in self.query.get("dryRun", [])
         if verb in ("list", "watch"):
-            labels = parse_label_selector(self.query.get("labelSelector", [""])[-1])
-            fields = parse_field_selector(
-                self.query.get("fieldSelector", [""])[-1], kind=rtype.kind
-            )
-            if route.name:  # GET /watch/.../name
-                fields = parse_field_selector(f"metadata.name={route.name}")
-            if verb == "watch":
-                streams.serve_watch(self, route, labels, fields)
-                return
-            listing = api.list(
-                rtype,
-                route.namespace,
-                labels=labels,
-                fields=fields,
-                limit=integer(self.query, "limit") or 0,
-                continue_token=self.query.get("continue", [""])[-1] or None,
-            )
-            self._send_objects(rtype, listing, is_list=True)
+            self._serve_collection(route, verb)
         elif verb == "get":
             obj = api.get(rtype, ns, route.name)
             if route.subresource and route.subresource != "status":
@@ -243,35 +237,60 @@ class Router:
             )
             self.h.send_json(200, obj)
         elif verb in ("delete", "deletecollection"):
-            body = self.body_json() if self.h._body else {}
-            if not isinstance(body, dict):
-                body = {}
-            grace = body.get("gracePeriodSeconds", integer(self.query, "gracePeriodSeconds"))
-            propagation = body.get("propagationPolicy") or (
-                self.query.get("propagationPolicy", [""])[-1] or None
+            self._serve_delete(route, verb, dry_run=dry_run)
+
+    def _serve_collection(self, route: Route, verb: str) -> None:
+        """A list, or a watch (streamed until the client or the sandbox stops it)."""
+        rtype = route.rtype
+        labels = parse_label_selector(self.query.get("labelSelector", [""])[-1])
+        fields = parse_field_selector(self.query.get("fieldSelector", [""])[-1], kind=rtype.kind)
+        if route.name:  # GET /watch/.../name
+            fields = parse_field_selector(f"metadata.name={route.name}")
+        if verb == "watch":
+            streams.serve_watch(self, route, labels, fields)
+            return
+        listing = self.sb.api.list(
+            rtype,
+            route.namespace,
+            labels=labels,
+            fields=fields,
+            limit=integer(self.query, "limit") or 0,
+            continue_token=self.query.get("continue", [""])[-1] or None,
+        )
+        self._send_objects(rtype, listing, is_list=True)
+
+    def _serve_delete(self, route: Route, verb: str, *, dry_run: bool) -> None:
+        """DELETE of one object or a collection; options from the body or the query."""
+        rtype = route.rtype
+        body = self.body_json() if self.h.body else {}
+        if not isinstance(body, dict):
+            body = {}
+        grace = body.get("gracePeriodSeconds", integer(self.query, "gracePeriodSeconds"))
+        propagation = body.get("propagationPolicy") or (
+            self.query.get("propagationPolicy", [""])[-1] or None
+        )
+        if body.get("orphanDependents") is True or flag(self.query, "orphanDependents"):
+            propagation = "Orphan"
+        if verb == "delete":
+            obj = self.sb.api.delete(
+                rtype,
+                route.namespace or "",
+                route.name,
+                grace_seconds=grace,
+                propagation=propagation,
+                preconditions=body.get("preconditions"),
+                dry_run=dry_run,
             )
-            if body.get("orphanDependents") is True or flag(self.query, "orphanDependents"):
-                propagation = "Orphan"
-            if verb == "delete":
-                obj = api.delete(
-                    rtype,
-                    ns,
-                    route.name,
-                    grace_seconds=grace,
-                    propagation=propagation,
-                    preconditions=body.get("preconditions"),
-                    dry_run=dry_run,
-                )
-            else:
-                obj = api.delete_collection(
-                    rtype,
-                    route.namespace,
-                    labels=parse_label_selector(self.query.get("labelSelector", [""])[-1]),
-                    fields=parse_field_selector(self.query.get("fieldSelector", [""])[-1]),
-                    grace_seconds=grace,
-                    propagation=propagation,
-                )
-            self.h.send_json(200, obj)
+        else:
+            obj = self.sb.api.delete_collection(
+                rtype,
+                route.namespace,
+                labels=parse_label_selector(self.query.get("labelSelector", [""])[-1]),
+                fields=parse_field_selector(self.query.get("fieldSelector", [""])[-1]),
+                grace_seconds=grace,
+                propagation=propagation,
+            )
+        self.h.send_json(200, obj)
 
     def _send_objects(self, rtype: ResourceType, data: Obj, *, is_list: bool) -> None:
         if tables.wants_table(self.accept):

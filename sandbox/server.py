@@ -15,14 +15,12 @@ import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .exchange import Served
 from .protocol import DROPPED, AbortStreamError
 from .router import Router
 from .status import ApiError, status_body
-
-if TYPE_CHECKING:
-    from .sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +31,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(
-        self, address: tuple[str, int], sandbox: Sandbox, *, tls: ssl.SSLContext | None = None
+        self, address: tuple[str, int], sandbox: Served, *, tls: ssl.SSLContext | None = None
     ) -> None:
         self.sandbox = sandbox
         self.connections: set[socket.socket] = set()
@@ -60,6 +58,7 @@ class Handler(BaseHTTPRequestHandler):
     # delayed ACKs add ~40 ms to every response.
     disable_nagle_algorithm = True
     server: SandboxHTTPServer
+    body = b""  # the request's body, read before routing
 
     def setup(self) -> None:
         super().setup()
@@ -101,8 +100,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         try:
-            self._body = self._read_body()
-            Router(self).handle()
+            self.body = self._read_body()
+            Router(self, self.server.sandbox).handle()
         except AbortStreamError:
             self.close_connection = True
         except ApiError as exc:

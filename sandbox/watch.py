@@ -53,31 +53,18 @@ def watch_events(
     """
     store = api.store
     deadline = None if timeout is None else time.monotonic() + timeout
-    if resource_version in (None, "", "0") or send_initial_events:
-        listing = api.list(rtype, namespace, labels=labels, fields=fields)
-        last = int(listing["metadata"]["resourceVersion"])
-        for item in listing["items"]:
-            yield {"type": "ADDED", "object": item}
-        if send_initial_events:
-            yield {
-                "type": "BOOKMARK",
-                "object": {
-                    "kind": rtype.kind,
-                    "apiVersion": rtype.api_version,
-                    "metadata": {
-                        "resourceVersion": str(last),
-                        "annotations": {"k8s.io/initial-events-end": "true"},
-                    },
-                },
-            }
-    else:
-        try:
-            last = int(str(resource_version))
-        except ValueError as exc:
-            raise bad_request(f"invalid resource version {resource_version!r}") from exc
-        if last < store.oldest_replayable:
-            yield too_old(last, store.resource_version)
-            return
+    start = yield from _initial_events(
+        api,
+        rtype,
+        namespace,
+        labels=labels,
+        fields=fields,
+        resource_version=resource_version,
+        send_initial_events=send_initial_events,
+    )
+    if start is None:
+        return
+    last = start
     idle_since = time.monotonic()
     while not stop.is_set():
         with store.changed:
@@ -124,3 +111,46 @@ def watch_events(
             }
         if deadline is not None and time.monotonic() >= deadline:
             return
+
+
+def _initial_events(
+    api: Api,
+    rtype: ResourceType,
+    namespace: str | None,
+    *,
+    labels: LabelSelector,
+    fields: FieldSelector,
+    resource_version: str | None,
+    send_initial_events: bool,
+) -> Generator[dict[str, Any], None, int | None]:
+    """The events before the first change: the current state as ADDED (and the watch-list
+    BOOKMARK) when the watch starts from now, an ERROR 410 when ``resource_version`` is older
+    than the history. Returns the resourceVersion to follow changes from, None after an ERROR.
+    """
+    store = api.store
+    if resource_version in (None, "", "0") or send_initial_events:
+        listing = api.list(rtype, namespace, labels=labels, fields=fields)
+        last = int(listing["metadata"]["resourceVersion"])
+        for item in listing["items"]:
+            yield {"type": "ADDED", "object": item}
+        if send_initial_events:
+            yield {
+                "type": "BOOKMARK",
+                "object": {
+                    "kind": rtype.kind,
+                    "apiVersion": rtype.api_version,
+                    "metadata": {
+                        "resourceVersion": str(last),
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    },
+                },
+            }
+        return last
+    try:
+        last = int(str(resource_version))
+    except ValueError as exc:
+        raise bad_request(f"invalid resource version {resource_version!r}") from exc
+    if last < store.oldest_replayable:
+        yield too_old(last, store.resource_version)
+        return None
+    return last

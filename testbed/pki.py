@@ -108,9 +108,8 @@ def _sign(
     return KeyPair(cert, key)
 
 
-def make(directory: Path, *, node_name: str) -> ClusterPKI:
-    """Every certificate and key the control plane and node agent need, in ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
+def _make_ca(directory: Path) -> KeyPair:
+    """The self-signed cluster CA that signs every other certificate."""
     ca = KeyPair(directory / "ca.crt", directory / "ca.key")
     _openssl(
         "req",
@@ -130,6 +129,22 @@ def make(directory: Path, *, node_name: str) -> ClusterPKI:
         "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
     )
     _private(ca.key)
+    return ca
+
+
+def _make_service_account_keys(directory: Path) -> tuple[Path, Path]:
+    """The key pair that signs and verifies service account tokens: (private, public)."""
+    sa_key, sa_pub = directory / "sa.key", directory / "sa.pub"
+    _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(sa_key))
+    _private(sa_key)
+    _openssl("ec", "-in", str(sa_key), "-pubout", "-out", str(sa_pub))
+    return sa_key, sa_pub
+
+
+def make(directory: Path, *, node_name: str) -> ClusterPKI:
+    """Every certificate and key the control plane and node agent need, in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = _make_ca(directory)
     server_names = (
         "IP:127.0.0.1",
         f"IP:{SERVICE_IP}",
@@ -178,10 +193,7 @@ def make(directory: Path, *, node_name: str) -> ClusterPKI:
         usage="serverAuth",
         sans=("IP:127.0.0.1", "DNS:localhost", f"DNS:{node_name}"),
     )
-    sa_key, sa_pub = directory / "sa.key", directory / "sa.pub"
-    _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(sa_key))
-    _private(sa_key)
-    _openssl("ec", "-in", str(sa_key), "-pubout", "-out", str(sa_pub))
+    sa_key, sa_pub = _make_service_account_keys(directory)
     (directory / "ca.srl").unlink(missing_ok=True)
     return ClusterPKI(
         directory=directory,

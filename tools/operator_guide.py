@@ -35,6 +35,8 @@ from typing import Any
 
 import yaml
 
+from tools.jobs import job
+
 REPO = Path(__file__).resolve().parents[1]
 GUIDE = REPO / "docs" / "operator-guide.md"
 TEMPLATE = Path(__file__).with_name("operator-guide.in.md")
@@ -45,7 +47,6 @@ HEADER = (
 )
 NAMESPACE = "tenant-lifecycle"
 TEMPLATE_NAME = "tenant-lifecycle"
-IMAGE = "busybox:1.36"
 UI_URL = "https://argo.example.com"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TREE = re.compile(r"^[\s│├└─┬]+")  # argo get's tree drawing before a node's status icon
@@ -90,50 +91,19 @@ class Scenario:
         return [self.catalog, self.search, self.billing]
 
     def jobs(self) -> list[dict[str, Any]]:
+        op = self.operation
         return [
-            _job(self.catalog, "catalog-schema", self.operation, wave=-1, script=(
+            job(self.catalog, "catalog-schema", operation=op, wave=-1, script=(
                 'echo "applying migration 007 for tenant $LIFECYCLE_TENANT_ENV_ID"; '
                 'echo "schema at version 7"')),
             # Everything on stdout: the order of lines from two streams is not kept.
-            _job(self.search, "search-index", self.operation, wave=0, backoff_limit=1, script=(
+            job(self.search, "search-index", operation=op, wave=0, backoff_limit=1, script=(
                 'echo "reindexing products for tenant $LIFECYCLE_TENANT_ENV_ID"; '
                 'echo "error: mapping conflict on field price (long vs text)"; exit 3')),
-            _job(self.billing, "billing-notify", self.operation, wave=0, on_failure="continue",
-                 script='echo "billing notified of the new plan"'),
-            _job(self.catalog, "catalog-warm", self.operation, wave=1,
-                 script='echo "cache warmed"'),
+            job(self.billing, "billing-notify", operation=op, wave=0, on_failure="continue",
+                script='echo "billing notified of the new plan"'),
+            job(self.catalog, "catalog-warm", operation=op, wave=1, script='echo "cache warmed"'),
         ]  # fmt: skip
-
-
-def _job(namespace: str, name: str, operation: str, *, wave: int, script: str,
-         backoff_limit: int = 0, on_failure: str | None = None) -> dict[str, Any]:  # fmt: skip
-    annotations = {
-        "tenant-lifecycle.dev/operations": operation,
-        "tenant-lifecycle.dev/wave": str(wave),
-    }
-    if on_failure:
-        annotations["tenant-lifecycle.dev/on-failure"] = on_failure
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"tenant-lifecycle.dev/enabled": "true"},
-            "annotations": annotations,
-        },
-        "spec": {
-            "suspend": True,
-            "backoffLimit": backoff_limit,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "main", "image": IMAGE,
-                                    "command": ["sh", "-c", script]}],
-                }
-            },
-        },
-    }  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tests.fixtures.argo_cluster import NAMESPACE, ArgoCluster
+from tools.jobs import job
 
 REPO = Path(__file__).resolve().parents[3]
 TEAM_MANIFEST = REPO / "deploy" / "team-example" / "team.yaml"
@@ -37,46 +38,6 @@ def add_team(cluster: ArgoCluster, name: str) -> None:
     """docs/install.md step 3 for another team: team.yaml with the namespace renamed."""
     text = TEAM_MANIFEST.read_text().replace("team-example", name)
     cluster.kubectl("apply", "-f", "-", stdin=text)
-
-
-def job(
-    namespace: str,
-    name: str,
-    *,
-    operation: str,
-    wave: int,
-    script: str,
-    on_failure: str | None = None,
-    backoff_limit: int = 0,
-) -> dict[str, Any]:
-    annotations = {
-        "tenant-lifecycle.dev/operations": operation,
-        "tenant-lifecycle.dev/wave": str(wave),
-    }
-    if on_failure:
-        annotations["tenant-lifecycle.dev/on-failure"] = on_failure
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"tenant-lifecycle.dev/enabled": "true"},
-            "annotations": annotations,
-        },
-        "spec": {
-            "suspend": True,
-            "backoffLimit": backoff_limit,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {"name": "main", "image": "busybox:1.36", "command": ["sh", "-c", script]}
-                    ],
-                }
-            },
-        },
-    }
 
 
 def bridge_nodes(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.argo.test_argo_lifecycle import _wait_for, add_team, job
+from tests.e2e.argo.test_argo_lifecycle import _wait_for, add_team
 from tests.fixtures.argo_cluster import NAMESPACE, ArgoCluster, emulator_env
+from tools.jobs import job
 
 DEPLOYMENT = "tenant-lifecycle-listen"
 # The first test also pays for the session's Argo install (a minute or two on 2 cores).

@@ -23,8 +23,9 @@ import pytest
 
 from orchestrator.events import request_event
 from orchestrator.naming import workflow_name
-from tests.e2e.argo.test_argo_lifecycle import add_team, job
+from tests.e2e.argo.test_argo_lifecycle import add_team
 from tests.fixtures.argo_cluster import NAMESPACE, ArgoCluster
+from tools.jobs import job
 
 REPO = Path(__file__).resolve().parents[3]
 PROGRAM = REPO / "testbed" / "sensorcheck"

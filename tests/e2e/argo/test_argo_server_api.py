@@ -37,9 +37,10 @@ import pytest
 import yaml
 
 from orchestrator.cli.commands.status import argo_pod_name
-from tests.e2e.argo.test_argo_lifecycle import add_team, job
+from tests.e2e.argo.test_argo_lifecycle import add_team
 from tests.fixtures.argo_cluster import NAMESPACE, ArgoCluster
 from tests.fixtures.argo_server import ArgoServer, ArgoServerError, insecure_tls
+from tools.jobs import job
 
 REPO = Path(__file__).resolve().parents[3]
 INSTALL_GUIDE = REPO / "docs" / "install.md"

@@ -31,11 +31,11 @@ from tests.e2e.argo.test_argo_lifecycle import (
     _wait_for,
     add_team,
     bridge_nodes,
-    job,
     job_of,
     when,
 )
 from tests.fixtures.argo_cluster import NAMESPACE, ArgoCluster
+from tools.jobs import job
 from workflows.settings import WorkflowSettings
 
 SETTINGS = WorkflowSettings()
