@@ -24,7 +24,6 @@ One :class:`Runner` runs one Job for one batch operation:
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import sys
@@ -32,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 import yaml
 
@@ -55,6 +54,7 @@ from bridge.errors import (
     StorageError,
     UnavailableError,
 )
+from bridge.hooks import Injection, NoHooks, RunContext, RunHooks
 from bridge.kube import JOBS, NAMESPACES, PODS, SECRETS, Kube
 from bridge.logs import PodLogs
 from bridge.podwatch import Cancellation, pod_updates
@@ -73,51 +73,7 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 
 
-# -- the storage hook seam (INTERFACES.md) --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunContext:
-    namespace: str
-    job: str
-    operation: str
-    tenant_env_id: str
-    batch_operation_id: str
-    source_batch_operation_id: str | None
-    workflow_name: str | None
-
-
-@dataclass(frozen=True)
-class Injection:
-    """What a hook adds to the pod: plain env, and secret env that travels in the per-run Secret
-    and reaches the containers via ``secretKeyRef`` (never as plain values in the pod spec)."""
-
-    env: Mapping[str, str] = field(default_factory=dict)
-    secret_env: Mapping[str, str] = field(default_factory=dict)
-    # What the hook learned before the pod that belongs on the job's result (an import's
-    # verified source: ``storage`` in the result JSON). Never credentials.
-    report: Mapping[str, Any] = field(default_factory=dict)
-
-
-class RunHooks(Protocol):
-    def before_pod(self, ctx: RunContext) -> Injection:
-        """Before any pod: may raise RefusedError (exit 2) or StorageError (exit 75)."""
-        ...
-
-    def after_success(self, ctx: RunContext) -> Mapping[str, Any] | None:
-        """After the job succeeded: a StorageError fails the job with that reason. What it
-        returns (an export's sealed location) is the result's ``storage``. Never credentials."""
-        ...
-
-
-class NoHooks:
-    """The default: no injection, nothing to verify."""
-
-    def before_pod(self, ctx: RunContext) -> Injection:
-        return Injection()
-
-    def after_success(self, ctx: RunContext) -> None:
-        return None
+# -- choosing the hooks ---------------------------------------------------------------------
 
 
 def load_hooks(operation: str, *, storage_config: str | None = None) -> RunHooks:
@@ -126,19 +82,14 @@ def load_hooks(operation: str, *, storage_config: str | None = None) -> RunHooks
     ``storage_config`` (a YAML file) and ``BRIDGE_STORAGE_*``; everything else none."""
     if operation not in STORAGE_OPERATIONS:
         return NoHooks()
-    try:
-        module = importlib.import_module("bridge.storage_hooks")
-    except ModuleNotFoundError as exc:
-        if exc.name != "bridge.storage_hooks":
-            raise
-        log.warning("%s needs object storage, but bridge.storage_hooks is missing", operation)
-        return NoHooks()
-    hooks: RunHooks
+    # Imported here, not at the top: it loads boto3, which no other operation's bridge needs
+    # (tests/unit/bridge/test_bridge_imports.py). Not a cycle: storage_hooks imports the seam
+    # (bridge.hooks), never this module.
+    from bridge.storage_hooks import hooks_from_env, storage_hooks_from  # noqa: PLC0415
+
     if storage_config:
-        hooks = module.storage_hooks_from(storage_config, env=os.environ)
-    else:
-        hooks = module.hooks_from_env()
-    return hooks
+        return storage_hooks_from(storage_config, env=os.environ)
+    return hooks_from_env()
 
 
 # -- the request ------------------------------------------------------------------------------
