@@ -23,17 +23,14 @@ One :class:`Runner` runs one Job for one batch operation:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
-
-import yaml
 
 from bridge import attempts as att
 from bridge import podspec
@@ -46,7 +43,6 @@ from bridge.contract import (
 )
 from bridge.errors import (
     APIError,
-    ConflictError,
     ForbiddenError,
     LifecycleError,
     NotFoundError,
@@ -55,9 +51,8 @@ from bridge.errors import (
     UnavailableError,
 )
 from bridge.hooks import Injection, NoHooks, RunContext, RunHooks
-from bridge.kube import JOBS, NAMESPACES, PODS, SECRETS, Kube
-from bridge.logs import PodLogs
-from bridge.podwatch import Cancellation, pod_updates
+from bridge.kube import JOBS, NAMESPACES, PODS, Kube
+from bridge.podwatch import Cancellation
 from bridge.result import (
     EXIT_FAILED,
     EXIT_INFRASTRUCTURE,
@@ -66,7 +61,10 @@ from bridge.result import (
     Status,
     rfc3339,
 )
+from bridge.run_pods import RunPods
+from bridge.run_pods import pod_name as _name
 from bridge.settings import BridgeSettings
+from bridge.supervision import PodSupervisor, Stop
 
 log = logging.getLogger(__name__)
 
@@ -124,17 +122,20 @@ class RunRequest:
         )
 
 
+@dataclass
+class _Tally:
+    """Failed attempts so far: counted toward backoffLimit, and ignored by podFailurePolicy."""
+
+    counted: int = 0
+    ignored: int = 0
+
+    def add(self, verdict: att.Verdict) -> None:
+        self.counted += verdict is att.Verdict.COUNT
+        self.ignored += verdict is att.Verdict.IGNORE
+
+
 class _CancelledError(Exception):
     """Internal: SIGTERM/SIGINT arrived."""
-
-
-@dataclass
-class _Stop:
-    """Why supervision of a pod ended without the pod finishing by itself."""
-
-    kind: str  # "stuck" | "deadline" | "cancelled" | "deleted"
-    reason: str
-    message: str
 
 
 # -- the runner ---------------------------------------------------------------------------------
@@ -183,6 +184,26 @@ class Runner:
             operation=request.operation,
             tenant_env_id=request.tenant_env_id,
             batch_operation_id=request.batch_operation_id,
+        )
+        # Bound methods of this instance: an engine's subclass overriding emit_info is used.
+        self._pods = RunPods(
+            kube=kube,
+            identity=self.identity,
+            settings=settings,
+            environment=request.environment,
+            changeset=request.changeset,
+            source_batch_operation_id=request.source_batch_operation_id,
+            emit_info=self.emit_info,
+        )
+        self._supervisor = PodSupervisor(
+            kube=kube,
+            pods=self._pods,
+            settings=settings,
+            cancellation=self._cancellation,
+            cancelled=lambda: self.cancelled,
+            emit=self.emit,
+            emit_info=self.emit_info,
+            clock=clock,
         )
 
     # -- public ---------------------------------------------------------------------------
@@ -298,35 +319,14 @@ class Runner:
     # -- 2..5. attempts ---------------------------------------------------------------------
 
     def _run_attempts(self, job: JSON, participant: Participant) -> None:
-        req, result = self.request, self.result
         existing = self._existing_pods()
-        deadline_at: float | None = None
         start = self._clock()
         if existing:
             start = min(start, *(att.created_at(p) or start for p in existing))
+        deadline_at: float | None = None
         if participant.active_deadline_seconds is not None:
             deadline_at = start + participant.active_deadline_seconds
-        label = self.identity.key("attempt")
-        counted = ignored = 0
-        attempt = 0
-        # Attempts a previous bridge already finished: replay their verdicts.
-        resume: JSON | None = None
-        for pod in existing:
-            number = att.attempt_number(pod, label)
-            attempt = max(attempt, number)
-            if att.is_finished(pod) and pod is not existing[-1]:
-                record, verdict = self._judge(pod, number, participant)
-                counted += verdict is att.Verdict.COUNT
-                ignored += verdict is att.Verdict.IGNORE
-            else:
-                resume = pod
-        if existing and resume is None:
-            resume = existing[-1]
-        if resume is not None:
-            attempt = att.attempt_number(resume, label)
-        else:
-            attempt += 1
-
+        tally, resume, attempt = self._replay(existing, participant)
         while True:
             if deadline_at is not None and self._clock() >= deadline_at and resume is None:
                 self._finish_deadline(participant)
@@ -339,61 +339,105 @@ class Runner:
                     # Its bridge may have died between creating the pod and its Secret.
                     self._give_secret(pod, attempt, fresh=False)
             resume = None
-            final, stop = self._supervise(pod, deadline_at=deadline_at)
+            final, stop = self._supervisor.supervise(pod, deadline_at=deadline_at)
             self._live_pod = None
-            if stop is not None:
-                self._record_stop(pod, attempt, stop)
-                if stop.kind == "cancelled":
-                    raise _CancelledError
-                if stop.kind == "deadline":
-                    self._finish_deadline(participant)
-                    return
-                if stop.kind == "stuck":
-                    self._failed(participant, reason=stop.reason, message=stop.message)
-                    return
-                # deleted under us (evicted, killed, an operator): a counted failure
-                counted += 1
-                verdict = att.Verdict.COUNT
-            else:
-                assert final is not None
-                record, verdict = self._judge(final, attempt, participant)
-                if att.outcome(final).succeeded:
-                    self._succeeded(participant)
-                    return
-                if verdict is att.Verdict.FAIL_JOB:
-                    self._failed(
-                        participant,
-                        reason="PodFailurePolicy",
-                        message=f"{_name(final)}: container {record.container} exited "
-                        f"{record.exit_code}, matching a FailJob podFailurePolicy rule",
-                        exit_code=record.exit_code,
-                    )
-                    return
-                counted += verdict is att.Verdict.COUNT
-                ignored += verdict is att.Verdict.IGNORE
-            if counted > participant.backoff_limit:
-                last = result.attempts[-1]
-                self._failed(
-                    participant,
-                    reason="BackoffLimitExceeded",
-                    message=f"{req.namespace}/{req.job} failed {counted} time(s) "
-                    f"(backoffLimit {participant.backoff_limit}); last: {last.pod} "
-                    f"{last.reason} exit code {last.exit_code}",
-                    exit_code=last.exit_code,
-                )
+            if self._finished_attempt(
+                pod, final, stop, attempt=attempt, participant=participant, tally=tally
+            ):
                 return
-            if ignored > self.settings.max_ignored_failures:
-                self._failed(
-                    participant,
-                    reason="TooManyIgnoredFailures",
-                    message=f"{ignored} failures matched an Ignore podFailurePolicy rule "
-                    f"(the bridge stops after {self.settings.max_ignored_failures})",
-                    exit_code=result.attempts[-1].exit_code,
-                )
+            if self._out_of_retries(participant, tally):
                 return
             if self.cancelled:
                 raise _CancelledError
             attempt += 1
+
+    def _replay(
+        self, existing: list[JSON], participant: Participant
+    ) -> tuple[_Tally, JSON | None, int]:
+        """Attempts a previous bridge already finished: replay their verdicts. Returns the
+        tally, the pod to attach to (the latest unfinished or last one) and its attempt."""
+        label = self.identity.key("attempt")
+        tally = _Tally()
+        attempt = 0
+        resume: JSON | None = None
+        for pod in existing:
+            number = att.attempt_number(pod, label)
+            attempt = max(attempt, number)
+            if att.is_finished(pod) and pod is not existing[-1]:
+                _, verdict = self._judge(pod, number, participant)
+                tally.add(verdict)
+            else:
+                resume = pod
+        if existing and resume is None:
+            resume = existing[-1]
+        if resume is not None:
+            return tally, resume, att.attempt_number(resume, label)
+        return tally, None, attempt + 1
+
+    def _finished_attempt(
+        self,
+        pod: JSON,
+        final: JSON,
+        stop: Stop | None,
+        *,
+        attempt: int,
+        participant: Participant,
+        tally: _Tally,
+    ) -> bool:
+        """Record one supervised attempt; True when it decided the run's outcome."""
+        if stop is not None:
+            self._record_stop(pod, attempt, stop)
+            if stop.kind == "cancelled":
+                raise _CancelledError
+            if stop.kind == "deadline":
+                self._finish_deadline(participant)
+                return True
+            if stop.kind == "stuck":
+                self._failed(participant, reason=stop.reason, message=stop.message)
+                return True
+            # deleted under us (evicted, killed, an operator): a counted failure
+            tally.counted += 1
+            return False
+        record, verdict = self._judge(final, attempt, participant)
+        if att.outcome(final).succeeded:
+            self._succeeded(participant)
+            return True
+        if verdict is att.Verdict.FAIL_JOB:
+            self._failed(
+                participant,
+                reason="PodFailurePolicy",
+                message=f"{_name(final)}: container {record.container} exited "
+                f"{record.exit_code}, matching a FailJob podFailurePolicy rule",
+                exit_code=record.exit_code,
+            )
+            return True
+        tally.add(verdict)
+        return False
+
+    def _out_of_retries(self, participant: Participant, tally: _Tally) -> bool:
+        """backoffLimit counted failures, or too many ignored ones: fail the job (True)."""
+        req, result = self.request, self.result
+        if tally.counted > participant.backoff_limit:
+            last = result.attempts[-1]
+            self._failed(
+                participant,
+                reason="BackoffLimitExceeded",
+                message=f"{req.namespace}/{req.job} failed {tally.counted} time(s) "
+                f"(backoffLimit {participant.backoff_limit}); last: {last.pod} "
+                f"{last.reason} exit code {last.exit_code}",
+                exit_code=last.exit_code,
+            )
+            return True
+        if tally.ignored > self.settings.max_ignored_failures:
+            self._failed(
+                participant,
+                reason="TooManyIgnoredFailures",
+                message=f"{tally.ignored} failures matched an Ignore podFailurePolicy rule "
+                f"(the bridge stops after {self.settings.max_ignored_failures})",
+                exit_code=result.attempts[-1].exit_code,
+            )
+            return True
+        return False
 
     def emit_info(self, message: str) -> None:
         print(f"bridge: {message}", file=sys.stderr, flush=True)
@@ -438,7 +482,7 @@ class Runner:
             )
         return record, verdict
 
-    def _record_stop(self, pod: Mapping[str, Any], attempt: int, stop: _Stop) -> None:
+    def _record_stop(self, pod: Mapping[str, Any], attempt: int, stop: Stop) -> None:
         self.result.attempts.append(
             AttemptRecord(
                 attempt=attempt,
@@ -494,7 +538,7 @@ class Runner:
             return
         for record in self.result.attempts:
             try:
-                self._delete_pod_and_secret(record.pod)
+                self._pods.delete(record.pod)
             except APIError as exc:
                 self.emit_info(f"warning: could not delete pod {record.pod}: {exc}")
 
@@ -508,24 +552,9 @@ class Runner:
         name = _name(pod)
         self.emit_info(f"deleting pod {name}: the run ended with an error")
         try:
-            self._delete_pod_and_secret(name, grace=self._delete_grace(pod))
+            self._pods.delete(name, grace=self._pods.delete_grace(pod))
         except APIError as exc:
             self.emit_info(f"warning: could not delete pod {name}: {exc}")
-
-    def _delete_grace(self, pod: Mapping[str, Any]) -> int:
-        grace = self.settings.delete_grace_seconds
-        if grace is None:
-            grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds") or 30)
-        return grace
-
-    def _delete_pod_and_secret(self, name: str, *, grace: int | None = None) -> None:
-        ns = self.request.namespace
-        try:
-            self.kube.delete(PODS, name, namespace=ns, grace_period_seconds=grace, missing_ok=True)
-        finally:
-            # Owned by the pod, so garbage-collected with it; deleting it too does not depend
-            # on the collector (tenant data should not outlive the pod by a GC delay).
-            self.kube.delete(SECRETS, name, namespace=ns, missing_ok=True)
 
     # -- creating an attempt --------------------------------------------------------------------
 
@@ -538,194 +567,27 @@ class Runner:
         return self._injection
 
     def _create(self, job: JSON, attempt: int) -> JSON:
-        req, settings = self.request, self.settings
         injection = self._prepared()
         # Checked after the hook (which may take a while), and again before the pod: a stopped
         # workflow must not start the team's job only to kill it a moment later.
         if self.cancelled:
             raise _CancelledError
-        name = podspec.pod_name(
-            batch_operation_id=req.batch_operation_id,
-            namespace=req.namespace,
-            job=req.job,
-            attempt=attempt,
-        )
-        env = podspec.PodEnv(
-            values=podspec.lifecycle_env(
-                self.identity,
-                attempt=attempt,
-                mount_path=settings.mount_path,
-                extra=injection.env,
-                source_batch_operation_id=req.source_batch_operation_id,
-            ),
-            secret_keys=tuple(injection.secret_env),
-        )
-        body = podspec.build_pod(
-            job,
-            name=name,
-            identity=self.identity,
-            attempt=attempt,
-            env=env,
-            mount_path=settings.mount_path,
-        )
+        body = self._pods.build(job, attempt, injection)
         if self.cancelled:
             raise _CancelledError
-        # The pod first, then its Secret, created with the pod as its owner: the kubelet keeps
-        # the pod in ContainerCreating until the Secret exists (a moment later). This order is
-        # what lets the bridge do without `patch` on Secrets -- a PATCH answers with the whole
-        # object, so that verb would let it read every Secret of a team namespace.
-        try:
-            pod = self.kube.create(PODS, body, namespace=req.namespace)
-            self.emit_info(f"created pod {name} (attempt {attempt})")
-            fresh = True
-        except ConflictError:
-            pod = self.kube.get(PODS, name, namespace=req.namespace)
-            self.emit_info(f"pod {name} exists already: attaching (attempt {attempt})")
-            fresh = False
+        # The pod first, then its Secret (see bridge.run_pods for why this order).
+        pod, fresh = self._pods.create(body, attempt)
         self._live_pod = pod  # from here on a stop or an error must not leave it behind
         self._give_secret(pod, attempt, fresh=fresh)
         return pod
 
     def _give_secret(self, pod: JSON, attempt: int, *, fresh: bool) -> None:
-        """Create ``pod``'s per-run Secret (tenant context, the hook's secret env), owned by it.
-
-        ``fresh``: this bridge has just created the pod, so a Secret of that name is a stale one
-        (its pod is gone) and is replaced. Otherwise an existing Secret is the pod's own, from
-        the bridge that created it.
-        """
-        req = self.request
-        name = _name(pod)
-        secret = podspec.build_secret(
-            name=name,
-            identity=self.identity,
-            attempt=attempt,
-            environment_yaml=_yaml(req.environment),
-            changeset_yaml=_yaml(req.changeset),
-            secret_env=self._prepared().secret_env,
-        )
-        secret["metadata"]["ownerReferences"] = [podspec.owner_reference(pod)]
-        try:
-            try:
-                self.kube.create(SECRETS, secret, namespace=req.namespace)
-            except ConflictError:
-                if not fresh:
-                    return
-                self.kube.delete(SECRETS, name, namespace=req.namespace, missing_ok=True)
-                self.kube.create(SECRETS, secret, namespace=req.namespace)
-        except UnavailableError:
-            raise  # the pod waits for it: the bridge Argo restarts attaches and creates it
-        except APIError:
-            # Refused for good (403, 422): the pod would wait for its context forever.
-            with contextlib.suppress(APIError):
-                self.kube.delete(PODS, name, namespace=req.namespace, missing_ok=True)
-            raise
-
-    # -- supervising one pod --------------------------------------------------------------------
-
-    def _pod_updates(
-        self, name: str, *, until: Callable[[], float], ignore_cancel: bool = False
-    ) -> Iterator[JSON | None]:
-        return pod_updates(
-            self.kube,
-            self.request.namespace,
-            name,
-            until=until,
-            clock=self._clock,
-            cancellation=self._cancellation,
-            ignore_cancel=ignore_cancel,
-            retry_delay=self.settings.log_reconnect_delay,
-        )
-
-    def _supervise(
-        self, pod: JSON, *, deadline_at: float | None
-    ) -> tuple[JSON | None, _Stop | None]:
-        """Watch the pod to its end, streaming its logs meanwhile.
-
-        Returns (finished pod, None), or (last seen pod, why we stopped it) -- in which case the
-        pod has been deleted with its grace and its last log lines drained.
-        """
-        name = _name(pod)
-        pump = PodLogs(
-            self.kube,
-            pod,
-            emit=self.emit,
-            reconnect_delay=self.settings.log_reconnect_delay,
-        )
-        latest: JSON = pod
-        stuck_since: float | None = None
-        grace = self.settings.stuck_grace_seconds
-        stop: _Stop | None = None
-
-        def wake_at() -> float:
-            wake = self._clock() + self.settings.watch_timeout_seconds
-            if stuck_since is not None:
-                wake = min(wake, stuck_since + grace)
-            if deadline_at is not None:
-                wake = min(wake, deadline_at)
-            return wake
-
-        try:
-            for current in self._pod_updates(name, until=wake_at):
-                pump.update(current)
-                if current is None:
-                    stop = _Stop("deleted", "PodDeleted", f"pod {name} was deleted")
-                    break
-                latest = current
-                if att.is_finished(current):
-                    break
-                now = self._clock()
-                if self.cancelled:
-                    stop = _Stop("cancelled", "Cancelled", "cancelled by SIGTERM/SIGINT")
-                    break
-                if deadline_at is not None and now >= deadline_at:
-                    stop = _Stop("deadline", "DeadlineExceeded", "activeDeadlineSeconds exceeded")
-                    break
-                stuck = att.stuck_reason(current)
-                if stuck is None:
-                    stuck_since = None
-                elif stuck_since is None:
-                    stuck_since = now
-                    grace = (
-                        self.settings.unschedulable_grace_seconds
-                        if stuck[0] == "Unschedulable"
-                        else self.settings.stuck_grace_seconds
-                    )
-                    self.emit_info(f"pod {name}: {stuck[0]}: {stuck[1]} (giving it {grace:g}s)")
-                elif now - stuck_since >= grace:
-                    stop = _Stop("stuck", stuck[0], f"pod {name} is stuck: {stuck[1]}")
-                    break
-            if stop is not None and stop.kind != "deleted":
-                self._stop_pod(latest, pump)
-        finally:
-            pump.drain(self.settings.log_drain_timeout)
-        return latest, stop
-
-    def _stop_pod(self, pod: Mapping[str, Any], pump: PodLogs) -> None:
-        """Delete a pod we give up on with its grace, and watch it go so its last log lines can
-        be drained."""
-        name = _name(pod)
-        grace = self._delete_grace(pod)
-        self.emit_info(f"deleting pod {name} (grace {grace}s)")
-        self._delete_pod_and_secret(name, grace=grace)
-        limit = self._clock() + grace + 5
-        for current in self._pod_updates(name, until=lambda: limit, ignore_cancel=True):
-            pump.update(current)
-            if current is None or att.is_finished(current) or self._clock() >= limit:
-                break
-        pump.update(None)
+        self._pods.give_secret(pod, attempt, fresh=fresh, secret_env=self._prepared().secret_env)
 
 
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _name(pod: Mapping[str, Any]) -> str:
-    return str((pod.get("metadata") or {}).get("name"))
-
-
 def _pending(pod: Mapping[str, Any]) -> bool:
     """Not started yet: its containers may still be waiting for the Secret's volume."""
     return (pod.get("status") or {}).get("phase") in (None, "", "Pending")
-
-
-def _yaml(data: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=False)
