@@ -76,10 +76,16 @@ JSON = dict[str, Any]
 # -- choosing the hooks ---------------------------------------------------------------------
 
 
-def load_hooks(operation: str, *, storage_config: str | None = None) -> RunHooks:
+def load_hooks(
+    operation: str,
+    *,
+    storage_config: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunHooks:
     """The hooks for ``operation``: storage operations get :mod:`bridge.storage_hooks`
     (object-store location and credentials, export sealing, import verification), from
-    ``storage_config`` (a YAML file) and ``BRIDGE_STORAGE_*``; everything else none."""
+    ``storage_config`` (a YAML file) and ``BRIDGE_STORAGE_*`` of ``env`` (default: this
+    process's environment; a bridge in a thread passes its own); everything else none."""
     if operation not in STORAGE_OPERATIONS:
         return NoHooks()
     # Imported here, not at the top: it loads boto3, which no other operation's bridge needs
@@ -87,9 +93,10 @@ def load_hooks(operation: str, *, storage_config: str | None = None) -> RunHooks
     # (bridge.hooks), never this module.
     from bridge.storage_hooks import hooks_from_env, storage_hooks_from  # noqa: PLC0415
 
+    env = os.environ if env is None else env
     if storage_config:
-        return storage_hooks_from(storage_config, env=os.environ)
-    return hooks_from_env()
+        return storage_hooks_from(storage_config, env=env)
+    return hooks_from_env(env)
 
 
 # -- the request ------------------------------------------------------------------------------
