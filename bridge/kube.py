@@ -210,7 +210,7 @@ class Kube(KubeApi):
         if settings.connection_pool_size is not None:
             configuration.connection_pool_maxsize = settings.connection_pool_size
         super().__init__(
-            Transport(
+            transport=Transport(
                 configuration=configuration,
                 rest=RESTClientObject(configuration),
                 api_exception=ApiException,

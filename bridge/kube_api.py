@@ -21,7 +21,7 @@ from bridge.kube_transport import Retry, Transport
 class KubeApi:
     """A generic, retrying Kubernetes REST client over a :class:`Transport`."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, *, transport: Transport) -> None:
         self._transport = transport
         self.settings = transport.settings
         self.host = transport.host
