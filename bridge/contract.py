@@ -329,41 +329,8 @@ def check_job(
     if not is_participant_candidate(job, settings=settings):
         return None, []
     namespace, name = job_identity(job)
-    meta = job.get("metadata")
-    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str) or not meta["name"]:
-        c.add("metadata.name", "the Job has no name", "set metadata.name")
-    labels = _string_map(job, "labels")
-    annotations = _string_map(job, "annotations")
-    if labels is None:
-        c.add("metadata.labels", "labels must be a mapping", "write labels as key: value pairs")
-        labels = {}
-    if annotations is None:
-        c.add(
-            "metadata.annotations",
-            "annotations must be a mapping",
-            "write annotations as key: value pairs",
-        )
-        annotations = {}
-
-    label_path = _label_path(settings.enabled_label)
-    operations_keys = settings.operations_key + (
-        f" (or {settings.legacy_key})" if settings.legacy_key else ""
-    )
-    if settings.enabled_label in labels:
-        value = _string_value(c, label_path, labels[settings.enabled_label])
-        if value is not None and value != ENABLED_VALUE:
-            c.add(
-                label_path,
-                f'label value {value!r} is neither "true" nor "false"',
-                f'set {settings.enabled_label}: "true" (or "false" to switch the Job off)',
-            )
-    else:
-        c.add(
-            label_path,
-            f"the Job has the annotation {operations_keys} but not the label "
-            f"{settings.enabled_label}, so discovery would never see it",
-            f'add the label {settings.enabled_label}: "true"',
-        )
+    labels, annotations = _check_metadata(c, job)
+    _check_enabled_label(c, labels, settings)
 
     operations = _check_operations(c, annotations, settings)
     if operations is None:
@@ -400,3 +367,49 @@ def check_job(
         ),
         [],
     )
+
+
+def _check_metadata(
+    c: ProblemCollector, job: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """The Job's labels and annotations (a malformed map counts as empty), checking its name."""
+    meta = job.get("metadata")
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        c.add("metadata.name", "the Job has no name", "set metadata.name")
+    labels = _string_map(job, "labels")
+    annotations = _string_map(job, "annotations")
+    if labels is None:
+        c.add("metadata.labels", "labels must be a mapping", "write labels as key: value pairs")
+        labels = {}
+    if annotations is None:
+        c.add(
+            "metadata.annotations",
+            "annotations must be a mapping",
+            "write annotations as key: value pairs",
+        )
+        annotations = {}
+    return labels, annotations
+
+
+def _check_enabled_label(
+    c: ProblemCollector, labels: Mapping[str, Any], settings: ContractSettings
+) -> None:
+    label_path = _label_path(settings.enabled_label)
+    operations_keys = settings.operations_key + (
+        f" (or {settings.legacy_key})" if settings.legacy_key else ""
+    )
+    if settings.enabled_label in labels:
+        value = _string_value(c, label_path, labels[settings.enabled_label])
+        if value is not None and value != ENABLED_VALUE:
+            c.add(
+                label_path,
+                f'label value {value!r} is neither "true" nor "false"',
+                f'set {settings.enabled_label}: "true" (or "false" to switch the Job off)',
+            )
+    else:
+        c.add(
+            label_path,
+            f"the Job has the annotation {operations_keys} but not the label "
+            f"{settings.enabled_label}, so discovery would never see it",
+            f'add the label {settings.enabled_label}: "true"',
+        )

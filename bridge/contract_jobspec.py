@@ -137,86 +137,101 @@ def _check_pod_failure_policy(
         )
     rules: list[PodFailureRule] = []
     for index, rule in enumerate(rules_raw):
-        rpath = f"{path}.rules[{index}]"
-        if not isinstance(rule, Mapping):
-            c.add(rpath, "a rule must be a mapping", "give action and onExitCodes/onPodConditions")
-            continue
-        action = rule.get("action")
-        if action not in POD_FAILURE_ACTIONS:
-            c.add(
-                f"{rpath}.action",
-                f"action {action!r} is not one of {', '.join(POD_FAILURE_ACTIONS)}",
-                "use FailJob to stop retrying, Ignore to not count the failure, or Count",
-            )
-            action = None
-        elif action == "FailIndex":
-            c.add(
-                f"{rpath}.action",
-                "FailIndex needs an Indexed Job with backoffLimitPerIndex, which the bridge "
-                "does not run",
-                "use FailJob",
-            )
-        _unknown_fields(c, rpath, rule, RULE_FIELDS)
-        has_codes = rule.get("onExitCodes") is not None
-        conditions_raw = rule.get("onPodConditions")
-        has_conditions = conditions_raw not in (None, [])
-        if has_codes == has_conditions:
-            c.add(
-                rpath,
-                "a rule needs exactly one of onExitCodes and onPodConditions",
-                "keep one of them (split the rule in two if you need both)",
-            )
-        container: str | None = None
-        operator: str | None = None
-        values: tuple[int, ...] = ()
-        if has_codes:
-            container, operator, values = _check_exit_codes(
-                c, f"{rpath}.onExitCodes", rule["onExitCodes"]
-            )
-            names = _container_names(pod_spec)
-            if container is not None and names and container not in names:
-                c.add(
-                    f"{rpath}.onExitCodes.containerName",
-                    f"no container named {container!r} in the pod template",
-                    f"use one of {', '.join(names)}, or remove containerName to match any",
-                )
-        conditions: list[dict[str, Any]] = []
-        if has_conditions:
-            if not isinstance(conditions_raw, list):
-                c.add(
-                    f"{rpath}.onPodConditions", "must be a list", "give [{type: DisruptionTarget}]"
-                )
-            else:
-                for cindex, cond in enumerate(conditions_raw):
-                    if not isinstance(cond, Mapping) or not isinstance(cond.get("type"), str):
-                        c.add(
-                            f"{rpath}.onPodConditions[{cindex}]",
-                            "a pod condition needs a type",
-                            "e.g. {type: DisruptionTarget}",
-                        )
-                    elif _unknown_fields(
-                        c, f"{rpath}.onPodConditions[{cindex}]", cond, CONDITION_FIELDS
-                    ):
-                        pass
-                    elif cond.get("status", "True") not in ("True", "False", "Unknown"):
-                        c.add(
-                            f"{rpath}.onPodConditions[{cindex}].status",
-                            f"status {cond.get('status')!r} is not True, False or Unknown",
-                            'use status: "True" (the default)',
-                        )
-                    else:
-                        conditions.append(dict(cond))
-        if action is not None:
-            rules.append(
-                PodFailureRule(
-                    action=action,
-                    container_name=container,
-                    operator=operator,
-                    values=values,
-                    on_pod_conditions=tuple(conditions),
-                )
-            )
+        checked = _check_rule(c, f"{path}.rules[{index}]", rule, pod_spec)
+        if checked is not None:
+            rules.append(checked)
     return tuple(rules)
+
+
+def _check_rule(
+    c: ProblemCollector, rpath: str, rule: Any, pod_spec: Mapping[str, Any]
+) -> PodFailureRule | None:
+    """One podFailurePolicy rule; None when it has no valid action (its problems are added)."""
+    if not isinstance(rule, Mapping):
+        c.add(rpath, "a rule must be a mapping", "give action and onExitCodes/onPodConditions")
+        return None
+    action = _check_action(c, rpath, rule.get("action"))
+    _unknown_fields(c, rpath, rule, RULE_FIELDS)
+    has_codes = rule.get("onExitCodes") is not None
+    conditions_raw = rule.get("onPodConditions")
+    has_conditions = conditions_raw not in (None, [])
+    if has_codes == has_conditions:
+        c.add(
+            rpath,
+            "a rule needs exactly one of onExitCodes and onPodConditions",
+            "keep one of them (split the rule in two if you need both)",
+        )
+    container: str | None = None
+    operator: str | None = None
+    values: tuple[int, ...] = ()
+    if has_codes:
+        container, operator, values = _check_exit_codes(
+            c, f"{rpath}.onExitCodes", rule["onExitCodes"]
+        )
+        names = _container_names(pod_spec)
+        if container is not None and names and container not in names:
+            c.add(
+                f"{rpath}.onExitCodes.containerName",
+                f"no container named {container!r} in the pod template",
+                f"use one of {', '.join(names)}, or remove containerName to match any",
+            )
+    conditions = _check_pod_conditions(c, rpath, conditions_raw) if has_conditions else []
+    if action is None:
+        return None
+    return PodFailureRule(
+        action=action,
+        container_name=container,
+        operator=operator,
+        values=values,
+        on_pod_conditions=tuple(conditions),
+    )
+
+
+def _check_action(c: ProblemCollector, rpath: str, action: Any) -> str | None:
+    """The rule's action, or None when Kubernetes would reject it (FailIndex is reported but
+    kept: Kubernetes accepts it, the bridge cannot honour it)."""
+    if action not in POD_FAILURE_ACTIONS:
+        c.add(
+            f"{rpath}.action",
+            f"action {action!r} is not one of {', '.join(POD_FAILURE_ACTIONS)}",
+            "use FailJob to stop retrying, Ignore to not count the failure, or Count",
+        )
+        return None
+    if action == "FailIndex":
+        c.add(
+            f"{rpath}.action",
+            "FailIndex needs an Indexed Job with backoffLimitPerIndex, which the bridge "
+            "does not run",
+            "use FailJob",
+        )
+    return str(action)
+
+
+def _check_pod_conditions(
+    c: ProblemCollector, rpath: str, conditions_raw: Any
+) -> list[dict[str, Any]]:
+    if not isinstance(conditions_raw, list):
+        c.add(f"{rpath}.onPodConditions", "must be a list", "give [{type: DisruptionTarget}]")
+        return []
+    conditions: list[dict[str, Any]] = []
+    for cindex, cond in enumerate(conditions_raw):
+        if not isinstance(cond, Mapping) or not isinstance(cond.get("type"), str):
+            c.add(
+                f"{rpath}.onPodConditions[{cindex}]",
+                "a pod condition needs a type",
+                "e.g. {type: DisruptionTarget}",
+            )
+        elif _unknown_fields(c, f"{rpath}.onPodConditions[{cindex}]", cond, CONDITION_FIELDS):
+            pass
+        elif cond.get("status", "True") not in ("True", "False", "Unknown"):
+            c.add(
+                f"{rpath}.onPodConditions[{cindex}].status",
+                f"status {cond.get('status')!r} is not True, False or Unknown",
+                'use status: "True" (the default)',
+            )
+        else:
+            conditions.append(dict(cond))
+    return conditions
 
 
 def check_job_spec(
@@ -230,52 +245,78 @@ def check_job_spec(
             "add spec.suspend: true and the pod template",
         )
         return 6, None, ()
-    suspend = spec.get("suspend")
-    if suspend is not True:
-        if suspend is None:
-            message = (
-                "spec.suspend is missing: the Job would run by itself as soon as it is applied"
-            )
-        elif suspend is False:
-            message = "spec.suspend is false: the Job would run by itself"
-        else:
-            message = f"spec.suspend is {suspend!r}, not the boolean true"
+    _check_suspend(c, spec)
+    backoff_limit = _check_backoff_limit(c, spec)
+    deadline = _check_deadline(c, spec)
+    _check_one_pod_at_a_time(c, spec)
+    template = spec.get("template")
+    template_spec = template.get("spec") if isinstance(template, Mapping) else None
+    pod_spec: Mapping[str, Any] = template_spec if isinstance(template_spec, Mapping) else {}
+    restart = pod_spec.get("restartPolicy")
+    if restart is not None and restart not in ("Never", "OnFailure"):
         c.add(
-            "spec.suspend",
-            message,
-            "set spec.suspend: true; the bridge runs the pod template, Kubernetes must not",
+            "spec.template.spec.restartPolicy",
+            f"restartPolicy {restart!r} is not allowed in a Job (Kubernetes rule)",
+            "use Never: the bridge counts each failed pod as one attempt",
         )
+    rules = _check_pod_failure_policy(c, spec, pod_spec)
+    return backoff_limit, deadline, tuple(rules)
 
-    backoff_limit = 6
-    if spec.get("backoffLimit") is not None:
-        raw = spec["backoffLimit"]
-        if not _is_int(raw) or raw < 0:
-            c.add(
-                "spec.backoffLimit",
-                f"backoffLimit {raw!r} is not a non-negative integer",
-                "use a whole number of retries, e.g. 2; Kubernetes' default is 6",
-            )
-        elif raw > MAX_BACKOFF_LIMIT:
-            c.add(
-                "spec.backoffLimit",
-                f"backoffLimit {raw} is more than {MAX_BACKOFF_LIMIT} retries",
-                f"use at most {MAX_BACKOFF_LIMIT}; a job failing that often will not recover",
-            )
-        else:
-            backoff_limit = raw
 
-    deadline: int | None = None
-    if spec.get("activeDeadlineSeconds") is not None:
-        raw = spec["activeDeadlineSeconds"]
-        if not _is_int(raw) or raw <= 0:
-            c.add(
-                "spec.activeDeadlineSeconds",
-                f"activeDeadlineSeconds {raw!r} is not a positive integer",
-                "use a number of seconds greater than 0, or remove it",
-            )
-        else:
-            deadline = raw
+def _check_suspend(c: ProblemCollector, spec: Mapping[str, Any]) -> None:
+    suspend = spec.get("suspend")
+    if suspend is True:
+        return
+    if suspend is None:
+        message = "spec.suspend is missing: the Job would run by itself as soon as it is applied"
+    elif suspend is False:
+        message = "spec.suspend is false: the Job would run by itself"
+    else:
+        message = f"spec.suspend is {suspend!r}, not the boolean true"
+    c.add(
+        "spec.suspend",
+        message,
+        "set spec.suspend: true; the bridge runs the pod template, Kubernetes must not",
+    )
 
+
+def _check_backoff_limit(c: ProblemCollector, spec: Mapping[str, Any]) -> int:
+    """The Job's backoffLimit, or Kubernetes' default 6 when it is absent or invalid."""
+    if spec.get("backoffLimit") is None:
+        return 6
+    raw = spec["backoffLimit"]
+    if not _is_int(raw) or raw < 0:
+        c.add(
+            "spec.backoffLimit",
+            f"backoffLimit {raw!r} is not a non-negative integer",
+            "use a whole number of retries, e.g. 2; Kubernetes' default is 6",
+        )
+        return 6
+    if raw > MAX_BACKOFF_LIMIT:
+        c.add(
+            "spec.backoffLimit",
+            f"backoffLimit {raw} is more than {MAX_BACKOFF_LIMIT} retries",
+            f"use at most {MAX_BACKOFF_LIMIT}; a job failing that often will not recover",
+        )
+        return 6
+    return int(raw)
+
+
+def _check_deadline(c: ProblemCollector, spec: Mapping[str, Any]) -> int | None:
+    if spec.get("activeDeadlineSeconds") is None:
+        return None
+    raw = spec["activeDeadlineSeconds"]
+    if not _is_int(raw) or raw <= 0:
+        c.add(
+            "spec.activeDeadlineSeconds",
+            f"activeDeadlineSeconds {raw!r} is not a positive integer",
+            "use a number of seconds greater than 0, or remove it",
+        )
+        return None
+    return int(raw)
+
+
+def _check_one_pod_at_a_time(c: ProblemCollector, spec: Mapping[str, Any]) -> None:
     # The bridge runs exactly one pod at a time: parallel or indexed Jobs mean something else.
     for key in ("parallelism", "completions"):
         value = spec.get(key)
@@ -292,16 +333,3 @@ def check_job_spec(
             f"completionMode {mode!r} is not supported by the bridge",
             "remove spec.completionMode",
         )
-
-    template = spec.get("template")
-    template_spec = template.get("spec") if isinstance(template, Mapping) else None
-    pod_spec: Mapping[str, Any] = template_spec if isinstance(template_spec, Mapping) else {}
-    restart = pod_spec.get("restartPolicy")
-    if restart is not None and restart not in ("Never", "OnFailure"):
-        c.add(
-            "spec.template.spec.restartPolicy",
-            f"restartPolicy {restart!r} is not allowed in a Job (Kubernetes rule)",
-            "use Never: the bridge counts each failed pod as one attempt",
-        )
-    rules = _check_pod_failure_policy(c, spec, pod_spec)
-    return backoff_limit, deadline, tuple(rules)

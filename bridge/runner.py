@@ -19,35 +19,34 @@ One :class:`Runner` runs one Job for one batch operation:
    Meanwhile each container's log is followed to stdout (see :mod:`bridge.logs`).
 5. **Job semantics**: ``backoffLimit`` counted failures, ``podFailurePolicy`` (FailJob stops at
    once, Ignore does not count, Count counts), then the delete-policy annotation.
+
+This module is step 1, the request, and the run's end (every error becomes a result; a pod left
+running by an error Argo will not retry is stopped). Steps 2 to 5 are
+:mod:`bridge.attempt_loop`, with :mod:`bridge.run_pods` (step 3) and :mod:`bridge.supervision`
+(step 4).
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
-import yaml
-
-from bridge import attempts as att
 from bridge import podspec
+from bridge.attempt_loop import AttemptLoop, CancelledError
 from bridge.contract import (
     STORAGE_OPERATIONS,
-    DeletePolicy,
     Participant,
     check_job,
     is_namespace_opted_in,
 )
 from bridge.errors import (
     APIError,
-    ConflictError,
     ForbiddenError,
     LifecycleError,
     NotFoundError,
@@ -55,90 +54,49 @@ from bridge.errors import (
     StorageError,
     UnavailableError,
 )
-from bridge.kube import JOBS, NAMESPACES, PODS, SECRETS, Kube
-from bridge.logs import PodLogs
-from bridge.podwatch import Cancellation, pod_updates
+from bridge.hooks import NoHooks, RunContext, RunHooks
+from bridge.kube import JOBS, NAMESPACES, Kube
+from bridge.podwatch import Cancellation
 from bridge.result import (
     EXIT_FAILED,
     EXIT_INFRASTRUCTURE,
-    AttemptRecord,
     RunResult,
     Status,
-    rfc3339,
 )
+from bridge.run_pods import RunPods
+from bridge.run_pods import pod_name as _name
 from bridge.settings import BridgeSettings
+from bridge.supervision import PodSupervisor
 
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 
 
-# -- the storage hook seam (INTERFACES.md) --------------------------------------------------------
+# -- choosing the hooks ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RunContext:
-    namespace: str
-    job: str
-    operation: str
-    tenant_env_id: str
-    batch_operation_id: str
-    source_batch_operation_id: str | None
-    workflow_name: str | None
-
-
-@dataclass(frozen=True)
-class Injection:
-    """What a hook adds to the pod: plain env, and secret env that travels in the per-run Secret
-    and reaches the containers via ``secretKeyRef`` (never as plain values in the pod spec)."""
-
-    env: Mapping[str, str] = field(default_factory=dict)
-    secret_env: Mapping[str, str] = field(default_factory=dict)
-    # What the hook learned before the pod that belongs on the job's result (an import's
-    # verified source: ``storage`` in the result JSON). Never credentials.
-    report: Mapping[str, Any] = field(default_factory=dict)
-
-
-class RunHooks(Protocol):
-    def before_pod(self, ctx: RunContext) -> Injection:
-        """Before any pod: may raise RefusedError (exit 2) or StorageError (exit 75)."""
-        ...
-
-    def after_success(self, ctx: RunContext) -> Mapping[str, Any] | None:
-        """After the job succeeded: a StorageError fails the job with that reason. What it
-        returns (an export's sealed location) is the result's ``storage``. Never credentials."""
-        ...
-
-
-class NoHooks:
-    """The default: no injection, nothing to verify."""
-
-    def before_pod(self, ctx: RunContext) -> Injection:
-        return Injection()
-
-    def after_success(self, ctx: RunContext) -> None:
-        return None
-
-
-def load_hooks(operation: str, *, storage_config: str | None = None) -> RunHooks:
+def load_hooks(
+    operation: str,
+    *,
+    storage_config: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunHooks:
     """The hooks for ``operation``: storage operations get :mod:`bridge.storage_hooks`
     (object-store location and credentials, export sealing, import verification), from
-    ``storage_config`` (a YAML file) and ``BRIDGE_STORAGE_*``; everything else none."""
+    ``storage_config`` (a YAML file) and ``BRIDGE_STORAGE_*`` of ``env`` (default: this
+    process's environment; a bridge in a thread passes its own); everything else none."""
     if operation not in STORAGE_OPERATIONS:
         return NoHooks()
-    try:
-        module = importlib.import_module("bridge.storage_hooks")
-    except ModuleNotFoundError as exc:
-        if exc.name != "bridge.storage_hooks":
-            raise
-        log.warning("%s needs object storage, but bridge.storage_hooks is missing", operation)
-        return NoHooks()
-    hooks: RunHooks
+    # Imported here, not at the top: it loads boto3, which no other operation's bridge needs
+    # (tests/unit/bridge/test_bridge_imports.py). Not a cycle: storage_hooks imports the seam
+    # (bridge.hooks), never this module.
+    from bridge.storage_hooks import hooks_from_env, storage_hooks_from  # noqa: PLC0415
+
+    env = os.environ if env is None else env
     if storage_config:
-        hooks = module.storage_hooks_from(storage_config, env=os.environ)
-    else:
-        hooks = module.hooks_from_env()
-    return hooks
+        return storage_hooks_from(storage_config, env=env)
+    return hooks_from_env(env)
 
 
 # -- the request ------------------------------------------------------------------------------
@@ -173,19 +131,6 @@ class RunRequest:
         )
 
 
-class _CancelledError(Exception):
-    """Internal: SIGTERM/SIGINT arrived."""
-
-
-@dataclass
-class _Stop:
-    """Why supervision of a pod ended without the pod finishing by itself."""
-
-    kind: str  # "stuck" | "deadline" | "cancelled" | "deleted"
-    reason: str
-    message: str
-
-
 # -- the runner ---------------------------------------------------------------------------------
 
 
@@ -212,9 +157,6 @@ class Runner:
         # SIGTERM/SIGINT: a flag a signal handler may set (see bridge.podwatch.Cancellation).
         self._cancellation = Cancellation()
         self._cancel_reported = False
-        self._injection: Injection | None = None
-        # The pod being supervised: stopped if the run ends with an error Argo will not retry.
-        self._live_pod: JSON | None = None
         self.identity = podspec.RunIdentity(
             prefix=settings.contract.prefix,
             namespace=request.namespace,
@@ -232,6 +174,39 @@ class Runner:
             operation=request.operation,
             tenant_env_id=request.tenant_env_id,
             batch_operation_id=request.batch_operation_id,
+        )
+        # Bound methods of this instance: an engine's subclass overriding emit_info is used.
+        self._pods = RunPods(
+            kube=kube,
+            identity=self.identity,
+            settings=settings,
+            environment=request.environment,
+            changeset=request.changeset,
+            source_batch_operation_id=request.source_batch_operation_id,
+            emit_info=self.emit_info,
+        )
+        self._supervisor = PodSupervisor(
+            kube=kube,
+            pods=self._pods,
+            settings=settings,
+            cancellation=self._cancellation,
+            cancelled=lambda: self.cancelled,
+            emit=self.emit,
+            emit_info=self.emit_info,
+            clock=clock,
+        )
+        self._attempts = AttemptLoop(
+            kube=kube,
+            context=request.context,
+            identity=self.identity,
+            settings=settings,
+            hooks=self.hooks,
+            result=self.result,
+            pods=self._pods,
+            supervisor=self._supervisor,
+            clock=clock,
+            cancelled=lambda: self.cancelled,
+            emit_info=self.emit_info,
         )
 
     # -- public ---------------------------------------------------------------------------
@@ -262,10 +237,10 @@ class Runner:
         result = self.result
         try:
             job, participant = self.recheck()
-            self._run_attempts(job, participant)
+            self._attempts.run(job, participant)
         except RefusedError as exc:
             result.finish(Status.REFUSED, reason="Refused", message=str(exc), exit_code=2)
-        except _CancelledError:
+        except CancelledError:
             result.finish(
                 Status.CANCELLED, reason="Cancelled", message="cancelled by SIGTERM/SIGINT"
             )
@@ -344,437 +319,19 @@ class Runner:
             )
         return job, participant
 
-    # -- 2..5. attempts ---------------------------------------------------------------------
-
-    def _run_attempts(self, job: JSON, participant: Participant) -> None:
-        req, result = self.request, self.result
-        existing = self._existing_pods()
-        deadline_at: float | None = None
-        start = self._clock()
-        if existing:
-            start = min(start, *(att.created_at(p) or start for p in existing))
-        if participant.active_deadline_seconds is not None:
-            deadline_at = start + participant.active_deadline_seconds
-        label = self.identity.key("attempt")
-        counted = ignored = 0
-        attempt = 0
-        # Attempts a previous bridge already finished: replay their verdicts.
-        resume: JSON | None = None
-        for pod in existing:
-            number = att.attempt_number(pod, label)
-            attempt = max(attempt, number)
-            if att.is_finished(pod) and pod is not existing[-1]:
-                record, verdict = self._judge(pod, number, participant)
-                counted += verdict is att.Verdict.COUNT
-                ignored += verdict is att.Verdict.IGNORE
-            else:
-                resume = pod
-        if existing and resume is None:
-            resume = existing[-1]
-        if resume is not None:
-            attempt = att.attempt_number(resume, label)
-        else:
-            attempt += 1
-
-        while True:
-            if deadline_at is not None and self._clock() >= deadline_at and resume is None:
-                self._finish_deadline(participant)
-                return
-            pod = resume if resume is not None else self._create(job, attempt)
-            self._live_pod = pod
-            if resume is not None:
-                self.emit_info(f"attaching to existing pod {_name(pod)} (attempt {attempt})")
-                if _pending(pod):
-                    # Its bridge may have died between creating the pod and its Secret.
-                    self._give_secret(pod, attempt, fresh=False)
-            resume = None
-            final, stop = self._supervise(pod, deadline_at=deadline_at)
-            self._live_pod = None
-            if stop is not None:
-                self._record_stop(pod, attempt, stop)
-                if stop.kind == "cancelled":
-                    raise _CancelledError
-                if stop.kind == "deadline":
-                    self._finish_deadline(participant)
-                    return
-                if stop.kind == "stuck":
-                    self._failed(participant, reason=stop.reason, message=stop.message)
-                    return
-                # deleted under us (evicted, killed, an operator): a counted failure
-                counted += 1
-                verdict = att.Verdict.COUNT
-            else:
-                assert final is not None
-                record, verdict = self._judge(final, attempt, participant)
-                if att.outcome(final).succeeded:
-                    self._succeeded(participant)
-                    return
-                if verdict is att.Verdict.FAIL_JOB:
-                    self._failed(
-                        participant,
-                        reason="PodFailurePolicy",
-                        message=f"{_name(final)}: container {record.container} exited "
-                        f"{record.exit_code}, matching a FailJob podFailurePolicy rule",
-                        exit_code=record.exit_code,
-                    )
-                    return
-                counted += verdict is att.Verdict.COUNT
-                ignored += verdict is att.Verdict.IGNORE
-            if counted > participant.backoff_limit:
-                last = result.attempts[-1]
-                self._failed(
-                    participant,
-                    reason="BackoffLimitExceeded",
-                    message=f"{req.namespace}/{req.job} failed {counted} time(s) "
-                    f"(backoffLimit {participant.backoff_limit}); last: {last.pod} "
-                    f"{last.reason} exit code {last.exit_code}",
-                    exit_code=last.exit_code,
-                )
-                return
-            if ignored > self.settings.max_ignored_failures:
-                self._failed(
-                    participant,
-                    reason="TooManyIgnoredFailures",
-                    message=f"{ignored} failures matched an Ignore podFailurePolicy rule "
-                    f"(the bridge stops after {self.settings.max_ignored_failures})",
-                    exit_code=result.attempts[-1].exit_code,
-                )
-                return
-            if self.cancelled:
-                raise _CancelledError
-            attempt += 1
-
     def emit_info(self, message: str) -> None:
         print(f"bridge: {message}", file=sys.stderr, flush=True)
-
-    def _existing_pods(self) -> list[JSON]:
-        pods = list(
-            self.kube.list(
-                PODS, namespace=self.request.namespace, label_selector=self.identity.selector()
-            )
-        )
-        label = self.identity.key("attempt")
-        return sorted(pods, key=lambda p: att.attempt_number(p, label))
-
-    def _judge(
-        self, pod: Mapping[str, Any], attempt: int, participant: Participant
-    ) -> tuple[AttemptRecord, att.Verdict]:
-        outcome = att.outcome(pod)
-        verdict = (
-            att.Verdict.COUNT
-            if outcome.succeeded
-            else att.verdict(pod, participant.pod_failure_rules)[0]
-        )
-        record = AttemptRecord(
-            attempt=attempt,
-            pod=_name(pod),
-            exit_code=outcome.exit_code,
-            reason=outcome.reason,
-            started_at=att.started_at(pod),
-            finished_at=att.finished_at(pod),
-            # Like INTERFACES.md's example: every attempt counts unless podFailurePolicy
-            # ignored it (Ignore); backoffLimit compares the counted *failures*.
-            counted=verdict is not att.Verdict.IGNORE,
-            container=outcome.container,
-        )
-        self.result.attempts.append(record)
-        if not outcome.succeeded:
-            self.emit_info(
-                f"attempt {attempt} ({record.pod}) failed: {record.reason}, exit code "
-                f"{record.exit_code}"
-                + (f" in container {record.container}" if record.container else "")
-                + ("" if record.counted else " (ignored by podFailurePolicy)")
-            )
-        return record, verdict
-
-    def _record_stop(self, pod: Mapping[str, Any], attempt: int, stop: _Stop) -> None:
-        self.result.attempts.append(
-            AttemptRecord(
-                attempt=attempt,
-                pod=_name(pod),
-                exit_code=None,
-                reason=stop.reason,
-                started_at=att.started_at(pod),
-                finished_at=rfc3339(),
-                counted=True,
-            )
-        )
-
-    def _failed(
-        self, participant: Participant, *, reason: str, message: str, exit_code: int | None = None
-    ) -> None:
-        """The job failed (exit code None: it has none -- deadline, stuck, verification)."""
-        self.result.finish(Status.FAILED, reason=reason, message=message, exit_code=exit_code)
-        self._apply_delete_policy(participant, succeeded=False)
-
-    def _finish_deadline(self, participant: Participant) -> None:
-        self._failed(
-            participant,
-            reason="DeadlineExceeded",
-            message=f"Job {self.request.namespace}/{self.request.job} was active longer than "
-            f"activeDeadlineSeconds={participant.active_deadline_seconds}",
-        )
-
-    def _succeeded(self, participant: Participant) -> None:
-        try:
-            report = self.hooks.after_success(self.request.context)
-        except StorageError as exc:
-            self._failed(participant, reason="StorageVerificationFailed", message=str(exc))
-            return
-        if report:
-            self.result.storage = dict(report)
-        self.result.finish(
-            Status.SUCCEEDED,
-            reason="Completed",
-            message=f"Job {self.request.namespace}/{self.request.job} succeeded",
-            exit_code=0,
-        )
-        self._apply_delete_policy(participant, succeeded=True)
-
-    def _apply_delete_policy(self, participant: Participant, *, succeeded: bool) -> None:
-        """Delete the run's pods per the Job's delete-policy annotation.
-
-        The outcome is already decided: a failed deletion is only a warning (``sweep`` deletes
-        leftovers). Turning it into exit 75 would make Argo retry -- and re-run a finished job.
-        Pods the bridge gave up on (stuck, deadline, cancelled) are deleted whatever the policy.
-        """
-        policy = participant.delete_policy
-        if policy is DeletePolicy.NEVER or (policy is DeletePolicy.SUCCEEDED and not succeeded):
-            return
-        for record in self.result.attempts:
-            try:
-                self._delete_pod_and_secret(record.pod)
-            except APIError as exc:
-                self.emit_info(f"warning: could not delete pod {record.pod}: {exc}")
 
     def _abandon_live_pod(self) -> None:
         """The run ended with an error Argo does not retry (exit 1), or was cancelled, while a
         pod was running: nobody would supervise, time out or clean up that job any more, so stop
         it (best effort). Exit 75 keeps it: the restarted bridge attaches to it."""
-        pod, self._live_pod = self._live_pod, None
+        pod, self._attempts.live_pod = self._attempts.live_pod, None
         if pod is None:
             return
         name = _name(pod)
         self.emit_info(f"deleting pod {name}: the run ended with an error")
         try:
-            self._delete_pod_and_secret(name, grace=self._delete_grace(pod))
+            self._pods.delete(name, grace=self._pods.delete_grace(pod))
         except APIError as exc:
             self.emit_info(f"warning: could not delete pod {name}: {exc}")
-
-    def _delete_grace(self, pod: Mapping[str, Any]) -> int:
-        grace = self.settings.delete_grace_seconds
-        if grace is None:
-            grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds") or 30)
-        return grace
-
-    def _delete_pod_and_secret(self, name: str, *, grace: int | None = None) -> None:
-        ns = self.request.namespace
-        try:
-            self.kube.delete(PODS, name, namespace=ns, grace_period_seconds=grace, missing_ok=True)
-        finally:
-            # Owned by the pod, so garbage-collected with it; deleting it too does not depend
-            # on the collector (tenant data should not outlive the pod by a GC delay).
-            self.kube.delete(SECRETS, name, namespace=ns, missing_ok=True)
-
-    # -- creating an attempt --------------------------------------------------------------------
-
-    def _prepared(self) -> Injection:
-        """What the hooks add to this run's pods and Secrets; asked once per run."""
-        if self._injection is None:
-            self._injection = self.hooks.before_pod(self.request.context)
-            if self._injection.report:
-                self.result.storage = dict(self._injection.report)
-        return self._injection
-
-    def _create(self, job: JSON, attempt: int) -> JSON:
-        req, settings = self.request, self.settings
-        injection = self._prepared()
-        # Checked after the hook (which may take a while), and again before the pod: a stopped
-        # workflow must not start the team's job only to kill it a moment later.
-        if self.cancelled:
-            raise _CancelledError
-        name = podspec.pod_name(
-            batch_operation_id=req.batch_operation_id,
-            namespace=req.namespace,
-            job=req.job,
-            attempt=attempt,
-        )
-        env = podspec.PodEnv(
-            values=podspec.lifecycle_env(
-                self.identity,
-                attempt=attempt,
-                mount_path=settings.mount_path,
-                extra=injection.env,
-                source_batch_operation_id=req.source_batch_operation_id,
-            ),
-            secret_keys=tuple(injection.secret_env),
-        )
-        body = podspec.build_pod(
-            job,
-            name=name,
-            identity=self.identity,
-            attempt=attempt,
-            env=env,
-            mount_path=settings.mount_path,
-        )
-        if self.cancelled:
-            raise _CancelledError
-        # The pod first, then its Secret, created with the pod as its owner: the kubelet keeps
-        # the pod in ContainerCreating until the Secret exists (a moment later). This order is
-        # what lets the bridge do without `patch` on Secrets -- a PATCH answers with the whole
-        # object, so that verb would let it read every Secret of a team namespace.
-        try:
-            pod = self.kube.create(PODS, body, namespace=req.namespace)
-            self.emit_info(f"created pod {name} (attempt {attempt})")
-            fresh = True
-        except ConflictError:
-            pod = self.kube.get(PODS, name, namespace=req.namespace)
-            self.emit_info(f"pod {name} exists already: attaching (attempt {attempt})")
-            fresh = False
-        self._live_pod = pod  # from here on a stop or an error must not leave it behind
-        self._give_secret(pod, attempt, fresh=fresh)
-        return pod
-
-    def _give_secret(self, pod: JSON, attempt: int, *, fresh: bool) -> None:
-        """Create ``pod``'s per-run Secret (tenant context, the hook's secret env), owned by it.
-
-        ``fresh``: this bridge has just created the pod, so a Secret of that name is a stale one
-        (its pod is gone) and is replaced. Otherwise an existing Secret is the pod's own, from
-        the bridge that created it.
-        """
-        req = self.request
-        name = _name(pod)
-        secret = podspec.build_secret(
-            name=name,
-            identity=self.identity,
-            attempt=attempt,
-            environment_yaml=_yaml(req.environment),
-            changeset_yaml=_yaml(req.changeset),
-            secret_env=self._prepared().secret_env,
-        )
-        secret["metadata"]["ownerReferences"] = [podspec.owner_reference(pod)]
-        try:
-            try:
-                self.kube.create(SECRETS, secret, namespace=req.namespace)
-            except ConflictError:
-                if not fresh:
-                    return
-                self.kube.delete(SECRETS, name, namespace=req.namespace, missing_ok=True)
-                self.kube.create(SECRETS, secret, namespace=req.namespace)
-        except UnavailableError:
-            raise  # the pod waits for it: the bridge Argo restarts attaches and creates it
-        except APIError:
-            # Refused for good (403, 422): the pod would wait for its context forever.
-            with contextlib.suppress(APIError):
-                self.kube.delete(PODS, name, namespace=req.namespace, missing_ok=True)
-            raise
-
-    # -- supervising one pod --------------------------------------------------------------------
-
-    def _pod_updates(
-        self, name: str, *, until: Callable[[], float], ignore_cancel: bool = False
-    ) -> Iterator[JSON | None]:
-        return pod_updates(
-            self.kube,
-            self.request.namespace,
-            name,
-            until=until,
-            clock=self._clock,
-            cancellation=self._cancellation,
-            ignore_cancel=ignore_cancel,
-            retry_delay=self.settings.log_reconnect_delay,
-        )
-
-    def _supervise(
-        self, pod: JSON, *, deadline_at: float | None
-    ) -> tuple[JSON | None, _Stop | None]:
-        """Watch the pod to its end, streaming its logs meanwhile.
-
-        Returns (finished pod, None), or (last seen pod, why we stopped it) -- in which case the
-        pod has been deleted with its grace and its last log lines drained.
-        """
-        name = _name(pod)
-        pump = PodLogs(
-            self.kube,
-            pod,
-            emit=self.emit,
-            reconnect_delay=self.settings.log_reconnect_delay,
-        )
-        latest: JSON = pod
-        stuck_since: float | None = None
-        grace = self.settings.stuck_grace_seconds
-        stop: _Stop | None = None
-
-        def wake_at() -> float:
-            wake = self._clock() + self.settings.watch_timeout_seconds
-            if stuck_since is not None:
-                wake = min(wake, stuck_since + grace)
-            if deadline_at is not None:
-                wake = min(wake, deadline_at)
-            return wake
-
-        try:
-            for current in self._pod_updates(name, until=wake_at):
-                pump.update(current)
-                if current is None:
-                    stop = _Stop("deleted", "PodDeleted", f"pod {name} was deleted")
-                    break
-                latest = current
-                if att.is_finished(current):
-                    break
-                now = self._clock()
-                if self.cancelled:
-                    stop = _Stop("cancelled", "Cancelled", "cancelled by SIGTERM/SIGINT")
-                    break
-                if deadline_at is not None and now >= deadline_at:
-                    stop = _Stop("deadline", "DeadlineExceeded", "activeDeadlineSeconds exceeded")
-                    break
-                stuck = att.stuck_reason(current)
-                if stuck is None:
-                    stuck_since = None
-                elif stuck_since is None:
-                    stuck_since = now
-                    grace = (
-                        self.settings.unschedulable_grace_seconds
-                        if stuck[0] == "Unschedulable"
-                        else self.settings.stuck_grace_seconds
-                    )
-                    self.emit_info(f"pod {name}: {stuck[0]}: {stuck[1]} (giving it {grace:g}s)")
-                elif now - stuck_since >= grace:
-                    stop = _Stop("stuck", stuck[0], f"pod {name} is stuck: {stuck[1]}")
-                    break
-            if stop is not None and stop.kind != "deleted":
-                self._stop_pod(latest, pump)
-        finally:
-            pump.drain(self.settings.log_drain_timeout)
-        return latest, stop
-
-    def _stop_pod(self, pod: Mapping[str, Any], pump: PodLogs) -> None:
-        """Delete a pod we give up on with its grace, and watch it go so its last log lines can
-        be drained."""
-        name = _name(pod)
-        grace = self._delete_grace(pod)
-        self.emit_info(f"deleting pod {name} (grace {grace}s)")
-        self._delete_pod_and_secret(name, grace=grace)
-        limit = self._clock() + grace + 5
-        for current in self._pod_updates(name, until=lambda: limit, ignore_cancel=True):
-            pump.update(current)
-            if current is None or att.is_finished(current) or self._clock() >= limit:
-                break
-        pump.update(None)
-
-
-# -- helpers ------------------------------------------------------------------------------------
-
-
-def _name(pod: Mapping[str, Any]) -> str:
-    return str((pod.get("metadata") or {}).get("name"))
-
-
-def _pending(pod: Mapping[str, Any]) -> bool:
-    """Not started yet: its containers may still be waiting for the Secret's volume."""
-    return (pod.get("status") or {}).get("phase") in (None, "", "Pending")
-
-
-def _yaml(data: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=False)

@@ -14,11 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 import boto3
@@ -26,7 +23,34 @@ import botocore.exceptions
 from botocore.config import Config
 
 from bridge.errors import StorageError
+from bridge.storage_model import (
+    Credentials,
+    Location,
+    MultipartUpload,
+    ObjectChangedError,
+    ObjectInfo,
+    ObjectMissingError,
+    StorageUnavailableError,
+    session_name_for,
+    session_policy,
+)
 from bridge.storage_settings import StorageSettings
+
+# The storage vocabulary stays importable from the adapter, where callers have always found it.
+__all__ = [
+    "CHUNK_SIZE",
+    "CredentialBroker",
+    "Credentials",
+    "Location",
+    "MultipartUpload",
+    "ObjectChangedError",
+    "ObjectInfo",
+    "ObjectMissingError",
+    "ObjectStore",
+    "StorageUnavailableError",
+    "session_name_for",
+    "session_policy",
+]
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -80,84 +104,6 @@ def _client(service: str, **kwargs: Any) -> Any:
     session = _session()
     with _session_lock:
         return session.client(service, **kwargs)  # type: ignore[call-overload]
-
-
-class StorageUnavailableError(StorageError):
-    """The object store or STS could not be reached or answered 5xx/throttling: worth retrying."""
-
-
-class ObjectChangedError(StorageError):
-    """An object changed between listing and reading it (someone is still writing)."""
-
-
-class ObjectMissingError(StorageError):
-    """An object that should exist does not."""
-
-
-@dataclass(frozen=True)
-class Location:
-    """An ``s3://bucket/prefix/`` location; the prefix is empty or ends with ``/``."""
-
-    bucket: str
-    prefix: str
-
-    def __post_init__(self) -> None:
-        if not self.bucket or "/" in self.bucket:
-            raise StorageError(f"storage location: bucket {self.bucket!r} is not a bucket name")
-        if self.prefix and not self.prefix.endswith("/"):
-            raise StorageError(
-                f"storage location: prefix {self.prefix!r} must end with '/'",
-                hint="a location is a folder: s3://bucket/some/prefix/",
-            )
-
-    @property
-    def url(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
-
-    def key(self, relative: str) -> str:
-        """The full object key of ``relative`` inside this location."""
-        return self.prefix + relative
-
-    @classmethod
-    def parse(cls, url: str) -> Location:
-        """``s3://bucket/prefix/`` (a missing trailing ``/`` is added) to a Location."""
-        match = re.match(r"^s3://([^/]+)/?(.*)$", url)
-        if not match:
-            raise StorageError(
-                f"storage location {url!r} is not an s3:// URL", hint="e.g. s3://bucket/prefix/"
-            )
-        prefix = match.group(2)
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
-        return cls(bucket=match.group(1), prefix=prefix)
-
-    def __str__(self) -> str:
-        return self.url
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    key: str
-    size: int
-    etag: str
-    last_modified: datetime | None = None
-
-
-@dataclass(frozen=True)
-class MultipartUpload:
-    key: str
-    upload_id: str
-    initiated: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """Keys handed to a job's pod. Only ``access_key_id`` shows in a repr."""
-
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str | None = field(default=None, repr=False)
-    expiration: datetime | None = None
 
 
 def _client_config(settings: StorageSettings) -> Config:
@@ -429,35 +375,6 @@ class ObjectStore:
 
 
 # -- STS ---------------------------------------------------------------------------------------
-def session_policy(location: Location, *, write: bool) -> dict[str, Any]:
-    """The IAM session policy that limits assumed-role keys to one location.
-
-    Reads may list the prefix (``s3:prefix`` condition) and get objects under it; writes may
-    also put and delete them and abort their own multipart uploads. The effective permissions
-    are the intersection with the role's own policy, so this can only narrow the role.
-    """
-    objects = f"arn:aws:s3:::{location.bucket}/{location.prefix}*"
-    object_actions = ["s3:GetObject"]
-    if write:
-        object_actions += ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ListOwnPrefix",
-                "Effect": "Allow",
-                "Action": ["s3:ListBucket"],
-                "Resource": [f"arn:aws:s3:::{location.bucket}"],
-                "Condition": {"StringLike": {"s3:prefix": [f"{location.prefix}*"]}},
-            },
-            {
-                "Sid": "ReadWrite" if write else "Read",
-                "Effect": "Allow",
-                "Action": object_actions,
-                "Resource": [objects],
-            },
-        ],
-    }
 
 
 class CredentialBroker:
@@ -501,13 +418,3 @@ class CredentialBroker:
             session_token=creds.get("SessionToken"),
             expiration=creds.get("Expiration"),
         )
-
-
-def session_name_for(*parts: str) -> str:
-    """An STS RoleSessionName (2-64 chars of ``[\\w+=,.@-]``) that identifies the job run."""
-    raw = "-".join(parts)
-    cleaned = re.sub(r"[^\w+=,.@-]", "-", raw)
-    if len(cleaned) <= 64:
-        return cleaned if len(cleaned) >= 2 else f"lc-{cleaned}"
-    digest = hashlib.sha256(raw.encode()).hexdigest()[:10]
-    return f"{cleaned[:53]}-{digest}"

@@ -1,4 +1,4 @@
-"""The storage side of the bridge runner's hook seam (:class:`bridge.runner.RunHooks`).
+"""The storage side of the bridge runner's hook seam (:class:`bridge.hooks.RunHooks`).
 
 For the four storage operations the bridge, not the team, owns the location, the credentials
 and the verification:
@@ -41,7 +41,7 @@ from bridge.export_manifest import (
     seal_export,
     verify_location,
 )
-from bridge.runner import Injection, RunContext
+from bridge.hooks import Injection, RunContext
 from bridge.storage import CredentialBroker, Credentials, Location, ObjectStore, session_name_for
 from bridge.storage_settings import (
     ENV_PREFIX,

@@ -24,9 +24,10 @@ from click.testing import CliRunner
 
 from bridge.__main__ import main as bridge_cli
 from bridge.contract import ContractSettings
+from bridge.hooks import RunHooks
 from bridge.kube import PODS, SECRETS, Kube, KubeSettings
 from bridge.result import RunResult
-from bridge.runner import RunHooks, Runner, RunRequest
+from bridge.runner import Runner, RunRequest
 from bridge.settings import BridgeSettings
 from sandbox import Sandbox
 from tests.fixtures.cluster import Backend, SandboxBackend

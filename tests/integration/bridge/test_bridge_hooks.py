@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass, field
 
 from bridge.errors import RefusedError, StorageError
+from bridge.hooks import Injection, RunContext
 from bridge.kube import PODS, SECRETS
 from bridge.result import Status
-from bridge.runner import Injection, RunContext
 from tests.integration.bridge.conftest import PREFIX, BridgeEnv
 
 SECRET_VALUE = "sup3r-s3cr3t-value"

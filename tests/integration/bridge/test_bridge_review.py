@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from bridge import podspec
+from bridge.hooks import Injection, RunContext
 from bridge.kube import SECRETS
 from bridge.result import Status
-from bridge.runner import Injection, RunContext, Runner
+from bridge.runner import Runner
 from tests.integration.bridge.conftest import FAST, BridgeEnv
 
 

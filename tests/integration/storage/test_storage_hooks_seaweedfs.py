@@ -10,7 +10,7 @@ import pytest
 
 from bridge.errors import RefusedError, StorageError
 from bridge.export_manifest import MANIFEST_KEY
-from bridge.runner import RunContext
+from bridge.hooks import RunContext
 from bridge.storage import Location, ObjectStore, session_policy
 from bridge.storage_hooks import StorageHooks
 from bridge.storage_settings import CredentialsSource, StorageSettings

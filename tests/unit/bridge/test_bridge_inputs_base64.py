@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.__main__ import _read_document, prepare_run, run_params
+from bridge.cli.options import read_document as _read_document
+from bridge.cli.run_command import prepare_run, run_params
 
 TRICKY = {"name": "{{workflow.name}}", "expr": "{{=1+1}}", "open": "a {{ never closed", "ü": "ö"}
 

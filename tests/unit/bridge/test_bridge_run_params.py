@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.__main__ import prepare_run, run_params
+from bridge.cli.run_command import prepare_run, run_params
 from bridge.errors import UsageError
 
 ARGS = [

@@ -21,7 +21,7 @@ import click
 import pytest
 import yaml
 
-from bridge.__main__ import run
+from bridge.cli.run_command import run
 from bridge.errors import UnavailableError, UsageError
 from bridge.result import Status
 from orchestrator.engine import (

@@ -17,7 +17,7 @@ from bridge.export_manifest import (
     merge_rules,
     retention_rules,
 )
-from bridge.runner import RunContext
+from bridge.hooks import RunContext
 from bridge.storage import Credentials, Location, session_name_for, session_policy
 from bridge.storage_hooks import (
     StorageHooks,
