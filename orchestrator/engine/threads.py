@@ -7,7 +7,7 @@ bottleneck (docs/performance.md, "Fan-out on the local engine": 107 s process, 1
 What stays the same as :class:`~orchestrator.engine.bridges.SubprocessBridgeLauncher`:
 
 * **Settings.** The bridge's settings come from ``python -m bridge run``'s own option
-  definitions (:func:`bridge.__main__.run_params`): the same arguments the subprocess gets
+  definitions (:func:`bridge.cli.run_command.run_params`): the same arguments the subprocess gets
   (:func:`~orchestrator.engine.bridges.run_args`) and every ``BRIDGE_*`` variable of the
   environment the subprocess would have (``os.environ`` + ``BridgeSettings.env``): grace
   periods, retries, timeouts, storage config and ``BRIDGE_STORAGE_*``, workflow namespace,
@@ -62,7 +62,7 @@ _EXIT_USAGE = 2
 _EXIT_FAILED = 1
 
 # (kube, setup, hooks, out, emit_info) -> a runner: ``run() -> RunResult`` and ``cancel()``;
-# ``setup`` is a ``bridge.__main__.RunSetup``. The default builds a ``bridge.runner.Runner``;
+# ``setup`` is a ``bridge.cli.run_command.RunSetup``. The default builds a ``bridge.runner.Runner``;
 # tests pass stand-ins.
 RunnerFactory = Callable[[Any, Any, Any, TextIO, Callable[[str], None]], Any]
 
@@ -77,19 +77,6 @@ def _bridge_runner(
             emit_info(message)
 
     return _Runner(kube, setup.request, settings=setup.settings, hooks=hooks, out=out)
-
-
-def _load_hooks(operation: str, storage_config: str | None, env: Mapping[str, str]) -> Any:
-    """``bridge.runner.load_hooks`` with the subprocess's environment: a storage operation's
-    ``BRIDGE_STORAGE_*`` settings may come from ``BridgeSettings.env`` (the demo's do)."""
-    from bridge.contract import STORAGE_OPERATIONS  # noqa: PLC0415
-    from bridge.runner import load_hooks  # noqa: PLC0415
-
-    if operation not in STORAGE_OPERATIONS:
-        return load_hooks(operation)
-    from bridge.storage_hooks import storage_hooks_from  # noqa: PLC0415 - boto3: only here
-
-    return storage_hooks_from(storage_config, env=env)
 
 
 class _Clients:
@@ -189,7 +176,8 @@ class ThreadBridge:
         self._finish(result)
 
     def _run_bridge(self) -> Mapping[str, Any]:
-        from bridge.__main__ import prepare_run, run_params  # noqa: PLC0415
+        from bridge.cli.run_command import prepare_run, run_params  # noqa: PLC0415
+        from bridge.runner import load_hooks  # noqa: PLC0415
 
         s = self._settings
         spec = self.spec
@@ -199,7 +187,8 @@ class ThreadBridge:
         setup = prepare_run(
             params, environment=dict(spec.environment), changeset=dict(spec.changeset)
         )
-        hooks = _load_hooks(setup.request.operation, setup.storage_config, env)
+        # A storage operation's BRIDGE_STORAGE_* may come from BridgeSettings.env (the demo's do).
+        hooks = load_hooks(setup.request.operation, storage_config=setup.storage_config, env=env)
         out = _LineWriter(lambda line: self._emit(line, "stdout"))
         kube = self._clients.get(setup.settings.kube)
         runner = self._runner_factory(
