@@ -13,7 +13,7 @@ from bridge.invocation import DiscoverInvocation, RunInvocation, SweepInvocation
 
 
 def _options(command: str) -> set[str]:
-    cmd = main.commands[command]  # type: ignore[attr-defined]
+    cmd = main.commands[command]
     return {name for p in cmd.params if isinstance(p, click.Option) for name in p.opts}
 
 
