@@ -20,11 +20,12 @@ from bridge.errors import APIError, StorageError
 from bridge.hooks import Injection, RunContext, RunHooks
 from bridge.kube import PODS, Kube
 from bridge.podspec import RunIdentity
-from bridge.result import AttemptRecord, RunResult, Status, rfc3339
+from bridge.result import AttemptRecord, RunResult, Status
 from bridge.run_pods import RunPods
 from bridge.run_pods import pod_name as _name
 from bridge.settings import BridgeSettings
 from bridge.supervision import PodSupervisor, Stop
+from bridge.timefmt import rfc3339
 
 JSON = dict[str, Any]
 

@@ -16,6 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from bridge.timefmt import rfc3339
+
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_REFUSED: Final = 2
@@ -30,11 +32,6 @@ class Status(StrEnum):
     REFUSED = "refused"
     CANCELLED = "cancelled"
     ERROR = "error"
-
-
-def rfc3339(moment: datetime | None = None) -> str:
-    moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

@@ -20,32 +20,19 @@ Running pods of a running Workflow are never touched.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from bridge.contract import ContractSettings, is_namespace_opted_in
-from bridge.errors import APIError, ForbiddenError, NotFoundError, UsageError
+from bridge.errors import APIError, ForbiddenError, NotFoundError
 from bridge.kube import NAMESPACES, PODS, SECRETS, WORKFLOWS, Kube
 from bridge.podspec import MANAGED_BY
 
 log = logging.getLogger(__name__)
 
 FINISHED_WORKFLOW_PHASES = frozenset({"Succeeded", "Failed", "Error"})
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``90s``, ``30m``, ``2h``, ``1d``, ``1h30m`` (a bare number is seconds)."""
-    value = text.strip().lower()
-    if re.fullmatch(r"\d+(?:\.\d+)?", value):
-        return float(value)
-    if not value or _DURATION_RE.sub("", value):
-        raise UsageError(f"invalid duration {text!r}", hint="use e.g. 90s, 30m, 2h, 1d or 1h30m")
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_RE.findall(value))
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,10 @@ import yaml
 from bridge.errors import LifecycleError
 from bridge.invocation import RunInvocation
 from bridge.result import EXIT_CANCELLED
+from bridge.timefmt import utc_now
 
 from .launcher import BridgeSpec, LineSink
-from .result import CANCELLED, ERROR, utc_now
+from .result import CANCELLED, ERROR
 
 # The bridge's exit code when SIGTERM cancelled it (bridge/result.py).
 EXIT_TERMINATED = EXIT_CANCELLED

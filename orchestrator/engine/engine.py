@@ -27,6 +27,7 @@ from typing import Any
 
 from bridge.errors import LifecycleError
 from bridge.result import EXIT_INFRASTRUCTURE
+from bridge.timefmt import utc_now
 
 from .launcher import BridgeHandle, BridgeLauncher, BridgeSpec, PlanSource
 from .locks import TenantLocks
@@ -40,7 +41,6 @@ from .result import (
     SUCCEEDED,
     JobResult,
     OperationResult,
-    utc_now,
 )
 from .settings import EngineSettings
 

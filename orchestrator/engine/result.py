@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from bridge.timefmt import rfc3339
 
 from .plan import PlannedJob, RejectedJob
 
@@ -34,14 +36,6 @@ SKIPPED = "skipped"
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_CANCELLED = 130
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -172,8 +166,8 @@ class OperationResult:
             "status": SUCCEEDED if self.succeeded else FAILED,
             "jobs": [result.to_json() for result in self.jobs],
             "workflow": self.workflow,
-            "startedAt": rfc3339(self.started_at),
-            "finishedAt": rfc3339(self.finished_at),
+            "startedAt": rfc3339(self.started_at, precision="microseconds"),
+            "finishedAt": rfc3339(self.finished_at, precision="microseconds"),
             "batchOperationId": self.batch_operation_id,
             "engine": "local",
         }

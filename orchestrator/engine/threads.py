@@ -43,6 +43,7 @@ from typing import Any, TextIO
 
 from bridge.errors import LifecycleError, RefusedError, UnavailableError, UsageError
 from bridge.result import EXIT_INFRASTRUCTURE
+from bridge.timefmt import utc_now
 
 from .bridges import (
     EXIT_TERMINATED,
@@ -52,7 +53,7 @@ from .bridges import (
     run_args,
 )
 from .launcher import BridgeSpec, LineSink
-from .result import CANCELLED, ERROR, utc_now
+from .result import CANCELLED, ERROR
 
 # Connections the shared client keeps for reuse: 3 per running bridge at parallelism ~80.
 POOL_SIZE = 256
