@@ -73,7 +73,7 @@ def demo(*, jobs_dir: str, tenant_env_id: str, logs: str, no_storage: bool, no_b
       make demo
       tenantctl demo --logs failed --no-storage --no-bus
     """
-    from orchestrator.demo import DemoSettings, run_demo  # noqa: PLC0415 - heavy
+    from devtools.demo import DemoSettings, run_demo  # noqa: PLC0415 - heavy
 
     path = jobs_directory(jobs_dir)
     settings = DemoSettings(

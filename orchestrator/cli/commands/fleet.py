@@ -33,7 +33,7 @@ from orchestrator.fleet import (
     child_batch_id,
     new_parent_batch_id,
 )
-from orchestrator.inventory import (
+from orchestrator.fleet.inventory import (
     Inventory,
     Tenant,
     open_inventory,
@@ -127,7 +127,7 @@ def local_runner(
         EngineSettings,
         local_engine,
     )
-    from orchestrator.fleet_runners import LocalEngineTenantRunner  # noqa: PLC0415
+    from orchestrator.fleet.runners import LocalEngineTenantRunner  # noqa: PLC0415
 
     bridge = BridgeSettings(kubeconfig=kubeconfig, context=context)
     return LocalEngineTenantRunner(
@@ -154,7 +154,7 @@ def tenant_runner(
         )
         return
     from bridge.kube import Kube, KubeSettings  # noqa: PLC0415 (heavy: kubernetes)
-    from orchestrator.fleet_runners import ArgoTenantRunner  # noqa: PLC0415
+    from orchestrator.fleet.runners import ArgoTenantRunner  # noqa: PLC0415
 
     with Kube(settings=KubeSettings(kubeconfig=kubeconfig, context=context)) as kube:
         yield ArgoTenantRunner(

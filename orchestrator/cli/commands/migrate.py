@@ -121,11 +121,7 @@ def migrate(
       tenantctl migrate t-42 --from eu-west-1 --to us-east-1 --regions regions.yaml \\
           --project prod --results-topic tenant-lifecycle-results -o json
     """
-    from orchestrator.migration import (  # noqa: PLC0415 - keep --help fast
-        Migration,
-        MigrationRequest,
-        region_runners,
-    )
+    from orchestrator.migration import Migration, MigrationRequest, region_runners  # noqa: PLC0415 - keep --help fast
     from orchestrator.regions import load_region_map  # noqa: PLC0415
 
     if bool(project) != bool(results_topic):

@@ -202,7 +202,7 @@ def run_argo(
 ) -> int:
     from bridge.errors import ForbiddenError  # noqa: PLC0415
     from bridge.kube import Kube, KubeSettings  # noqa: PLC0415 (heavy: kubernetes)
-    from orchestrator.submit import ArgoEngine  # noqa: PLC0415
+    from orchestrator.argo.submit import ArgoEngine  # noqa: PLC0415
 
     with Kube(settings=KubeSettings(kubeconfig=kubeconfig, context=context)) as kube:
         engine = ArgoEngine(kube, namespace=namespace, parallelism=parallelism)
@@ -251,7 +251,7 @@ def follow_workflow(
     Ctrl-C stops following (the workflow keeps running) and returns ``Interrupted``.
     """
     from bridge.kube import WORKFLOWS  # noqa: PLC0415
-    from orchestrator.tracker import workflow_nodes  # noqa: PLC0415
+    from orchestrator.argo.nodes import workflow_nodes  # noqa: PLC0415
 
     seen: dict[str, str] = {}
     told: set[str] = set()
