@@ -26,6 +26,7 @@ The package holds one module per part: :mod:`.envelope` (the binding, decoding, 
 error), :mod:`.request`, :mod:`.result` and :mod:`.migration` (the migration request event).
 """
 
+from orchestrator.batch_ids import new_batch_operation_id
 from orchestrator.events.envelope import (
     BINARY,
     BINARY_PREFIX,
@@ -47,7 +48,6 @@ from orchestrator.events.envelope import (
     encode_event,
     event_message,
     json_depth,
-    new_batch_operation_id,
     rfc3339,
     structured_message,
 )

@@ -2,7 +2,7 @@
 (structured and binary), decoding a message into an event dict and encoding one back, the
 :class:`InvalidEvent` error with its stable reason codes, and the two values every event
 carries: its time (:func:`rfc3339`) and its id (the batch operation id,
-:func:`new_batch_operation_id`).
+:func:`orchestrator.batch_ids.new_batch_operation_id`).
 
 Both content modes end as the same event dict, so the request and migration parsers validate one
 shape; a reason about a binary-mode attribute names it as the message carries it.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -375,10 +374,6 @@ def rfc3339(moment: datetime) -> str:
     moment = moment.astimezone(UTC)
     text = moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
     return text.replace("+00:00", "Z")
-
-
-def new_batch_operation_id() -> str:
-    return str(uuid.uuid4())
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from bridge.errors import UsageError
+from orchestrator.batch_ids import step_batch_id
 from orchestrator.events import (
     InvalidEvent,
     LifecycleRequest,
@@ -81,9 +82,9 @@ class MigrationRequest:
 
     def step_id(self, operation: str, attempt: int = 1) -> str:
         """``<parent>-out`` / ``<parent>-in``; attempt 2 and later add ``-<attempt>``."""
-        suffix = "out" if operation == EXPORT else "in"
-        base = f"{self.parent_batch_operation_id}-{suffix}"
-        return base if attempt == 1 else f"{base}-{attempt}"
+        return step_batch_id(
+            self.parent_batch_operation_id, "out" if operation == EXPORT else "in", attempt
+        )
 
 
 def parse_migration(data: bytes) -> MigrationRequest:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from bridge.contract import KNOWN_OPERATIONS, operation_name_problem
+from orchestrator.batch_ids import new_batch_operation_id
 from orchestrator.events.envelope import (
     _DATA_ATTRIBUTES,
     DEFAULT_MAX_DEPTH,
@@ -25,7 +26,6 @@ from orchestrator.events.envelope import (
     _check_content_type,
     _json_type,
     decode_message,
-    new_batch_operation_id,
     rfc3339,
 )
 

@@ -25,6 +25,7 @@ The per-tenant runner is a seam (:class:`TenantRunner`); the implementations liv
 :mod:`orchestrator.fleet.runners`: the local engine and Argo (one Workflow per tenant).
 """
 
+from orchestrator.batch_ids import MAX_BATCH_ID, child_batch_id
 from orchestrator.fleet.progress import (
     Counts,
     FleetProgress,
@@ -38,13 +39,11 @@ from orchestrator.fleet.request import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     FLEET_SOURCE,
-    MAX_BATCH_ID,
     FailureBudget,
     FleetSettings,
     TenantOutcome,
     TenantRequest,
     TenantRunner,
-    child_batch_id,
     new_parent_batch_id,
 )
 from orchestrator.fleet.run import FleetRun

@@ -5,23 +5,20 @@ it again), one tenant's request and the per-tenant runner seam (:class:`TenantRu
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
-import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from bridge.errors import UsageError
+from orchestrator import batch_ids
 from orchestrator.fleet.inventory import Tenant
 from orchestrator.outcome import RunOutcome
 
 FLEET_SOURCE = "tenantctl-fleet"
-
-MAX_BATCH_ID = 63
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -33,18 +30,7 @@ EXIT_INTERRUPTED = 130
 
 def new_parent_batch_id(now: datetime | None = None) -> str:
     """``fleet-20261126t020000-3fa9c1``: sortable, lowercase, safe in labels and names."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return f"fleet-{moment:%Y%m%dt%H%M%S}-{secrets.token_hex(3)}"
-
-
-def child_batch_id(parent: str, tenant: str, attempt: int = 1) -> str:
-    """The child batch id of ``tenant`` in fleet ``parent``: the same inputs give the same id
-    (a resumed run finds it), a new attempt gives a new one (so a re-run is a new operation,
-    not a duplicate the engine would deduplicate away)."""
-    digest = hashlib.sha256(f"{parent}\n{tenant}\n{attempt}".encode()).hexdigest()[:10]
-    # Batch ids travel as label values (<= 63 characters): a long parent id is shortened;
-    # the digest covers the whole of it, so the child stays unique.
-    return f"{parent[: MAX_BATCH_ID - 11].rstrip('-_.')}-{digest}"
+    return batch_ids.new_parent_batch_id("fleet", now)
 
 
 _BUDGET_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")

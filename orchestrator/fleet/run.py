@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.errors import LifecycleError, UsageError
+from orchestrator.batch_ids import child_batch_id
 from orchestrator.fleet.inventory import Tenant
 from orchestrator.fleet.progress import (
     Counts,
@@ -24,7 +25,6 @@ from orchestrator.fleet.request import (
     TenantOutcome,
     TenantRequest,
     TenantRunner,
-    child_batch_id,
     new_parent_batch_id,
 )
 from orchestrator.history import HistoryRecord, HistoryStore

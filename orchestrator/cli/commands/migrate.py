@@ -5,11 +5,10 @@ See :mod:`orchestrator.migration` for the semantics and docs/regions.md for the 
 
 from __future__ import annotations
 
-import secrets
 import signal
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
@@ -31,8 +30,9 @@ EXIT_SUCCEEDED, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
 
 def new_migration_id(now: datetime | None = None) -> str:
     """``migrate-20261126t093000-3fa9c1``: sortable, lower-case, safe in labels and names."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return f"migrate-{moment:%Y%m%dt%H%M%S}-{secrets.token_hex(3)}"
+    from orchestrator.batch_ids import new_parent_batch_id  # noqa: PLC0415 - keep --help fast
+
+    return new_parent_batch_id("migrate", now)
 
 
 @click.command("migrate", cls=OneLineCommand)

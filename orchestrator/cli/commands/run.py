@@ -240,9 +240,6 @@ def run_argo(
         return code
 
 
-_DONE_PHASES = ("Succeeded", "Failed", "Error")
-
-
 def follow_workflow(
     kube: Any, namespace: str, name: str, *, echo: bool, poll_seconds: float = 2.0
 ) -> str:
@@ -250,39 +247,41 @@ def follow_workflow(
 
     Ctrl-C stops following (the workflow keeps running) and returns ``Interrupted``.
     """
-    from bridge.kube import WORKFLOWS  # noqa: PLC0415
+    from orchestrator.argo import follow  # noqa: PLC0415 (heavy: kubernetes)
     from orchestrator.argo.nodes import workflow_nodes  # noqa: PLC0415
 
     seen: dict[str, str] = {}
     told: set[str] = set()
+
+    def show(workflow: Mapping[str, Any]) -> None:
+        # Large Workflows keep their nodes compressed (or offloaded): read them the
+        # tracker's way, and say once why they cannot be shown when they cannot.
+        nodes = workflow_nodes(workflow)
+        if nodes.message and nodes.message not in told:
+            told.add(nodes.message)
+            click.echo(f"note: {nodes.message}", err=True)
+        for node in sorted(nodes.nodes.values(), key=lambda n: str(n.get("startedAt"))):
+            if node.get("type") != "Pod":
+                continue
+            key, phase = str(node.get("id")), str(node.get("phase", ""))
+            if seen.get(key) != phase:
+                seen[key] = phase
+                message = f" - {node['message']}" if node.get("message") else ""
+                if echo:
+                    click.echo(f"  {node.get('displayName', key)}: {phase}{message}")
+
     cancel = threading.Event()
     with cancel_on_signals(cancel):
-        while True:
-            workflow = kube.get(WORKFLOWS, name, namespace=namespace)
-            status = workflow.get("status") or {}
-            # Large Workflows keep their nodes compressed (or offloaded): read them the
-            # tracker's way, and say once why they cannot be shown when they cannot.
-            nodes = workflow_nodes(workflow)
-            if nodes.message and nodes.message not in told:
-                told.add(nodes.message)
-                click.echo(f"note: {nodes.message}", err=True)
-            for node in sorted(nodes.nodes.values(), key=lambda n: str(n.get("startedAt"))):
-                if node.get("type") != "Pod":
-                    continue
-                key, phase = str(node.get("id")), str(node.get("phase", ""))
-                if seen.get(key) != phase:
-                    seen[key] = phase
-                    message = f" - {node['message']}" if node.get("message") else ""
-                    if echo:
-                        click.echo(f"  {node.get('displayName', key)}: {phase}{message}")
-            phase = str(status.get("phase") or "Pending")
-            if phase in _DONE_PHASES:
-                if echo:
-                    click.echo(f"workflow {name}: {phase}")
-                return phase
-            if cancel.wait(poll_seconds):
-                click.echo(f"stopped following; workflow {name} keeps running", err=True)
-                return "Interrupted"
+        ended = follow.follow_workflow(
+            kube, name, namespace=namespace, cancel=cancel, poll_seconds=poll_seconds, on_poll=show
+        )
+    if ended is None:
+        click.echo(f"stopped following; workflow {name} keeps running", err=True)
+        return "Interrupted"
+    phase = str((ended.get("status") or {}).get("phase"))
+    if echo:
+        click.echo(f"workflow {name}: {phase}")
+    return phase
 
 
 @click.command("run", cls=OneLineCommand)
