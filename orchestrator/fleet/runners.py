@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
+from bridge.kube import Kube
+from orchestrator.argo.follow import run_workflow
+from orchestrator.argo.submit import ArgoEngine
+from orchestrator.engine import LocalEngine
+from orchestrator.events import LifecycleRequest
 from orchestrator.fleet.request import FLEET_SOURCE, TenantRequest
+from orchestrator.naming import DEFAULT_TEMPLATE
 from orchestrator.outcome import RunOutcome, local_outcome
-
-if TYPE_CHECKING:
-    from bridge.kube import Kube
-    from orchestrator.engine import LocalEngine
+from orchestrator.submit import DEFAULT_PARALLELISM
 
 
 class LocalEngineTenantRunner:
@@ -45,10 +47,6 @@ class ArgoTenantRunner:
         parallelism: int | None = None,
         poll_seconds: float = 5.0,
     ) -> None:
-        # Imported here: only the Argo path needs the Kubernetes client loaded.
-        from orchestrator.argo.submit import ArgoEngine  # noqa: PLC0415
-        from orchestrator.naming import DEFAULT_TEMPLATE  # noqa: PLC0415
-        from orchestrator.submit import DEFAULT_PARALLELISM  # noqa: PLC0415
 
         self.kube = kube
         self.namespace = namespace
@@ -61,8 +59,6 @@ class ArgoTenantRunner:
         )
 
     def run(self, request: TenantRequest, *, cancel: threading.Event) -> RunOutcome:
-        from orchestrator.argo.follow import run_workflow  # noqa: PLC0415 (Kubernetes)
-        from orchestrator.events import LifecycleRequest  # noqa: PLC0415
 
         lifecycle_request = LifecycleRequest(
             batch_operation_id=request.batch_operation_id,

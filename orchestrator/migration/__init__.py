@@ -19,14 +19,8 @@ from orchestrator.events.migration import (
     parse_migration,
 )
 from orchestrator.migration.handler import MigrationHandler, bus_publisher
-from orchestrator.migration.saga import (
-    Migration,
-    MigrationResult,
-    StepOutcome,
-    StepReport,
-    StepRunner,
-    resumed,
-)
+from orchestrator.migration.report import MigrationResult, StepReport, resumed
+from orchestrator.migration.saga import Migration, StepOutcome, StepRunner
 from orchestrator.migration.steps import ArgoStepRunner, LocalStepRunner, region_runners
 
 __all__ = [

@@ -26,7 +26,8 @@ from orchestrator.events.migration import (
     parse_migration,
 )
 from orchestrator.history import HistoryStore
-from orchestrator.migration.saga import Migration, MigrationResult, Publish, StepRunner
+from orchestrator.migration.report import MigrationResult
+from orchestrator.migration.saga import Migration, Publish, StepRunner
 from orchestrator.outcome import CANCELLED
 from orchestrator.regions import RegionRouter
 

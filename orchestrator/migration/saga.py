@@ -31,14 +31,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bridge.errors import LifecycleError, UsageError
 from orchestrator.events import (
-    JSON_CONTENT_TYPE,
-    SPEC_VERSION,
     LifecycleRequest,
     result_event,
     rfc3339,
@@ -46,12 +43,11 @@ from orchestrator.events import (
 from orchestrator.events.migration import (
     EXPORT,
     IMPORT,
-    MIGRATION_FAILED_TYPE,
     MIGRATION_OPERATION,
-    MIGRATION_SUCCEEDED_TYPE,
     MigrationRequest,
 )
 from orchestrator.history import HistoryRecord, HistoryStore
+from orchestrator.migration.report import MigrationResult, StepReport
 from orchestrator.outcome import CANCELLED, DETACHED, ERROR, FAILED, SUCCEEDED, RunOutcome
 
 log = logging.getLogger(__name__)
@@ -71,99 +67,6 @@ class StepRunner(Protocol):
     region is unreachable, discovery failed): the step is then recorded as ``error``."""
 
     def run(self, request: LifecycleRequest, *, cancel: threading.Event) -> StepOutcome: ...
-
-
-@dataclass(frozen=True)
-class StepReport:
-    """What became of one step in this run (``resumed``: taken from the history, not run)."""
-
-    step: str  # lifecycle.migrate-out | lifecycle.migrate-in
-    region: str
-    batch_operation_id: str
-    status: str  # succeeded | failed | cancelled | error | not-started
-    message: str = ""
-    attempt: int = 1
-    resumed: bool = False
-    jobs: tuple[Mapping[str, Any], ...] = ()
-    workflow: str | None = None
-    source_batch_operation_id: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "operation": self.step,
-            "region": self.region,
-            "batchOperationId": self.batch_operation_id,
-            "sourceBatchOperationId": self.source_batch_operation_id,
-            "status": self.status,
-            "attempt": self.attempt,
-            "resumed": self.resumed,
-            "message": self.message,
-            "workflow": self.workflow,
-            "jobs": [dict(job) for job in self.jobs],
-        }
-
-
-@dataclass(frozen=True)
-class MigrationResult:
-    request: MigrationRequest
-    status: str  # succeeded | failed | cancelled
-    steps: tuple[StepReport, ...]
-    started_at: datetime
-    finished_at: datetime
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == SUCCEEDED
-
-    def step(self, operation: str) -> StepReport:
-        for step in self.steps:
-            if step.step == operation:
-                return step
-        raise KeyError(operation)
-
-    @property
-    def tenant_state(self) -> str:
-        """Where the tenant is, in one line (docs/regions.md, "Failure modes")."""
-        export, into = self.step(EXPORT), self.step(IMPORT)
-        r = self.request
-        if into.status == SUCCEEDED:
-            return f"migrated: the tenant's data is in {r.to_region}"
-        if export.status == SUCCEEDED:
-            return (
-                f"exported from {r.from_region} (still there, untouched), not imported into "
-                f"{r.to_region}: re-run the migration with --batch-operation-id "
-                f"{r.parent_batch_operation_id} to resume at the import"
-            )
-        return f"still in {r.from_region}: the export did not complete"
-
-    def to_json(self) -> dict[str, Any]:
-        r = self.request
-        return {
-            "batchOperationId": r.parent_batch_operation_id,
-            "tenantEnvId": r.tenant_env_id,
-            "operation": MIGRATION_OPERATION,
-            "from": r.from_region,
-            "to": r.to_region,
-            "status": self.status,
-            "tenantState": self.tenant_state,
-            "steps": [step.to_json() for step in self.steps],
-            "startedAt": rfc3339(self.started_at),
-            "finishedAt": rfc3339(self.finished_at),
-        }
-
-    def event(self) -> dict[str, Any]:
-        """The ``migration.succeeded|failed`` CloudEvent (id = the parent batch id)."""
-        r = self.request
-        return {
-            "specversion": SPEC_VERSION,
-            "type": MIGRATION_SUCCEEDED_TYPE if self.succeeded else MIGRATION_FAILED_TYPE,
-            "source": "tenant-lifecycle/orchestrator",
-            "id": r.parent_batch_operation_id,
-            "subject": r.tenant_env_id,
-            "time": rfc3339(self.finished_at),
-            "datacontenttype": JSON_CONTENT_TYPE,
-            "data": self.to_json(),
-        }
 
 
 Publish = Callable[[Mapping[str, Any]], None]
@@ -250,24 +153,14 @@ class Migration:
         attempt, previous = self._next_attempt(request, operation, source=source)
         batch = request.step_id(operation, attempt)
         if previous is not None and previous.outcome == SUCCEEDED:
-            when = rfc3339(previous.finished_at) if previous.finished_at else "?"
-            log.info(
-                "migration %s: %s %s already succeeded: reused",
-                request.parent_batch_operation_id,
-                operation,
-                batch,
-            )
-            return StepReport(
-                step=operation,
+            return self._reused(
+                request,
+                operation=operation,
                 region=region,
-                batch_operation_id=batch,
-                status=SUCCEEDED,
-                message=f"succeeded earlier ({when}); not run again",
+                batch=batch,
                 attempt=attempt,
-                resumed=True,
-                jobs=previous.jobs,
-                workflow=previous.workflow,
-                source_batch_operation_id=source,
+                previous=previous,
+                source=source,
             )
         step = LifecycleRequest(
             batch_operation_id=batch,
@@ -281,18 +174,7 @@ class Migration:
             parent_batch_operation_id=request.parent_batch_operation_id,
             source_batch_operation_id=source,
         )
-        self._history(
-            "request",
-            lambda s: s.record_request(
-                batch,
-                tenant=request.tenant_env_id,
-                operation=operation,
-                region=region,
-                parent_batch_id=request.parent_batch_operation_id,
-                source=request.source,
-            ),
-        )
-        self._history("submission", lambda s: s.record_submitted(batch))
+        self._record_step_requested(request, step)
         started = datetime.now(UTC)
         self._history("start", lambda s: s.record_started(batch, at=started))
         try:
@@ -331,6 +213,53 @@ class Migration:
             workflow=outcome.workflow,
             source_batch_operation_id=source,
         )
+
+    def _reused(
+        self,
+        request: MigrationRequest,
+        *,
+        operation: str,
+        region: str,
+        batch: str,
+        attempt: int,
+        previous: HistoryRecord,
+        source: str | None,
+    ) -> StepReport:
+        """The report of a step whose latest attempt already succeeded: not run again."""
+        when = rfc3339(previous.finished_at) if previous.finished_at else "?"
+        log.info(
+            "migration %s: %s %s already succeeded: reused",
+            request.parent_batch_operation_id,
+            operation,
+            batch,
+        )
+        return StepReport(
+            step=operation,
+            region=region,
+            batch_operation_id=batch,
+            status=SUCCEEDED,
+            message=f"succeeded earlier ({when}); not run again",
+            attempt=attempt,
+            resumed=True,
+            jobs=previous.jobs,
+            workflow=previous.workflow,
+            source_batch_operation_id=source,
+        )
+
+    def _record_step_requested(self, request: MigrationRequest, step: LifecycleRequest) -> None:
+        batch = step.batch_operation_id
+        self._history(
+            "request",
+            lambda s: s.record_request(
+                batch,
+                tenant=request.tenant_env_id,
+                operation=step.operation,
+                region=step.region,
+                parent_batch_id=request.parent_batch_operation_id,
+                source=request.source,
+            ),
+        )
+        self._history("submission", lambda s: s.record_submitted(batch))
 
     def _next_attempt(
         self, request: MigrationRequest, operation: str, *, source: str | None
@@ -460,8 +389,3 @@ def _check_coverage(
         started_at=outcome.started_at,
         finished_at=outcome.finished_at,
     )
-
-
-def resumed(result: MigrationResult) -> Sequence[str]:
-    """The steps this run took from the history instead of running them."""
-    return [step.step for step in result.steps if step.resumed]
