@@ -284,7 +284,40 @@ def follow_workflow(
     return phase
 
 
-@click.command("run", cls=OneLineCommand)
+# The command's --help (click reads it from here, not from a docstring, so the command's
+# body stays short).
+_RUN_HELP = """Run lifecycle operation OP for one tenant now.
+
+The local engine (default) runs the same plan as Argo in this process: discovery, then
+the waves in order, the bridges of a wave side by side (up to --parallelism), each job's
+log prefixed [namespace/job], then a summary table. A failed job with on-failure abort
+stops later waves; continue lets them run. Ctrl-C cancels: every bridge deletes its pod.
+
+Exit status: 0 succeeded, 1 failed, 2 wrong flag, 130 cancelled.
+
+With -o json the live view goes to stderr and stdout holds one document, the result
+event's data plus local details: operation, tenantEnvId, region, status
+(succeeded|failed|cancelled), jobs (each bridge result plus wave; never-started jobs are
+"skipped"), workflow, startedAt, finishedAt, batchOperationId, engine, durationSeconds,
+abortedBy, rejected, errors. For --engine argo: engine, status (submitted|duplicate),
+workflow, namespace, batchOperationId, url (and phase with --wait).
+
+--engine argo submits to the workflow namespace (default tenant-lifecycle, where
+`kubectl apply -k deploy/base` installs the WorkflowTemplate) and refuses, before
+submitting anything, when the template is not there.
+
+\b
+Examples:
+  tenantctl sandbox up                 # a local API server; prints its kubeconfig
+  tenantctl run lifecycle.upsert --tenant-env-id t-42 --kubeconfig sandbox.kubeconfig
+  tenantctl run lifecycle.upsert --tenant-env-id t-42 --environment env.yaml \\
+      --parallelism 2 --logs failed -o json
+  tenantctl run lifecycle.backup --tenant-env-id t-42 --engine argo --wait \\
+      --argo-ui-url https://argo.example.com
+"""
+
+
+@click.command("run", cls=OneLineCommand, help=_RUN_HELP)
 @click.argument("operation", metavar="OP")
 @click.option("--tenant-env-id", required=True, metavar="ID", help="tenant environment id")
 @environment_option
@@ -368,35 +401,6 @@ def run(
     workflow_namespace: str,
     argo_ui_url: str,
 ) -> None:
-    """Run lifecycle operation OP for one tenant now.
-
-    The local engine (default) runs the same plan as Argo in this process: discovery, then
-    the waves in order, the bridges of a wave side by side (up to --parallelism), each job's
-    log prefixed [namespace/job], then a summary table. A failed job with on-failure abort
-    stops later waves; continue lets them run. Ctrl-C cancels: every bridge deletes its pod.
-
-    Exit status: 0 succeeded, 1 failed, 2 wrong flag, 130 cancelled.
-
-    With -o json the live view goes to stderr and stdout holds one document, the result
-    event's data plus local details: operation, tenantEnvId, region, status
-    (succeeded|failed|cancelled), jobs (each bridge result plus wave; never-started jobs are
-    "skipped"), workflow, startedAt, finishedAt, batchOperationId, engine, durationSeconds,
-    abortedBy, rejected, errors. For --engine argo: engine, status (submitted|duplicate),
-    workflow, namespace, batchOperationId, url (and phase with --wait).
-
-    --engine argo submits to the workflow namespace (default tenant-lifecycle, where
-    `kubectl apply -k deploy/base` installs the WorkflowTemplate) and refuses, before
-    submitting anything, when the template is not there.
-
-    \b
-    Examples:
-      tenantctl sandbox up                 # a local API server; prints its kubeconfig
-      tenantctl run lifecycle.upsert --tenant-env-id t-42 --kubeconfig sandbox.kubeconfig
-      tenantctl run lifecycle.upsert --tenant-env-id t-42 --environment env.yaml \\
-          --parallelism 2 --logs failed -o json
-      tenantctl run lifecycle.backup --tenant-env-id t-42 --engine argo --wait \\
-          --argo-ui-url https://argo.example.com
-    """
     if wait and engine == "local":
         raise UsageError("--wait applies to --engine argo", hint="drop --wait: local runs wait")
     env = {}
