@@ -1,4 +1,4 @@
-"""``tenantctl demo``: the guided tour behind ``make demo`` (see :mod:`orchestrator.demo`)."""
+"""``tenantctl demo``: the guided tour behind ``make demo`` (see :mod:`devtools.demo`)."""
 
 from __future__ import annotations
 

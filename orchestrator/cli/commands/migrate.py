@@ -1,6 +1,6 @@
 """``tenantctl migrate``: move a tenant from one region to another (migrate-out, then migrate-in).
 
-See :mod:`orchestrator.migration` for the semantics and docs/regions.md for the failure modes.
+See :mod:`orchestrator.migration.saga` for the semantics and docs/regions.md for the failure modes.
 """
 
 from __future__ import annotations
