@@ -6,6 +6,7 @@ the same request finds the first run instead of starting another. It travels as 
 at most 63 characters, lower-case letters, digits and ``-``.
 
 * :func:`new_batch_operation_id`: a request published without an id (a UUID);
+* :func:`new_run_id`: ``tenantctl run``'s default, ``run-<12 hex>`` (short enough to read);
 * :func:`new_parent_batch_id`: a fleet run's or a migration's id, ``<kind>-<UTC time>-<hex>``,
   sortable so ``tenantctl history`` lists them in order;
 * :func:`child_batch_id`: one tenant's request in a fleet run, derived from the parent;
@@ -29,6 +30,10 @@ MAX_BATCH_ID: Final = 63
 
 def new_batch_operation_id() -> str:
     return str(uuid.uuid4())
+
+
+def new_run_id() -> str:
+    return f"run-{uuid.uuid4().hex[:12]}"
 
 
 def new_parent_batch_id(kind: str, now: datetime | None = None) -> str:

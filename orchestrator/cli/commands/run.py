@@ -29,6 +29,7 @@ from typing import Any
 import click
 
 from bridge.errors import LifecycleError, UsageError
+from orchestrator.batch_ids import new_run_id
 from orchestrator.cli.commands.listen import kube_options, workflow_namespace_option
 from orchestrator.cli.inputs import (
     changeset_option,
@@ -90,12 +91,10 @@ def build_request(
     source_batch_operation_id: str | None,
 ) -> LifecycleRequest:
     """The request, validated exactly as the orchestrator validates a bus event."""
-    from orchestrator.engine import new_batch_operation_id  # noqa: PLC0415 (heavy)
-
     event = request_event(
         operation,
         tenant_env_id=tenant_env_id,
-        batch_operation_id=batch_operation_id or new_batch_operation_id(),
+        batch_operation_id=batch_operation_id or new_run_id(),
         source="tenantctl-run",
         region=region,
         environment=environment,
