@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := bridge orchestrator sandbox workflows
+PACKAGES := bridge devtools orchestrator sandbox workflows
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help

@@ -1216,9 +1216,9 @@ def _rates(spans: dict[str, tuple[float, float | None]], start: float) -> dict[s
 
 
 def run_events(*, quick: bool, workdir: Path, emulator_host: str | None = None) -> Report:
+    from orchestrator.argo.submit import build_workflow
     from orchestrator.events import LifecycleRequest
     from orchestrator.pubsub import ensure_topology
-    from orchestrator.submit import build_workflow
 
     n = 3 if quick else 30
     copies = 2

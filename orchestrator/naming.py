@@ -23,7 +23,7 @@ RECEIVED_AT_ANNOTATION: Final = f"{PREFIX}/received-at"
 PARENT_ANNOTATION: Final = f"{PREFIX}/parent-batch"
 # Set once the result event of a Workflow is on the bus (value: RFC 3339 time of publishing).
 RESULT_PUBLISHED_ANNOTATION: Final = f"{PREFIX}/result-published"
-# "<owner> <unix seconds>": who is publishing the result right now (see tracker.py).
+# "<owner> <unix seconds>": who is publishing the result right now (see argo/tracker.py).
 RESULT_CLAIM_ANNOTATION: Final = f"{PREFIX}/result-claim"
 
 # Defaults of the service (here, not in settings.py, so the CLI can show them without importing

@@ -33,9 +33,8 @@ from google.auth import exceptions as gauth_exceptions
 from google.cloud import pubsub_v1
 
 from bridge.errors import BusError, UsageError
-
-from .bus import Disposition, Handler, Message
-from .pubsub_pull import UnaryPullSubscription
+from orchestrator.bus import Disposition, Handler, Message
+from orchestrator.pubsub_pull import UnaryPullSubscription
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from bridge.errors import BusError
-
-from .bus import Disposition, Message
+from orchestrator.bus import Disposition, Message
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 
 from bridge.errors import UsageError
 from bridge.kube import KubeSettings
-
-from .events import DEFAULT_MAX_EVENT_BYTES
-from .naming import (
+from orchestrator.events import DEFAULT_MAX_EVENT_BYTES
+from orchestrator.naming import (
     DEFAULT_DEAD_LETTER_TOPIC,
     DEFAULT_REQUEST_TOPIC,
     DEFAULT_RESULTS_TOPIC,
@@ -23,7 +22,7 @@ from .naming import (
     DEFAULT_WORKFLOW_NAMESPACE,
     ENGINES,
 )
-from .submit import DEFAULT_PARALLELISM
+from orchestrator.submit import DEFAULT_PARALLELISM
 
 
 def default_owner() -> str:

@@ -185,7 +185,7 @@ def demo(*, jobs_dir: str, tenant_env_id: str, serve: bool) -> None:
       make demo-argo
       tenantctl cluster demo --exit
     """
-    from orchestrator.demo_argo import ArgoTour, TourError  # noqa: PLC0415
+    from devtools.demo_argo import ArgoTour, TourError  # noqa: PLC0415
     from sandbox.emulators import EmulatorError, PubSubEmulator  # noqa: PLC0415 - a dev tool
     from testbed import (  # noqa: PLC0415
         BuildError,

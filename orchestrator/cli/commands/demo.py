@@ -1,4 +1,4 @@
-"""``tenantctl demo``: the guided tour behind ``make demo`` (see :mod:`orchestrator.demo`)."""
+"""``tenantctl demo``: the guided tour behind ``make demo`` (see :mod:`devtools.demo`)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def demo(*, jobs_dir: str, tenant_env_id: str, logs: str, no_storage: bool, no_b
       make demo
       tenantctl demo --logs failed --no-storage --no-bus
     """
-    from orchestrator.demo import DemoSettings, run_demo  # noqa: PLC0415 - heavy
+    from devtools.demo import DemoSettings, run_demo  # noqa: PLC0415 - heavy
 
     path = jobs_directory(jobs_dir)
     settings = DemoSettings(

@@ -8,108 +8,35 @@ history store, ``--resume PARENT`` to continue an interrupted run. See docs/flee
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TextIO
 
 import click
 
-from bridge.errors import UsageError
 from orchestrator.cli.commands.history import open_history, store_option
-from orchestrator.cli.commands.run import OneLineCommand, build_request, cancel_on_signals
+from orchestrator.cli.commands.run import OneLineCommand, cancel_on_signals
+from orchestrator.cli.fleet_tenants import check_requests, parent_id, select_tenants
 from orchestrator.cli.inputs import load_changeset
 from orchestrator.cli.output import echo_json, output_option
 from orchestrator.fleet import (
     FailureBudget,
     FleetRun,
     FleetSettings,
+    FleetSummary,
     LineProgress,
     TenantOutcome,
     TenantRequest,
     TenantRunner,
-    child_batch_id,
-    new_parent_batch_id,
 )
-from orchestrator.inventory import (
-    Inventory,
-    Tenant,
+from orchestrator.fleet.inventory import (
     open_inventory,
-    parse_selector,
-    read_tenant_ids,
-    resolve_ids,
 )
-
-
-def select_tenants(
-    *,
-    all_tenants: bool,
-    tenants_file: str | None,
-    selector: str | None,
-    inventory: Inventory | None,
-) -> list[Tenant]:
-    """Exactly one of ``--all``, ``--tenants``, ``--selector``; clear errors otherwise."""
-    chosen = [
-        flag
-        for flag, given in (
-            ("--all", all_tenants),
-            ("--tenants", tenants_file),
-            ("--selector", selector),
-        )
-        if given
-    ]
-    if len(chosen) != 1:
-        raise UsageError(
-            "choose the tenants with exactly one of --all, --tenants FILE, --selector EXPR"
-            + (f" (got {' and '.join(chosen)})" if chosen else ""),
-            hint="e.g. --selector 'region=eu-west-1' --inventory tenants.yaml",
-        )
-    if tenants_file:
-        return resolve_ids(read_tenant_ids(tenants_file), inventory)
-    if inventory is None:
-        raise UsageError(
-            f"{chosen[0]} needs a tenant inventory",
-            hint="pass --inventory FILE|URL (or set TENANTCTL_INVENTORY)",
-        )
-    everyone = inventory.tenants()
-    if all_tenants:
-        return everyone
-    assert selector is not None
-    return parse_selector(selector).select(everyone)
-
-
-def check_requests(
-    operation: str, tenants: list[Tenant], *, changeset: dict[str, Any], parent: str
-) -> None:
-    """Validate every tenant's request exactly as the orchestrator validates a bus event,
-    before anything starts: a bad tenant id in the inventory is a usage error, not a failure
-    halfway through the fleet."""
-    problems = []
-    for tenant in tenants:
-        try:
-            build_request(
-                operation,
-                tenant_env_id=tenant.id,
-                batch_operation_id=child_batch_id(parent, tenant.id),
-                environment=tenant.environment(),
-                changeset=changeset,
-                region=tenant.region,
-                source_batch_operation_id=None,
-            )
-        except UsageError as exc:
-            if exc.message.startswith(("OP:", "--changeset")):
-                raise  # the same for every tenant: say it once
-            problems.append(f"tenant {tenant.id!r}: {exc.message.split(': ', 1)[-1]}")
-    if problems:
-        shown = "; ".join(problems[:5]) + (
-            f"; … {len(problems) - 5} more" if len(problems) > 5 else ""
-        )
-        raise UsageError(
-            f"{len(problems)} tenant(s) cannot be requested: {shown}",
-            hint="fix them in the inventory or leave them out of the selection",
-        )
+from orchestrator.history import HistoryStore
 
 
 def local_runner(
@@ -127,7 +54,7 @@ def local_runner(
         EngineSettings,
         local_engine,
     )
-    from orchestrator.fleet_runners import LocalEngineTenantRunner  # noqa: PLC0415
+    from orchestrator.fleet.runners import LocalEngineTenantRunner  # noqa: PLC0415
 
     bridge = BridgeSettings(kubeconfig=kubeconfig, context=context)
     return LocalEngineTenantRunner(
@@ -154,7 +81,7 @@ def tenant_runner(
         )
         return
     from bridge.kube import Kube, KubeSettings  # noqa: PLC0415 (heavy: kubernetes)
-    from orchestrator.fleet_runners import ArgoTenantRunner  # noqa: PLC0415
+    from orchestrator.fleet.runners import ArgoTenantRunner  # noqa: PLC0415
 
     with Kube(settings=KubeSettings(kubeconfig=kubeconfig, context=context)) as kube:
         yield ArgoTenantRunner(
@@ -209,7 +136,33 @@ def _is_tty(stream: Any) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
 
 
-@click.command("fleet", cls=OneLineCommand)
+# The command's --help (click reads it from here, not from a docstring, so the command's
+# body stays short).
+_FLEET_HELP = """Run lifecycle operation OP across many tenants: canary first, bounded, on record.
+
+The first --canary tenants run first; unless all of them succeed nothing else starts.
+Then at most --concurrency tenants run at a time; once more than --max-failures tenants
+failed no new tenant starts (those running finish). Every tenant's request and outcome
+goes to the history store under one parent batch id. Ctrl-C cancels the tenants in
+flight (their bridges delete their pods); --resume PARENT skips every tenant that
+already succeeded. The local engine's bridges run as threads of this process (far less
+CPU for a big fleet); --launcher process runs one `python -m bridge run` process each.
+
+Exit status: 0 all succeeded, 1 failures or tenants not started, 2 wrong flag,
+130 interrupted.
+
+\b
+Examples:
+  tenantctl fleet lifecycle.upsert --all --inventory tenants.yaml \\
+      --canary 5 --concurrency 20 --max-failures 2% --changeset migration-42.yaml
+  tenantctl fleet lifecycle.backup --selector 'region=eu-west-1,tier in (gold,silver)' \\
+      --inventory https://tenants.internal/api/v1/tenants --launcher process
+  tenantctl fleet lifecycle.upsert --tenants retry.txt --inventory tenants.yaml \\
+      --resume fleet-20261126t020000-3fa9c1
+"""
+
+
+@click.command("fleet", cls=OneLineCommand, help=_FLEET_HELP)
 @click.argument("operation", metavar="OP")
 @click.option("--all", "all_tenants", is_flag=True, help="every tenant of the inventory")
 @click.option(
@@ -345,44 +298,60 @@ def fleet(
     kubeconfig: str | None,
     context: str | None,
 ) -> None:
-    """Run lifecycle operation OP across many tenants: canary first, bounded, on record.
-
-    The first --canary tenants run first; unless all of them succeed nothing else starts.
-    Then at most --concurrency tenants run at a time; once more than --max-failures tenants
-    failed no new tenant starts (those running finish). Every tenant's request and outcome
-    goes to the history store under one parent batch id. Ctrl-C cancels the tenants in
-    flight (their bridges delete their pods); --resume PARENT skips every tenant that
-    already succeeded. The local engine's bridges run as threads of this process (far less
-    CPU for a big fleet); --launcher process runs one `python -m bridge run` process each.
-
-    Exit status: 0 all succeeded, 1 failures or tenants not started, 2 wrong flag,
-    130 interrupted.
-
-    \b
-    Examples:
-      tenantctl fleet lifecycle.upsert --all --inventory tenants.yaml \\
-          --canary 5 --concurrency 20 --max-failures 2% --changeset migration-42.yaml
-      tenantctl fleet lifecycle.backup --selector 'region=eu-west-1,tier in (gold,silver)' \\
-          --inventory https://tenants.internal/api/v1/tenants --launcher process
-      tenantctl fleet lifecycle.upsert --tenants retry.txt --inventory tenants.yaml \\
-          --resume fleet-20261126t020000-3fa9c1
-    """
-    if resume and parent_batch_id and resume != parent_batch_id:
-        raise UsageError(
-            "--resume and --parent-batch-id name different runs",
-            hint="pass only --resume PARENT_BATCH",
-        )
     settings = FleetSettings(
         concurrency=concurrency, canary=canary, max_failures=FailureBudget.parse(max_failures)
     )
-    source = open_inventory(inventory, token=inventory_token) if inventory else None
     tenants = select_tenants(
-        all_tenants=all_tenants, tenants_file=tenants_file, selector=selector, inventory=source
+        all_tenants=all_tenants,
+        tenants_file=tenants_file,
+        selector=selector,
+        inventory=open_inventory(inventory, token=inventory_token) if inventory else None,
     )
     changes = load_changeset(changeset) if changeset else {}
-    parent = resume or parent_batch_id or new_parent_batch_id()
+    parent = parent_id(resume=resume, parent_batch_id=parent_batch_id)
     check_requests(operation, tenants, changeset=changes, parent=parent)
     out = sys.stdout if output == "text" else sys.stderr
+    history = open_history(store)
+    new_run = functools.partial(
+        FleetRun,
+        operation=operation,
+        tenants=tenants,
+        store=history,
+        settings=settings,
+        parent_batch_id=parent,
+        resume=resume is not None,
+        changeset=changes,
+    )
+    if dry_run:
+        try:
+            show_plan(new_run(runner=DryRunner()), output=output)
+        finally:
+            history.close()
+        return
+    runner = tenant_runner(
+        engine,
+        kubeconfig=kubeconfig,
+        context=context,
+        parallelism=parallelism,
+        launcher=launcher,
+        argo_namespace=argo_namespace,
+        poll_seconds=poll_seconds,
+    )
+    summary = _execute(new_run, runner, out=out, history=history)
+    click.echo(summary.render(), file=out)
+    if output == "json":
+        echo_json(summary.to_json())
+    sys.exit(summary.exit_code)
+
+
+def _execute(
+    new_run: Callable[..., FleetRun],
+    runner: AbstractContextManager[TenantRunner],
+    *,
+    out: TextIO,
+    history: HistoryStore,
+) -> FleetSummary:
+    """Run the fleet with live progress on ``out``; Ctrl-C cancels the tenants in flight."""
 
     def write(text: str) -> None:
         out.write(text)
@@ -394,56 +363,14 @@ def fleet(
     def remind() -> None:
         click.echo("still stopping: waiting for the tenants in flight to cancel", err=True)
 
-    history = open_history(store)
-    if dry_run:
-        try:
-            show_plan(
-                FleetRun(
-                    operation=operation,
-                    tenants=tenants,
-                    runner=DryRunner(),
-                    store=history,
-                    settings=settings,
-                    parent_batch_id=parent,
-                    resume=resume is not None,
-                    changeset=changes,
-                ),
-                output=output,
-            )
-        finally:
-            history.close()
-        return
     try:
-        with tenant_runner(
-            engine,
-            kubeconfig=kubeconfig,
-            context=context,
-            parallelism=parallelism,
-            launcher=launcher,
-            argo_namespace=argo_namespace,
-            poll_seconds=poll_seconds,
-        ) as runner:
-            run = FleetRun(
-                operation=operation,
-                tenants=tenants,
-                runner=runner,
-                store=history,
-                settings=settings,
-                parent_batch_id=parent,
-                resume=resume is not None,
-                changeset=changes,
-                progress=progress,
-                cancel=cancel,
-            )
+        with runner as tenants:
+            run = new_run(runner=tenants, progress=progress, cancel=cancel)
             with cancel_on_signals(cancel, on_repeat=remind):
-                summary = run.execute()
+                return run.execute()
     finally:
         progress.close()
         history.close()
-    click.echo(summary.render(), file=out)
-    if output == "json":
-        echo_json(summary.to_json())
-    sys.exit(summary.exit_code)
 
 
 commands: list[click.Command] = [fleet]

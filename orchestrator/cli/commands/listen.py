@@ -313,7 +313,7 @@ def listen(**options: Any) -> None:
       tenantctl listen --project prod --regions regions.yaml --store sqlite:///history.db
     """
     from bridge.kube import KubeSettings  # noqa: PLC0415 - keep --help fast
-    from orchestrator.service import Service  # noqa: PLC0415 - keep --help fast
+    from orchestrator.listen import Service  # noqa: PLC0415 - keep --help fast
     from orchestrator.settings import ListenSettings  # noqa: PLC0415 - keep --help fast
 
     configure_logging(options.pop("log_level"))

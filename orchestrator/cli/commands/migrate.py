@@ -1,17 +1,16 @@
 """``tenantctl migrate``: move a tenant from one region to another (migrate-out, then migrate-in).
 
-See :mod:`orchestrator.migration` for the semantics and docs/regions.md for the failure modes.
+See :mod:`orchestrator.migration.saga` for the semantics and docs/regions.md for the failure modes.
 """
 
 from __future__ import annotations
 
-import secrets
 import signal
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,16 +25,43 @@ from orchestrator.cli.inputs import (
 )
 from orchestrator.cli.output import echo_json, output_option, render_table
 
+if TYPE_CHECKING:
+    from orchestrator.migration import MigrationResult
+
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
 
 
 def new_migration_id(now: datetime | None = None) -> str:
     """``migrate-20261126t093000-3fa9c1``: sortable, lower-case, safe in labels and names."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return f"migrate-{moment:%Y%m%dt%H%M%S}-{secrets.token_hex(3)}"
+    from orchestrator.batch_ids import new_parent_batch_id  # noqa: PLC0415 - keep --help fast
+
+    return new_parent_batch_id("migrate", now)
 
 
-@click.command("migrate", cls=OneLineCommand)
+# The command's --help (click reads it from here, not from a docstring, so the command's
+# body stays short).
+_MIGRATE_HELP = """Move TENANT from region --from to region --to, as one tracked operation.
+
+Runs lifecycle.migrate-out in the source region (batch <PARENT>-out); when it succeeded,
+lifecycle.migrate-in in the target region (batch <PARENT>-in) reading that export (the
+bridge verifies its manifest first). Each step is recorded in the history under PARENT;
+running again with the same --batch-operation-id resumes: a succeeded export is not run
+again. The source region's data is never deleted by a migration.
+
+Exit status: 0 migrated, 1 failed (the summary says where the tenant is), 2 wrong flag,
+130 interrupted.
+
+\b
+Examples:
+  tenantctl migrate t-42 --from eu-west-1 --to us-east-1 --regions regions.yaml
+  tenantctl migrate t-42 --from eu-west-1 --to us-east-1 --regions regions.yaml \\
+      --batch-operation-id migrate-20261126t093000-3fa9c1     # resume
+  tenantctl migrate t-42 --from eu-west-1 --to us-east-1 --regions regions.yaml \\
+      --project prod --results-topic tenant-lifecycle-results -o json
+"""
+
+
+@click.command("migrate", cls=OneLineCommand, help=_MIGRATE_HELP)
 @click.argument("tenant", metavar="TENANT")
 @click.option("--from", "from_region", required=True, metavar="REGION", help="region it leaves")
 @click.option("--to", "to_region", required=True, metavar="REGION", help="region it moves to")
@@ -102,30 +128,7 @@ def migrate(
     poll_seconds: float,
     output: str,
 ) -> None:
-    """Move TENANT from region --from to region --to, as one tracked operation.
-
-    Runs lifecycle.migrate-out in the source region (batch <PARENT>-out); when it succeeded,
-    lifecycle.migrate-in in the target region (batch <PARENT>-in) reading that export (the
-    bridge verifies its manifest first). Each step is recorded in the history under PARENT;
-    running again with the same --batch-operation-id resumes: a succeeded export is not run
-    again. The source region's data is never deleted by a migration.
-
-    Exit status: 0 migrated, 1 failed (the summary says where the tenant is), 2 wrong flag,
-    130 interrupted.
-
-    \b
-    Examples:
-      tenantctl migrate t-42 --from eu-west-1 --to us-east-1 --regions regions.yaml
-      tenantctl migrate t-42 --from eu-west-1 --to us-east-1 --regions regions.yaml \\
-          --batch-operation-id migrate-20261126t093000-3fa9c1     # resume
-      tenantctl migrate t-42 --from eu-west-1 --to us-east-1 --regions regions.yaml \\
-          --project prod --results-topic tenant-lifecycle-results -o json
-    """
-    from orchestrator.migration import (  # noqa: PLC0415 - keep --help fast
-        Migration,
-        MigrationRequest,
-        region_runners,
-    )
+    from orchestrator.migration import Migration, MigrationRequest, region_runners  # noqa: PLC0415 - keep --help fast
     from orchestrator.regions import load_region_map  # noqa: PLC0415
 
     if bool(project) != bool(results_topic):
@@ -182,6 +185,14 @@ def migrate(
             publisher.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+    _show(result, output=output)
+    if result.status == "succeeded":
+        ctx.exit(EXIT_SUCCEEDED)
+    ctx.exit(EXIT_CANCELLED if result.status == "cancelled" else EXIT_FAILED)
+
+
+def _show(result: MigrationResult, *, output: str) -> None:
+    """The steps as a table and the outcome (text), or the result as JSON."""
     if output == "json":
         echo_json(result.to_json())
     else:
@@ -196,11 +207,8 @@ def migrate(
             for step in result.steps
         ]
         click.echo(render_table(["STEP", "REGION", "BATCH", "STATUS", "DETAIL"], rows))
-        click.echo(f"migration {request.parent_batch_operation_id}: {result.status}")
+        click.echo(f"migration {result.request.parent_batch_operation_id}: {result.status}")
         click.echo(f"tenant: {result.tenant_state}")
-    if result.status == "succeeded":
-        ctx.exit(EXIT_SUCCEEDED)
-    ctx.exit(EXIT_CANCELLED if result.status == "cancelled" else EXIT_FAILED)
 
 
 class _EventPublisher:

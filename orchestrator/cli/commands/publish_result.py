@@ -66,8 +66,8 @@ def publish_result(
     import socket  # noqa: PLC0415
 
     from bridge.kube import Kube, KubeSettings  # noqa: PLC0415 - keep --help fast
+    from orchestrator.argo.tracker import ResultPublisher  # noqa: PLC0415
     from orchestrator.pubsub import PubSubBus, PubSubSettings  # noqa: PLC0415
-    from orchestrator.tracker import ResultPublisher  # noqa: PLC0415
 
     configure_logging("warning")
     bus = PubSubBus(PubSubSettings(project=project))

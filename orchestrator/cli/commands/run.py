@@ -29,6 +29,7 @@ from typing import Any
 import click
 
 from bridge.errors import LifecycleError, UsageError
+from orchestrator.batch_ids import new_run_id
 from orchestrator.cli.commands.listen import kube_options, workflow_namespace_option
 from orchestrator.cli.inputs import (
     changeset_option,
@@ -90,12 +91,10 @@ def build_request(
     source_batch_operation_id: str | None,
 ) -> LifecycleRequest:
     """The request, validated exactly as the orchestrator validates a bus event."""
-    from orchestrator.engine import new_batch_operation_id  # noqa: PLC0415 (heavy)
-
     event = request_event(
         operation,
         tenant_env_id=tenant_env_id,
-        batch_operation_id=batch_operation_id or new_batch_operation_id(),
+        batch_operation_id=batch_operation_id or new_run_id(),
         source="tenantctl-run",
         region=region,
         environment=environment,
@@ -202,7 +201,7 @@ def run_argo(
 ) -> int:
     from bridge.errors import ForbiddenError  # noqa: PLC0415
     from bridge.kube import Kube, KubeSettings  # noqa: PLC0415 (heavy: kubernetes)
-    from orchestrator.submit import ArgoEngine  # noqa: PLC0415
+    from orchestrator.argo.submit import ArgoEngine  # noqa: PLC0415
 
     with Kube(settings=KubeSettings(kubeconfig=kubeconfig, context=context)) as kube:
         engine = ArgoEngine(kube, namespace=namespace, parallelism=parallelism)
@@ -240,9 +239,6 @@ def run_argo(
         return code
 
 
-_DONE_PHASES = ("Succeeded", "Failed", "Error")
-
-
 def follow_workflow(
     kube: Any, namespace: str, name: str, *, echo: bool, poll_seconds: float = 2.0
 ) -> str:
@@ -250,42 +246,77 @@ def follow_workflow(
 
     Ctrl-C stops following (the workflow keeps running) and returns ``Interrupted``.
     """
-    from bridge.kube import WORKFLOWS  # noqa: PLC0415
-    from orchestrator.tracker import workflow_nodes  # noqa: PLC0415
+    from orchestrator.argo import follow  # noqa: PLC0415 (heavy: kubernetes)
+    from orchestrator.argo.nodes import workflow_nodes  # noqa: PLC0415
 
     seen: dict[str, str] = {}
     told: set[str] = set()
+
+    def show(workflow: Mapping[str, Any]) -> None:
+        # Large Workflows keep their nodes compressed (or offloaded): read them the
+        # tracker's way, and say once why they cannot be shown when they cannot.
+        nodes = workflow_nodes(workflow)
+        if nodes.message and nodes.message not in told:
+            told.add(nodes.message)
+            click.echo(f"note: {nodes.message}", err=True)
+        for node in sorted(nodes.nodes.values(), key=lambda n: str(n.get("startedAt"))):
+            if node.get("type") != "Pod":
+                continue
+            key, phase = str(node.get("id")), str(node.get("phase", ""))
+            if seen.get(key) != phase:
+                seen[key] = phase
+                message = f" - {node['message']}" if node.get("message") else ""
+                if echo:
+                    click.echo(f"  {node.get('displayName', key)}: {phase}{message}")
+
     cancel = threading.Event()
     with cancel_on_signals(cancel):
-        while True:
-            workflow = kube.get(WORKFLOWS, name, namespace=namespace)
-            status = workflow.get("status") or {}
-            # Large Workflows keep their nodes compressed (or offloaded): read them the
-            # tracker's way, and say once why they cannot be shown when they cannot.
-            nodes = workflow_nodes(workflow)
-            if nodes.message and nodes.message not in told:
-                told.add(nodes.message)
-                click.echo(f"note: {nodes.message}", err=True)
-            for node in sorted(nodes.nodes.values(), key=lambda n: str(n.get("startedAt"))):
-                if node.get("type") != "Pod":
-                    continue
-                key, phase = str(node.get("id")), str(node.get("phase", ""))
-                if seen.get(key) != phase:
-                    seen[key] = phase
-                    message = f" - {node['message']}" if node.get("message") else ""
-                    if echo:
-                        click.echo(f"  {node.get('displayName', key)}: {phase}{message}")
-            phase = str(status.get("phase") or "Pending")
-            if phase in _DONE_PHASES:
-                if echo:
-                    click.echo(f"workflow {name}: {phase}")
-                return phase
-            if cancel.wait(poll_seconds):
-                click.echo(f"stopped following; workflow {name} keeps running", err=True)
-                return "Interrupted"
+        ended = follow.follow_workflow(
+            kube, name, namespace=namespace, cancel=cancel, poll_seconds=poll_seconds, on_poll=show
+        )
+    if ended is None:
+        click.echo(f"stopped following; workflow {name} keeps running", err=True)
+        return "Interrupted"
+    phase = str((ended.get("status") or {}).get("phase"))
+    if echo:
+        click.echo(f"workflow {name}: {phase}")
+    return phase
 
 
-@click.command("run", cls=OneLineCommand)
+# The command's --help (click reads it from here, not from a docstring, so the command's
+# body stays short).
+_RUN_HELP = """Run lifecycle operation OP for one tenant now.
+
+The local engine (default) runs the same plan as Argo in this process: discovery, then
+the waves in order, the bridges of a wave side by side (up to --parallelism), each job's
+log prefixed [namespace/job], then a summary table. A failed job with on-failure abort
+stops later waves; continue lets them run. Ctrl-C cancels: every bridge deletes its pod.
+
+Exit status: 0 succeeded, 1 failed, 2 wrong flag, 130 cancelled.
+
+With -o json the live view goes to stderr and stdout holds one document, the result
+event's data plus local details: operation, tenantEnvId, region, status
+(succeeded|failed|cancelled), jobs (each bridge result plus wave; never-started jobs are
+"skipped"), workflow, startedAt, finishedAt, batchOperationId, engine, durationSeconds,
+abortedBy, rejected, errors. For --engine argo: engine, status (submitted|duplicate),
+workflow, namespace, batchOperationId, url (and phase with --wait).
+
+--engine argo submits to the workflow namespace (default tenant-lifecycle, where
+`kubectl apply -k deploy/base` installs the WorkflowTemplate) and refuses, before
+submitting anything, when the template is not there.
+
+\b
+Examples:
+  tenantctl sandbox up                 # a local API server; prints its kubeconfig
+  tenantctl run lifecycle.upsert --tenant-env-id t-42 --kubeconfig sandbox.kubeconfig
+  tenantctl run lifecycle.upsert --tenant-env-id t-42 --environment env.yaml \\
+      --parallelism 2 --logs failed -o json
+  tenantctl run lifecycle.backup --tenant-env-id t-42 --engine argo --wait \\
+      --argo-ui-url https://argo.example.com
+"""
+
+
+@click.command("run", cls=OneLineCommand, help=_RUN_HELP)
 @click.argument("operation", metavar="OP")
 @click.option("--tenant-env-id", required=True, metavar="ID", help="tenant environment id")
 @environment_option
@@ -369,35 +400,6 @@ def run(
     workflow_namespace: str,
     argo_ui_url: str,
 ) -> None:
-    """Run lifecycle operation OP for one tenant now.
-
-    The local engine (default) runs the same plan as Argo in this process: discovery, then
-    the waves in order, the bridges of a wave side by side (up to --parallelism), each job's
-    log prefixed [namespace/job], then a summary table. A failed job with on-failure abort
-    stops later waves; continue lets them run. Ctrl-C cancels: every bridge deletes its pod.
-
-    Exit status: 0 succeeded, 1 failed, 2 wrong flag, 130 cancelled.
-
-    With -o json the live view goes to stderr and stdout holds one document, the result
-    event's data plus local details: operation, tenantEnvId, region, status
-    (succeeded|failed|cancelled), jobs (each bridge result plus wave; never-started jobs are
-    "skipped"), workflow, startedAt, finishedAt, batchOperationId, engine, durationSeconds,
-    abortedBy, rejected, errors. For --engine argo: engine, status (submitted|duplicate),
-    workflow, namespace, batchOperationId, url (and phase with --wait).
-
-    --engine argo submits to the workflow namespace (default tenant-lifecycle, where
-    `kubectl apply -k deploy/base` installs the WorkflowTemplate) and refuses, before
-    submitting anything, when the template is not there.
-
-    \b
-    Examples:
-      tenantctl sandbox up                 # a local API server; prints its kubeconfig
-      tenantctl run lifecycle.upsert --tenant-env-id t-42 --kubeconfig sandbox.kubeconfig
-      tenantctl run lifecycle.upsert --tenant-env-id t-42 --environment env.yaml \\
-          --parallelism 2 --logs failed -o json
-      tenantctl run lifecycle.backup --tenant-env-id t-42 --engine argo --wait \\
-          --argo-ui-url https://argo.example.com
-    """
     if wait and engine == "local":
         raise UsageError("--wait applies to --engine argo", hint="drop --wait: local runs wait")
     env = {}

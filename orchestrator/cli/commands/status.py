@@ -141,7 +141,7 @@ def failure_details(
     """What to look at next: every job that did not succeed (its reason, node, pod, the
     ``argo logs`` command of its log, its UI link), failed steps that are no job (discovery),
     the jobs that never ran, and the Workflow's own ``argo get`` command and link."""
-    from orchestrator.tracker import workflow_nodes  # noqa: PLC0415
+    from orchestrator.argo.nodes import workflow_nodes  # noqa: PLC0415
 
     metadata = workflow.get("metadata") or {}
     name, namespace = str(metadata.get("name") or ""), str(metadata.get("namespace") or "")
@@ -206,8 +206,8 @@ def failure_details(
 
 def status_document(workflow: dict[str, Any], *, ui_url: str | None = None) -> dict[str, Any]:
     """The stable ``--output json`` document of one Workflow."""
+    from orchestrator.argo.outcome import TERMINAL_PHASES, build_result  # noqa: PLC0415
     from orchestrator.naming import RESULT_PUBLISHED_ANNOTATION  # noqa: PLC0415
-    from orchestrator.tracker import TERMINAL_PHASES, build_result  # noqa: PLC0415
 
     metadata = workflow.get("metadata") or {}
     status = workflow.get("status") or {}

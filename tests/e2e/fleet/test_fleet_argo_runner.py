@@ -18,8 +18,8 @@ import pytest
 
 from bridge.kube import WORKFLOWS, Kube, KubeSettings
 from orchestrator.fleet import TenantOutcome, TenantRequest, child_batch_id
-from orchestrator.fleet_runners import ArgoTenantRunner
-from orchestrator.inventory import Tenant
+from orchestrator.fleet.inventory import Tenant
+from orchestrator.fleet.runners import ArgoTenantRunner
 from orchestrator.naming import workflow_name
 from sandbox import Sandbox
 

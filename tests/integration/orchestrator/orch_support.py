@@ -96,7 +96,7 @@ def listen_settings(topology: Any, **overrides: Any) -> Any:
 
 def start_service(sb: Any, topology: Any, **overrides: Any) -> Any:
     """A started in-process ``tenantctl listen`` (caller closes it)."""
-    from orchestrator.service import Service
+    from orchestrator.listen import Service
 
     settings = listen_settings(topology, **overrides)
     service = Service(settings, kube=sandbox_kube(sb, settings.kube), retry_delay=0.2)

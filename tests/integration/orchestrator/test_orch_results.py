@@ -36,6 +36,8 @@ from orch_support import (
 )
 
 from bridge.kube import WORKFLOWS
+from orchestrator.argo.submit import ArgoEngine
+from orchestrator.argo.tracker import ResultPublisher
 from orchestrator.cli import main
 from orchestrator.events import LifecycleRequest
 from orchestrator.naming import (
@@ -44,8 +46,6 @@ from orchestrator.naming import (
     workflow_name,
 )
 from orchestrator.pubsub import PubSubBus, PubSubSettings
-from orchestrator.submit import ArgoEngine
-from orchestrator.tracker import ResultPublisher
 
 JOBS = [
     # namespace, job, wave, status, exit code, reason

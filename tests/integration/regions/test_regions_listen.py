@@ -16,9 +16,9 @@ import yaml
 from bridge.kube import WORKFLOWS, Kube, KubeSettings
 from orchestrator.events import encode_event, request_event
 from orchestrator.history import open_store
+from orchestrator.listen import Service
 from orchestrator.migration import MigrationRequest, migration_event
 from orchestrator.pubsub import PubSubBus, PubSubSettings, pull_now
-from orchestrator.service import Service
 from orchestrator.settings import ListenSettings
 from sandbox import Sandbox
 

@@ -21,15 +21,11 @@ import yaml
 from bridge.kube import WORKFLOWS, Kube, KubeSettings
 from orchestrator.bus import Disposition, Message
 from orchestrator.events import encode_event, parse_request, request_event
+from orchestrator.listen import Consumer, ConsumerSettings
+from orchestrator.listen.runtime import RegionalRuntime, build_regional_runtime
 from orchestrator.metrics import Metrics
 from orchestrator.pubsub import PubSubBus, PubSubSettings
-from orchestrator.regions import (
-    CircuitSettings,
-    RegionalRuntime,
-    build_regional_runtime,
-    load_region_map,
-)
-from orchestrator.service import Consumer, ConsumerSettings
+from orchestrator.regions import CircuitSettings, load_region_map
 from orchestrator.settings import ListenSettings
 from sandbox import Sandbox
 

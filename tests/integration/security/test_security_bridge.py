@@ -30,7 +30,6 @@ from bridge.podspec import CONTEXT_VOLUME
 from bridge.result import Status
 from bridge.runner import Runner, RunRequest
 from bridge.settings import BridgeSettings
-from orchestrator.bus import FakeBus
 from orchestrator.engine import (
     BridgeSettings as EngineBridgeSettings,
 )
@@ -41,10 +40,11 @@ from orchestrator.engine import (
 )
 from orchestrator.engine import RunRequest as EngineRequest
 from orchestrator.engine.plan import PlannedJob
+from orchestrator.listen import LocalResultPublisher
 from orchestrator.metrics import Metrics
-from orchestrator.service import LocalResultPublisher
 from sandbox import Sandbox
 from tests.fixtures.seaweedfs import SeaweedS3
+from tests.support.bus import FakeBus
 
 from .helpers import MANAGED_NS, PREFIX, WF_NS, find_marker, load_install, token_for
 

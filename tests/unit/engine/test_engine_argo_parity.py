@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from orchestrator.argo.outcome import build_result
 from orchestrator.engine import EngineSettings, LocalEngine, RunRequest
-from orchestrator.tracker import build_result
 
 from .fakes import FakeBridgeLauncher, FakeJob, FakePlanSource, plan_of
 

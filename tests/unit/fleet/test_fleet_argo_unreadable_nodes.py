@@ -13,9 +13,10 @@ import json
 import threading
 from typing import Any
 
+from orchestrator.argo.follow import workflow_outcome
 from orchestrator.fleet import FAILED, SUCCEEDED, TenantRequest, child_batch_id
-from orchestrator.fleet_runners import ArgoTenantRunner, workflow_outcome
-from orchestrator.inventory import Tenant
+from orchestrator.fleet.inventory import Tenant
+from orchestrator.fleet.runners import ArgoTenantRunner
 
 NS = "tenant-lifecycle"
 RESULT = {"namespace": "team-a", "job": "schema", "status": "succeeded", "exitCode": 0}

@@ -23,9 +23,10 @@ from orchestrator.fleet import (
     TenantRequest,
     child_batch_id,
 )
-from orchestrator.fleet_runners import FakeScript, FakeTenantRunner, LocalEngineTenantRunner
+from orchestrator.fleet.inventory import Tenant
+from orchestrator.fleet.runners import LocalEngineTenantRunner
 from orchestrator.history import open_store
-from orchestrator.inventory import Tenant
+from tests.support.fleet import FakeScript, FakeTenantRunner
 
 INVENTORY = """\
 tenants:

@@ -27,9 +27,9 @@ from orchestrator.fleet import (
     TenantRequest,
     child_batch_id,
 )
-from orchestrator.fleet_runners import FakeScript, FakeTenantRunner
+from orchestrator.fleet.inventory import Tenant
 from orchestrator.history import HistoryRecord, HistoryStore, open_store
-from orchestrator.inventory import Tenant
+from tests.support.fleet import FakeScript, FakeTenantRunner
 
 OP = "lifecycle.upsert"
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pytest
 
 from bridge.errors import UsageError
-from orchestrator.inventory import (
+from orchestrator.fleet.inventory import (
     FileInventory,
     HttpInventory,
     InventoryError,

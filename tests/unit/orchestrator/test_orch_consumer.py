@@ -8,12 +8,13 @@ from collections.abc import Mapping
 import pytest
 
 from bridge.errors import BusError, InvalidError, UnavailableError
-from orchestrator.bus import Disposition, FakeBus
+from orchestrator.bus import Disposition
 from orchestrator.events import LifecycleRequest
+from orchestrator.listen import Consumer, ConsumerSettings
 from orchestrator.metrics import Metrics
 from orchestrator.pubsub import publishable_attributes
-from orchestrator.service import Consumer, ConsumerSettings
 from orchestrator.submit import SubmitOutcome
+from tests.support.bus import FakeBus
 
 from .bad_events import BAD_EVENTS, valid_event
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from orchestrator.bus import Disposition, FakeBus
+from orchestrator.bus import Disposition
 from orchestrator.events import (
     BINARY,
     REQUEST_TYPE,
@@ -24,9 +24,10 @@ from orchestrator.events import (
     request_event,
     structured_message,
 )
+from orchestrator.listen import Consumer, ConsumerSettings
 from orchestrator.metrics import Metrics
-from orchestrator.service import Consumer, ConsumerSettings
 from orchestrator.submit import SubmitOutcome
+from tests.support.bus import FakeBus
 
 from .bad_events import BAD_BINARY_EVENTS, DROP, binary_parts, valid_event
 

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.bus import Disposition, FakeBus
+from orchestrator.bus import Disposition
 from orchestrator.engine import RunRequest
 from orchestrator.events import LifecycleRequest
 from orchestrator.history import HistoryStore, open_store
 from orchestrator.history.recorder import HistoryRecorder
+from orchestrator.listen import Consumer, ConsumerSettings, LocalResultPublisher
 from orchestrator.metrics import Metrics
-from orchestrator.service import Consumer, ConsumerSettings, LocalResultPublisher
 from orchestrator.submit import SubmitOutcome
+from tests.support.bus import FakeBus
 
 from .bad_events import valid_event
 

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from bridge.errors import BusError, RefusedError
-from orchestrator.bus import FakeBus
 from orchestrator.events import LifecycleRequest
+from orchestrator.listen import LocalResultPublisher
 from orchestrator.metrics import Metrics
-from orchestrator.service import LocalResultPublisher
+from tests.support.bus import FakeBus
 
 RESULTS = "results"
 

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from bridge.errors import ConflictError, NotFoundError, UnavailableError
-from orchestrator import tracker as tracker_module
-from orchestrator.bus import FakeBus
+from orchestrator.argo import tracker as tracker_module
+from orchestrator.argo.outcome import build_result
+from orchestrator.argo.tracker import ResultPublisher, Tracker
 from orchestrator.naming import RESULT_CLAIM_ANNOTATION, RESULT_PUBLISHED_ANNOTATION
-from orchestrator.tracker import ResultPublisher, Tracker, build_result
+from tests.support.bus import FakeBus
 
 from .test_orch_workflow import bridge_result, node, workflow
 

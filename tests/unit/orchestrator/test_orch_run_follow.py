@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.errors import NotFoundError
+from orchestrator.argo.submit import ArgoEngine
 from orchestrator.cli import main
 from orchestrator.cli.commands.run import follow_workflow
 from orchestrator.naming import DEFAULT_WORKFLOW_NAMESPACE
-from orchestrator.submit import ArgoEngine
 from workflows.settings import WorkflowSettings
 
 NODES = {

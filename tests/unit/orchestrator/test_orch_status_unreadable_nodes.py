@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 import bridge.kube
+from orchestrator.argo.nodes import NODES_OFFLOADED, NODES_UNREADABLE
 from orchestrator.cli import main
 from orchestrator.cli.commands.status import status_document
-from orchestrator.tracker import NODES_OFFLOADED, NODES_UNREADABLE
 
 BATCH = "b-20261122-0001"
 WF = "lc-b-20261122-0001"

@@ -17,19 +17,12 @@ from typing import Any
 
 import pytest
 
-from orchestrator import tracker as tracker_module
-from orchestrator.bus import FakeBus
+from orchestrator.argo import nodes as tracker_module
+from orchestrator.argo.nodes import NODES_OFFLOADED, NODES_UNREADABLE, workflow_nodes
+from orchestrator.argo.outcome import build_result, collect_jobs, failed_steps
+from orchestrator.argo.tracker import ResultPublisher, Tracker
 from orchestrator.naming import RESULT_PUBLISHED_ANNOTATION
-from orchestrator.tracker import (
-    NODES_OFFLOADED,
-    NODES_UNREADABLE,
-    ResultPublisher,
-    Tracker,
-    build_result,
-    collect_jobs,
-    failed_steps,
-    workflow_nodes,
-)
+from tests.support.bus import FakeBus
 
 from .test_orch_result_publisher import RESULTS, FakeKube
 

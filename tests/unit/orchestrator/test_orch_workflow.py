@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from bridge.errors import ConflictError, InvalidError
+from orchestrator.argo.outcome import build_result, collect_jobs, failed_steps
+from orchestrator.argo.submit import ArgoEngine, build_workflow
 from orchestrator.events import LifecycleRequest
 from orchestrator.naming import workflow_name
-from orchestrator.submit import ArgoEngine, build_workflow
-from orchestrator.tracker import build_result, collect_jobs, failed_steps
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from bridge.errors import ConflictError, UnavailableError
-from orchestrator.bus import Disposition, FakeBus
+from orchestrator.bus import Disposition
 from orchestrator.events import LifecycleRequest, encode_event, request_event
+from orchestrator.listen import Consumer, ConsumerSettings
 from orchestrator.metrics import Metrics
 from orchestrator.regions import (
     CLOSED,
@@ -23,8 +24,8 @@ from orchestrator.regions import (
     UnroutableRequest,
     parse_region_map,
 )
-from orchestrator.service import Consumer, ConsumerSettings
 from orchestrator.submit import SubmitOutcome
+from tests.support.bus import FakeBus
 
 
 class FakeEngine:
@@ -221,7 +222,7 @@ def test_a_servers_retry_after_lengthens_the_backoff_up_to_the_cap() -> None:
 
 
 def test_the_listener_is_unhealthy_only_when_every_regions_tracker_fails() -> None:
-    from orchestrator.regions import RegionalRuntime
+    from orchestrator.listen.runtime import RegionalRuntime
 
     class FakeTracker:
         def __init__(self, healthy: bool) -> None:
@@ -256,10 +257,10 @@ def test_a_probe_that_never_called_does_not_close_the_circuit() -> None:
 
 def test_the_listener_runtime_builds_each_regions_engine_and_tracker(tmp_path: Any) -> None:
     from bridge.kube import Kube
+    from orchestrator.argo.submit import ArgoEngine
     from orchestrator.engine import LocalSubmitter
-    from orchestrator.regions import build_regional_runtime
+    from orchestrator.listen.runtime import build_regional_runtime
     from orchestrator.settings import ListenSettings
-    from orchestrator.submit import ArgoEngine
 
     regions = parse_region_map(
         {

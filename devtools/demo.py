@@ -14,25 +14,36 @@ returns, on success, on failure and on Ctrl-C; the work directory is removed.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import logging
-import os
 import secrets
 import shutil
-import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TextIO
 
-from bridge.errors import LifecycleError
 from bridge.manifests import load_objects
+from devtools.demo_helpers import (
+    DEMO_BUCKET,
+    EMULATOR_START_TIMEOUT,
+    EMULATOR_STOP_GRACE,
+    PUBSUB_PROJECT,
+    STORAGE_HINT,
+    DemoError,
+    DemoInterruptedError,
+    Step,
+    digest,
+    point_state_at,
+    sandbox_log_to,
+    signals_cancel,
+    start_weed,
+    tree,
+    wait_ready,
+    weed_bridge_env,
+)
 from orchestrator.engine import (
     BridgeSettings,
     EngineSettings,
@@ -42,19 +53,16 @@ from orchestrator.engine import (
     local_engine,
 )
 from orchestrator.engine.view import LiveView, format_seconds, summary_lines
+from sandbox import Sandbox, emulators
+from sandbox.emulators import PubSubEmulator, SeaweedFS
 
-if TYPE_CHECKING:
-    from sandbox.emulators import PubSubEmulator, SeaweedFS
-
-# The example Jobs keep tenant state under this hostPath; the demo points it at a temp dir.
-EXAMPLE_STATE_PATH = "/var/lib/tenant-lifecycle-demo"
-DEMO_BUCKET = "tenant-lifecycle-demo"
-WEED_START_TIMEOUT = 30.0
-WEED_STOP_GRACE = 2.0
+_STEPS = 7  # the story's steps, for the headings
 
 
-class DemoError(LifecycleError):
-    """A step of the demo did not do what it should have."""
+# --------------------------------------------------------------------------------------------
+# The helpers (sandbox.emulators): SeaweedFS for the migration step, the Pub/Sub emulator for
+# the result events. Both are started early and waited for when their step comes.
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -67,104 +75,6 @@ class DemoSettings:
     logs: str = "all"
     storage: bool = True  # try SeaweedFS for the migration step
     bus: bool = True  # try the Pub/Sub emulator for the result events
-
-
-@dataclass
-class Step:
-    title: str
-    outcome: str = "skipped"
-    detail: str = ""
-    seconds: float = 0.0
-
-
-# --------------------------------------------------------------------------------------------
-# The helpers (sandbox.emulators): SeaweedFS for the migration step, the Pub/Sub emulator for
-# the result events. Both are started early and waited for when their step comes.
-# --------------------------------------------------------------------------------------------
-
-PUBSUB_PROJECT = "tenant-lifecycle-demo"
-RESULTS_TOPIC = "lifecycle-results"
-RESULTS_SUBSCRIPTION = "lifecycle-results-demo"
-EMULATOR_START_TIMEOUT = 45.0
-EMULATOR_STOP_GRACE = 5.0
-STORAGE_HINT = "run tenantctl demo --no-storage to skip the migration step"
-
-
-def start_weed(binary: str, root: Path) -> SeaweedFS:
-    """``weed server -s3`` under ``root`` with one fresh identity, started (not yet ready)."""
-    from sandbox.emulators import SeaweedFS  # noqa: PLC0415 - the sandbox is for demos and tests
-
-    weed = SeaweedFS(
-        root,
-        access_key="DEMO" + secrets.token_hex(8).upper(),
-        secret_key=secrets.token_urlsafe(24),
-        identity="demo",
-        binary=binary,
-        start_timeout=WEED_START_TIMEOUT,
-        stop_grace=WEED_STOP_GRACE,
-    )
-    return weed.start()
-
-
-def weed_bridge_env(weed: SeaweedFS) -> dict[str, str]:
-    """``BRIDGE_STORAGE_*`` for the bridges: static keys (SeaweedFS has no STS)."""
-    return {
-        "BRIDGE_STORAGE_BUCKET": DEMO_BUCKET,
-        "BRIDGE_STORAGE_ENDPOINT_URL": weed.endpoint_url,
-        "BRIDGE_STORAGE_REGION": "us-east-1",
-        "BRIDGE_STORAGE_CREDENTIALS": "static",
-        "BRIDGE_STORAGE_ACCESS_KEY_ID": weed.access_key,
-        "BRIDGE_STORAGE_SECRET_ACCESS_KEY": weed.secret_key,
-    }
-
-
-def wait_ready(
-    helper: SeaweedFS | PubSubEmulator, *, cancel: threading.Event, hint: str | None = None
-) -> None:
-    """Wait for a helper; Ctrl-C interrupts the demo, a failure is a :class:`DemoError`."""
-    from sandbox.emulators import EmulatorCancelledError, EmulatorError  # noqa: PLC0415
-
-    try:
-        helper.wait_ready(cancel=cancel)
-    except EmulatorCancelledError as exc:
-        raise DemoInterruptedError from exc
-    except EmulatorError as exc:
-        raise DemoError(str(exc), hint=hint) from exc
-
-
-# --------------------------------------------------------------------------------------------
-# The story
-# --------------------------------------------------------------------------------------------
-
-
-def point_state_at(objects: list[dict[str, Any]], state_dir: Path) -> int:
-    """Rewrite the example Jobs' state hostPath to ``state_dir``; returns how many volumes."""
-    changed = 0
-    for obj in objects:
-        if obj.get("kind") != "Job":
-            continue
-        pod_spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-        for volume in pod_spec.get("volumes") or []:
-            host = volume.get("hostPath")
-            if isinstance(host, dict) and host.get("path") == EXAMPLE_STATE_PATH:
-                host["path"] = str(state_dir)
-                changed += 1
-    return changed
-
-
-def tree(root: Path) -> list[str]:
-    """Files under ``root``, relative, sorted (what the jobs left behind)."""
-    if not root.exists():
-        return []
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
-def digest(root: Path) -> dict[str, str]:
-    return {
-        rel: hashlib.sha256((root / rel).read_bytes()).hexdigest()
-        for rel in tree(root)
-        if not rel.startswith(".")
-    }
 
 
 class Demo:
@@ -253,7 +163,6 @@ class Demo:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _start_helpers(self, workdir: Path) -> None:
-        from sandbox import emulators  # noqa: PLC0415 - the sandbox is for demos and tests only
 
         s = self.settings
         binary = emulators.find_weed() if s.storage else None
@@ -283,13 +192,12 @@ class Demo:
             ).start()
 
     def _story(self, *, workdir: Path, state: Path, tenant_dir: Path, started: float) -> int:
-        from sandbox import Sandbox  # noqa: PLC0415 - the sandbox is for demos and tests only
 
         s = self.settings
-        total = 7
+        total = _STEPS
         self.heading(1, total, "A local Kubernetes API with the example teams' Jobs")
         with (
-            _sandbox_log_to(workdir / "sandbox.log"),
+            sandbox_log_to(workdir / "sandbox.log"),
             Sandbox(rbac=False, workdir=workdir / "sandbox") as sandbox,
         ):
             objects = load_objects([s.jobs_dir])
@@ -313,28 +221,7 @@ class Demo:
             engine = local_engine(bridge, settings=EngineSettings(parallelism=s.parallelism))
             batch = f"demo-{secrets.token_hex(4)}"
 
-            self.heading(2, total, "lifecycle.upsert: three teams, waves -1, 0 and 1")
-            self.say("discovery lists the opted-in namespaces and labelled Jobs, then plans waves")
-            upsert = self.operate(engine, "lifecycle.upsert", batch=f"{batch}-upsert")
-            retried = [j for j in upsert.jobs if j.succeeded and j.attempts > 1]
-            self.say("")
-            self.say("what happened:")
-            for job in retried:
-                self.say(
-                    f"  - {job.job.key} failed its first attempt and succeeded on attempt "
-                    f"{job.attempts}: the Job's backoffLimit, honoured by the bridge"
-                )
-            self.say(
-                "  - the catalog schema (wave -1) existed before the search index (wave 0) read "
-                "it; billing (wave 1) ran last"
-            )
-            self.say(f"  - tenant state now: {', '.join(tree(tenant_dir)) or 'none'}")
-            detail = f"{retried[0].job.key} retried once" if retried else ""
-            self.record("lifecycle.upsert", upsert, detail)
-            if not upsert.succeeded:
-                raise DemoError("lifecycle.upsert did not succeed; see the log above")
-            if not retried:
-                raise DemoError("no job was retried: the search index should fail once")
+            self._upsert(engine, batch, tenant_dir)
 
             self.heading(3, total, "catalog.reindex: a team's own admin operation")
             self.say("same contract, same engine: team-catalog's Job annotated catalog.reindex")
@@ -350,29 +237,7 @@ class Demo:
             else:
                 self._migrate(engine, weed, tenant_dir, batch)
 
-            self.heading(5, total, "lifecycle.decommission: every team removes the tenant")
-            before = tree(tenant_dir)
-            decommission = self.operate(
-                engine, "lifecycle.decommission", batch=f"{batch}-decommission"
-            )
-            after = tree(tenant_dir)
-            self.say("")
-            self.say("what happened:")
-            self.say(
-                f"  - each team taking part removed its share of the tenant: {len(before)} "
-                f"files before, {len(after)} after"
-            )
-            if after:
-                self.say(
-                    f"  - still there: {', '.join(after)} -- kept by teams whose Jobs do not "
-                    "delete it on decommission (see lifecycle-jobs/*/README.md)"
-                )
-            self.record("lifecycle.decommission", decommission)
-            if not decommission.succeeded:
-                raise DemoError("lifecycle.decommission did not succeed; see the log above")
-            leftover = sandbox.pod_pids()
-            if leftover:
-                raise DemoError(f"pod processes still running: {leftover}")
+            self._decommission(engine, batch, tenant_dir, sandbox)
 
         self.heading(6, total, "The results on the bus")
         self._results_on_the_bus()
@@ -380,6 +245,57 @@ class Demo:
         self.heading(7, total, "Where to look")
         self._where_to_look(time.monotonic() - started)
         return 0
+
+    def _upsert(self, engine: LocalEngine, batch: str, tenant_dir: Path) -> None:
+        """Step 2: the three teams' upsert in waves; one job is retried on purpose."""
+        self.heading(2, _STEPS, "lifecycle.upsert: three teams, waves -1, 0 and 1")
+        self.say("discovery lists the opted-in namespaces and labelled Jobs, then plans waves")
+        upsert = self.operate(engine, "lifecycle.upsert", batch=f"{batch}-upsert")
+        retried = [j for j in upsert.jobs if j.succeeded and j.attempts > 1]
+        self.say("")
+        self.say("what happened:")
+        for job in retried:
+            self.say(
+                f"  - {job.job.key} failed its first attempt and succeeded on attempt "
+                f"{job.attempts}: the Job's backoffLimit, honoured by the bridge"
+            )
+        self.say(
+            "  - the catalog schema (wave -1) existed before the search index (wave 0) read "
+            "it; billing (wave 1) ran last"
+        )
+        self.say(f"  - tenant state now: {', '.join(tree(tenant_dir)) or 'none'}")
+        detail = f"{retried[0].job.key} retried once" if retried else ""
+        self.record("lifecycle.upsert", upsert, detail)
+        if not upsert.succeeded:
+            raise DemoError("lifecycle.upsert did not succeed; see the log above")
+        if not retried:
+            raise DemoError("no job was retried: the search index should fail once")
+
+    def _decommission(
+        self, engine: LocalEngine, batch: str, tenant_dir: Path, sandbox: Sandbox
+    ) -> None:
+        """Step 5: every team removes its share of the tenant; no pod process is left."""
+        self.heading(5, _STEPS, "lifecycle.decommission: every team removes the tenant")
+        before = tree(tenant_dir)
+        decommission = self.operate(engine, "lifecycle.decommission", batch=f"{batch}-decommission")
+        after = tree(tenant_dir)
+        self.say("")
+        self.say("what happened:")
+        self.say(
+            f"  - each team taking part removed its share of the tenant: {len(before)} "
+            f"files before, {len(after)} after"
+        )
+        if after:
+            self.say(
+                f"  - still there: {', '.join(after)} -- kept by teams whose Jobs do not "
+                "delete it on decommission (see lifecycle-jobs/*/README.md)"
+            )
+        self.record("lifecycle.decommission", decommission)
+        if not decommission.succeeded:
+            raise DemoError("lifecycle.decommission did not succeed; see the log above")
+        leftover = sandbox.pod_pids()
+        if leftover:
+            raise DemoError(f"pod processes still running: {leftover}")
 
     def _migrate(self, engine: LocalEngine, weed: SeaweedFS, tenant_dir: Path, batch: str) -> None:
         from bridge.storage import ObjectStore  # noqa: PLC0415 - boto3 only for this step
@@ -441,52 +357,10 @@ class Demo:
             return
         began = time.monotonic()
         wait_ready(self.emulator, cancel=self.cancel)
-        from orchestrator.bus import Message  # noqa: PLC0415
-        from orchestrator.events import result_event, structured_message  # noqa: PLC0415
-        from orchestrator.pubsub import (  # noqa: PLC0415 - google-cloud-pubsub is heavy
-            PubSubBus,
-            PubSubSettings,
-            ensure_topology,
-            pull_now,
-        )
+        # Imported here: google-cloud-pubsub is heavy, and only this step needs it.
+        from devtools.demo_bus import RESULTS_TOPIC, publish_and_read_back  # noqa: PLC0415
 
-        previous = os.environ.get("PUBSUB_EMULATOR_HOST")
-        os.environ["PUBSUB_EMULATOR_HOST"] = self.emulator.host
-        try:
-            ensure_topology(
-                PUBSUB_PROJECT,
-                topics=[RESULTS_TOPIC],
-                subscriptions={RESULTS_SUBSCRIPTION: RESULTS_TOPIC},
-            )
-            items = []
-            for result in self.results:
-                data = result.to_event_data()
-                event = result_event(
-                    batch_operation_id=result.batch_operation_id,
-                    tenant_env_id=result.tenant_env_id,
-                    operation=result.operation,
-                    status=data["status"],
-                    jobs=data["jobs"],
-                    workflow=None,
-                    region=result.region,
-                    started_at=data["startedAt"],
-                    finished_at=data["finishedAt"],
-                )
-                items.append(structured_message(event))
-            bus = PubSubBus(PubSubSettings(project=PUBSUB_PROJECT))
-            try:
-                bus.publish_many(RESULTS_TOPIC, items)
-            finally:
-                bus.close()
-            received: list[Message] = []
-            deadline = time.monotonic() + 10
-            while len(received) < len(items) and time.monotonic() < deadline:
-                received += pull_now(PUBSUB_PROJECT, RESULTS_SUBSCRIPTION, timeout=2.0)
-        finally:
-            if previous is None:
-                os.environ.pop("PUBSUB_EMULATOR_HOST", None)
-            else:
-                os.environ["PUBSUB_EMULATOR_HOST"] = previous
+        received, sent = publish_and_read_back(self.results, self.emulator)
         self.say(
             f"Pub/Sub emulator at {self.emulator.host}: each operation's result event, as "
             f"`tenantctl listen` publishes it, read back from {RESULTS_TOPIC}:"
@@ -501,17 +375,17 @@ class Demo:
                 f"  {event['type']:<42} id {event['id']:<28} {data['operation']}: "
                 f"{len(jobs)} jobs, {attempts} attempts"
             )
-        outcome = "succeeded" if len(received) == len(items) else "failed"
+        outcome = "succeeded" if len(received) == sent else "failed"
         self.steps.append(
             Step(
                 "result events",
                 outcome,
-                f"{len(received)} of {len(items)} read back",
+                f"{len(received)} of {sent} read back",
                 time.monotonic() - began,
             )
         )
         if outcome != "succeeded":
-            raise DemoError(f"only {len(received)} of {len(items)} result events came back")
+            raise DemoError(f"only {len(received)} of {sent} result events came back")
 
     def _where_to_look(self, seconds: float) -> None:
         self.say("what ran:")
@@ -533,50 +407,13 @@ class Demo:
         )
 
 
-@contextlib.contextmanager
-def _sandbox_log_to(path: Path) -> Iterator[None]:
-    """The in-process sandbox's own log goes to a file, not into the story."""
-    logger = logging.getLogger("sandbox")
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    previous = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = previous
-        handler.close()
-
-
-class DemoInterruptedError(Exception):
-    """Ctrl-C or SIGTERM: stop the story, clean up, exit 130."""
-
-
-@contextlib.contextmanager
-def _signals_cancel(cancel: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``cancel``: the running operation terminates its bridges (each
-    deletes its pod), the story stops at the next step, and cleanup runs."""
-
-    def handler(signum: int, frame: Any) -> None:
-        cancel.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def run_demo(settings: DemoSettings, *, out: TextIO | None = None) -> int:
     """Run the demo; 0 when every step did what it should, 1 when not, 130 when interrupted."""
     stream = out or sys.stdout
     cancel = threading.Event()
     demo = Demo(settings, out=stream, cancel=cancel)
     try:
-        with _signals_cancel(cancel):
+        with signals_cancel(cancel):
             return demo.run()
     except DemoInterruptedError:
         stream.write("\ndemo interrupted: everything it started has been stopped\n")
