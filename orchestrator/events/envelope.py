@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
+from bridge import timefmt
 from bridge.errors import LifecycleError
 
 SPEC_VERSION: Final = "1.0"
@@ -370,10 +371,9 @@ def _json_type(value: Any) -> str:
 
 
 def rfc3339(moment: datetime) -> str:
-    """``2026-11-22T10:00:00Z`` (UTC, seconds precision unless there are microseconds)."""
-    moment = moment.astimezone(UTC)
-    text = moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
+    """An event's time: ``2026-11-22T10:00:00Z``, with microseconds only when the moment has
+    them (a request's time goes back out as it was given; :mod:`bridge.timefmt` spells it)."""
+    return timefmt.rfc3339(moment, precision="auto")
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from bridge.errors import UsageError
+from bridge.timefmt import format_duration, parse_duration
 from orchestrator.cli.commands.listen import workflow_namespace_option
 from orchestrator.cli.commands.status import argo_command, ui_link, ui_url_option
-from orchestrator.durations import format_duration, parse_duration
 from orchestrator.history import HistoryRecord, HistoryStore, default_store_url, open_store
 
 STORE_HELP = (

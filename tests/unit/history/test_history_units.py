@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bridge.errors import UsageError
-from orchestrator.durations import format_duration, parse_duration
+from bridge.timefmt import format_duration, parse_duration
 from orchestrator.history import HistoryError, HistoryRecord, default_store_url, open_store
 from orchestrator.history.migrations import MIGRATIONS, Migration, pending
 from orchestrator.history.postgres import redact
