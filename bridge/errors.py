@@ -79,7 +79,3 @@ class UnavailableError(APIError):
 
 class StorageError(LifecycleError):
     """An object-storage call or verification failed."""
-
-
-class BusError(LifecycleError):
-    """The message bus failed (publish, pull, ack)."""

@@ -12,6 +12,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+from bridge.errors import LifecycleError
+
+
+class BusError(LifecycleError):
+    """The message bus failed (publish, pull, ack). Every bus adapter translates its client's
+    exceptions into this, cause chained, so the consumer handles one error whatever the bus."""
+
 
 class Disposition(Enum):
     """What the handler decided: ACK (done: submitted, duplicate or dead-lettered) or NACK

@@ -9,7 +9,7 @@ The only module that imports ``google.cloud.pubsub``. It adds what the consumer 
   a handler that raises is nacked (redelivered), never acked;
 - on stop, running handlers finish (``await_callbacks_on_shutdown``) and messages received but not
   yet handled are nacked by the client library, so they are redelivered at once;
-- google.api_core exceptions become :class:`bridge.errors.BusError`.
+- google.api_core exceptions become :class:`orchestrator.bus.BusError`.
 
 ``PubSubSettings.pull = "unary"`` swaps the stream for unary Pull calls
 (:mod:`orchestrator.pubsub_pull`, the other half of this adapter): the Pub/Sub emulator keeps
@@ -32,8 +32,8 @@ from google.api_core import exceptions as gexc
 from google.auth import exceptions as gauth_exceptions
 from google.cloud import pubsub_v1
 
-from bridge.errors import BusError, UsageError
-from orchestrator.bus import Disposition, Handler, Message
+from bridge.errors import UsageError
+from orchestrator.bus import BusError, Disposition, Handler, Message
 from orchestrator.pubsub_pull import UnaryPullSubscription
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ What it keeps from the streaming subscription (:mod:`orchestrator.pubsub`):
   handlers finish (up to the timeout) and messages not yet started are nacked;
 - transient errors (unavailable, deadline, throttled) are retried with a capped backoff; an
   error that will not go away (no such subscription, permission denied) ends the subscription
-  and :meth:`wait` raises :class:`~bridge.errors.BusError`.
+  and :meth:`wait` raises :class:`~orchestrator.bus.BusError`.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from bridge.errors import BusError
-from orchestrator.bus import Disposition, Message
+from orchestrator.bus import BusError, Disposition, Message
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from .launcher import BridgeHandle, BridgeLauncher, BridgeSpec, PlanSource
 from .locks import EngineBusyError, TenantBusyError, TenantLocks
 from .observer import RunObserver
 from .plan import EnginePlan, PlannedJob, PlannedWave
-from .request import RequestLike, RunRequest, new_batch_operation_id
+from .request import RequestLike, RunRequest
 from .result import JobResult, OperationResult
 from .settings import EngineSettings
 from .submitter import LocalSubmission, LocalSubmitter
@@ -84,5 +84,4 @@ __all__ = [
     "ThreadBridge",
     "ThreadBridgeLauncher",
     "local_engine",
-    "new_batch_operation_id",
 ]

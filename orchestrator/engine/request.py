@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from orchestrator.batch_ids import new_run_id
 
 
 class RequestLike(Protocol):
@@ -32,18 +33,13 @@ class RequestLike(Protocol):
     def source_batch_operation_id(self) -> str | None: ...
 
 
-def new_batch_operation_id() -> str:
-    """A batch id for a run started by hand (the bus supplies one for real requests)."""
-    return f"run-{uuid.uuid4().hex[:12]}"
-
-
 @dataclass(frozen=True)
 class RunRequest:
     """A lifecycle request made locally (``tenantctl run``, the demo, tests)."""
 
     operation: str
     tenant_env_id: str
-    batch_operation_id: str = field(default_factory=new_batch_operation_id)
+    batch_operation_id: str = field(default_factory=new_run_id)  # by hand; the bus gives its own
     environment: Mapping[str, Any] = field(default_factory=dict)
     changeset: Mapping[str, Any] = field(default_factory=dict)
     region: str | None = None

@@ -6,7 +6,7 @@ operation from the jobs alone. Two compatible extensions, both needed only local
 
 * ``status: "skipped"`` for a job the engine never started (an earlier ``abort`` job failed, or
   the run was cancelled first). Argo has no node output for such a job; the tracker lists the
-  plan's jobs that never ran the same way (:func:`orchestrator.tracker.collect_jobs`), so both
+  plan's jobs that never ran the same way (:func:`orchestrator.argo.outcome.collect_jobs`), so both
   engines report the same jobs.
 * the operation status ``"cancelled"`` (Ctrl-C, ``LocalEngine.cancel``). The result *event*
   only knows ``succeeded|failed``, so :meth:`OperationResult.to_event_data` reports a cancelled

@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridge.errors import BusError, InvalidError, LifecycleError
-from orchestrator.bus import Bus, Disposition, Message
+from bridge.errors import InvalidError, LifecycleError
+from orchestrator.bus import Bus, BusError, Disposition, Message
 from orchestrator.events import (
     InvalidEvent,
     parse_request,

@@ -11,8 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.errors import BusError
-from orchestrator.bus import Bus
+from orchestrator.bus import Bus, BusError
 from orchestrator.events import (
     result_event,
     rfc3339,

@@ -16,10 +16,10 @@ import contextlib
 import logging
 import threading
 
-from bridge.errors import BusError, ForbiddenError, LifecycleError
+from bridge.errors import ForbiddenError, LifecycleError
 from bridge.kube import NAMESPACES, Kube
 from orchestrator.argo.tracker import Tracker
-from orchestrator.bus import Bus, Handler, Subscription
+from orchestrator.bus import Bus, BusError, Handler, Subscription
 from orchestrator.engine import LocalSubmitter
 from orchestrator.engine.journal import KubeRunJournal, NoJournal
 from orchestrator.history import open_store

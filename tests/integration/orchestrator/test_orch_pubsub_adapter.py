@@ -9,8 +9,7 @@ import time
 import pytest
 from orch_support import drain, wait_for
 
-from bridge.errors import BusError
-from orchestrator.bus import Disposition, Message
+from orchestrator.bus import BusError, Disposition, Message
 from orchestrator.pubsub import PULL_MODES, PubSubBus, PubSubSettings
 
 BOTH = pytest.mark.parametrize("pull", PULL_MODES)

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from bridge.errors import BusError, UnavailableError
+from bridge.errors import UnavailableError
+from orchestrator.bus import BusError
 from orchestrator.engine import EngineSettings, LocalEngine, LocalSubmitter, OperationResult
 from orchestrator.engine.journal import JournalState
 from orchestrator.engine.request import RequestLike

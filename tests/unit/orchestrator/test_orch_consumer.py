@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from bridge.errors import BusError, InvalidError, UnavailableError
-from orchestrator.bus import Disposition
+from bridge.errors import InvalidError, UnavailableError
+from orchestrator.bus import BusError, Disposition
 from orchestrator.events import LifecycleRequest
 from orchestrator.listen import Consumer, ConsumerSettings
 from orchestrator.metrics import Metrics

@@ -6,7 +6,8 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from bridge.errors import BusError, RefusedError
+from bridge.errors import RefusedError
+from orchestrator.bus import BusError
 from orchestrator.events import LifecycleRequest
 from orchestrator.listen import LocalResultPublisher
 from orchestrator.metrics import Metrics

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bridge.errors import BusError
+from orchestrator.bus import BusError
 from orchestrator.cli import main
 from orchestrator.pubsub import PubSubBus, PubSubSettings
 
