@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
 from bridge.contract import PodFailureRule
+from bridge.timefmt import rfc3339
 
 # Waiting reasons no amount of waiting fixes on its own (or only an operator does).
 STUCK_WAITING_REASONS: Final = frozenset(
@@ -191,4 +192,4 @@ def finished_at(pod: Mapping[str, Any]) -> str:
         for c in _statuses(pod)
     ]
     times = [t for t in times if t]
-    return max(times) if times else datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return max(times) if times else rfc3339()

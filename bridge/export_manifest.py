@@ -40,6 +40,7 @@ from bridge.storage import (
     ObjectMissingError,
     ObjectStore,
 )
+from bridge.timefmt import rfc3339
 
 MANIFEST_KEY = "_manifest.json"
 MANIFEST_VERSION = 1
@@ -265,7 +266,7 @@ def seal_export(
     manifest = Manifest(
         location=location,
         entries=tuple(entries),
-        created_at=now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created_at=rfc3339(now()),
         context=dict(context),
     )
     if retention:

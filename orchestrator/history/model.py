@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from bridge.errors import LifecycleError
+from bridge.timefmt import rfc3339
 
 #: Final outcomes. ``succeeded``/``failed`` are the result event's statuses; ``cancelled`` is an
 #: interrupted run (SIGINT, a stopped workflow); ``error`` is an infrastructure failure that
@@ -81,7 +82,7 @@ class HistoryRecord:
         """camelCase JSON, the same spelling as the events (``tenantEnvId``, ``startedAt``)."""
 
         def stamp(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat().replace("+00:00", "Z")
+            return None if value is None else rfc3339(value, precision="auto")
 
         return {
             "batchOperationId": self.batch_id,

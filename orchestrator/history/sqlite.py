@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+from bridge.timefmt import rfc3339
+
 from .migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration, pending
 from .model import HistoryError, as_utc, utcnow
 from .sql import Dialect, SqlHistoryStore
@@ -25,7 +27,7 @@ _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def _stamp(value: datetime | None) -> str | None:
-    return None if value is None else as_utc(value).strftime(_STAMP)
+    return None if value is None else rfc3339(as_utc(value), precision="microseconds")
 
 
 def _parse(value: str | None) -> datetime | None:
