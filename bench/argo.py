@@ -1232,8 +1232,8 @@ def run_events(*, quick: bool, workdir: Path, emulator_host: str | None = None) 
         "tenants": "distinct (the template's per-tenant mutex never waits)",
         "consumer": "tenantctl listen --engine argo (defaults: 8 handler threads, track on), "
         "its own process, the cluster's admin kubeconfig, Pub/Sub emulator",
-        "baseline": "the same Workflow objects (orchestrator.submit.build_workflow), POSTed one "
-        "after another on one keep-alive HTTPS connection, same apiserver and controller",
+        "baseline": "the same Workflow objects (orchestrator.argo.submit.build_workflow), POSTed "
+        "one after another on one keep-alive HTTPS connection, same apiserver and controller",
         "podGC": f"the template's deleteDelayDuration 10m patched to {POD_GC_DELAY} in the "
         "benchmark's cluster (each Argo pod holds a 152 MB argoexec copy on this disk)",
     }

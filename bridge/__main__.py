@@ -9,10 +9,8 @@ User mistakes end with one line ``error: ...`` on stderr, never a traceback.
 from __future__ import annotations
 
 from bridge.cli import main
-from bridge.cli.run_command import RunSetup, prepare_run, run_params
 
-# prepare_run and run_params: the local engine's thread launcher imports them from here.
-__all__ = ["RunSetup", "main", "prepare_run", "run_params"]
+__all__ = ["main"]
 
 if __name__ == "__main__":
     main(prog_name="python -m bridge")

@@ -4,7 +4,7 @@ One module spells them, for every caller: the WorkflowTemplate (``workflows/cont
 values are Argo expressions such as ``{{workflow.parameters.operation}}``, and the local engine
 (``orchestrator/engine/bridges.py``, ``discovery.py`` and the thread launcher), whose values
 are concrete; and the sweeper's CronJob (``workflows/install/platform.py``). Why one place: a
-flag renamed or added in ``bridge/__main__.py`` then changes every engine at once, and the
+flag renamed or added in ``bridge/cli/`` then changes every engine at once, and the
 template's tests and the engine's test the same spelling.
 
 Values are plain strings: this module does not know whether they are expressions or data. An

@@ -1,5 +1,5 @@
 """The engine seam: any engine is an object with ``submit(request) -> SubmitOutcome``
-(:class:`Engine`), so Argo (:class:`orchestrator.argo.ArgoEngine`), the local engine
+(:class:`Engine`), so Argo (:class:`orchestrator.argo.submit.ArgoEngine`), the local engine
 (``--engine local``) and the region router plug in at the same place.
 """
 

@@ -41,17 +41,22 @@ def follow_workflow(
     cancel: threading.Event,
     poll_seconds: float = 5.0,
     on_poll: Callable[[Mapping[str, Any]], None] | None = None,
+    on_unavailable: Callable[[UnavailableError], None] | None = None,
 ) -> Mapping[str, Any] | None:
     """Poll Workflow ``name`` until it ends; return it, or ``None`` once ``cancel`` is set.
 
-    ``on_poll`` sees every reading (``tenantctl run --wait`` prints the nodes' phases). Raises
+    ``on_poll`` sees every reading (``tenantctl run --wait`` prints the nodes' phases);
+    ``on_unavailable`` every poll the API server did not answer (the follower keeps polling:
+    a region's API being down for a while does not end an operation). Raises
     :class:`NotFoundError` when the Workflow was deleted.
     """
     while True:
         try:
             workflow: Mapping[str, Any] | None = kube.get(WORKFLOWS, name, namespace=namespace)
-        except UnavailableError:
+        except UnavailableError as exc:
             workflow = None  # the region's API is down for now: look again at the next poll
+            if on_unavailable is not None:
+                on_unavailable(exc)
         if workflow is not None:
             if on_poll is not None:
                 on_poll(workflow)

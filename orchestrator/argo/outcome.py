@@ -14,7 +14,7 @@ from bridge.errors import LifecycleError
 from orchestrator.argo.nodes import workflow_nodes
 from orchestrator.engine.plan import ABORT, EnginePlan
 from orchestrator.engine.result import JobResult
-from orchestrator.events import result_event, rfc3339
+from orchestrator.events import event_time, result_event
 from orchestrator.naming import (
     BATCH_LABEL,
     OPERATION_LABEL,
@@ -183,13 +183,13 @@ def _never_ran(
 
 
 def _duration(started: Any, finished: Any) -> float | None:
-    begin, end = _parse_time(started), _parse_time(finished)
+    begin, end = parse_time(started), parse_time(finished)
     if begin is None or end is None:
         return None
     return round((end - begin).total_seconds(), 3)
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
@@ -290,7 +290,7 @@ def build_result(
         workflow=metadata.get("name"),
         region=annotations.get(REGION_ANNOTATION),
         started_at=status.get("startedAt"),
-        finished_at=status.get("finishedAt") or rfc3339(now or datetime.now(UTC)),
+        finished_at=status.get("finishedAt") or event_time(now or datetime.now(UTC)),
         time=now,
     )
     if not nodes.readable:

@@ -16,7 +16,7 @@ from typing import Any
 
 from bridge.errors import ConflictError, InvalidError, NotFoundError
 from bridge.kube import WORKFLOWS, WORKFLOWTEMPLATES, Kube
-from orchestrator.events import LifecycleRequest, rfc3339
+from orchestrator.events import LifecycleRequest, event_time
 from orchestrator.naming import (
     BATCH_LABEL,
     DEFAULT_TEMPLATE,
@@ -50,10 +50,10 @@ def build_workflow(
     """The Workflow object (a plain dict) that runs ``request`` from the WorkflowTemplate."""
     annotations = {
         SOURCE_ANNOTATION: request.source,
-        RECEIVED_AT_ANNOTATION: rfc3339(received_at or datetime.now(UTC)),
+        RECEIVED_AT_ANNOTATION: event_time(received_at or datetime.now(UTC)),
     }
     if request.time is not None:
-        annotations[REQUESTED_AT_ANNOTATION] = rfc3339(request.time)
+        annotations[REQUESTED_AT_ANNOTATION] = event_time(request.time)
     if request.region:
         annotations[REGION_ANNOTATION] = request.region
     if request.parent_batch_operation_id:

@@ -33,9 +33,9 @@ from typing import Any, Final, Literal
 from bridge.errors import ConflictError, GoneError, LifecycleError, NotFoundError, UnavailableError
 from bridge.kube import WORKFLOWS, Kube, WatchStream
 from orchestrator.argo.nodes import NODES_OFFLOADED, NODES_UNREADABLE
-from orchestrator.argo.outcome import TERMINAL_PHASES, _parse_time, build_result
+from orchestrator.argo.outcome import TERMINAL_PHASES, build_result, parse_time
 from orchestrator.bus import Bus
-from orchestrator.events import rfc3339, structured_message
+from orchestrator.events import event_time, structured_message
 from orchestrator.history.recorder import HistoryRecorder
 from orchestrator.metrics import Metrics
 from orchestrator.naming import (
@@ -179,7 +179,7 @@ class ResultPublisher:
                 {
                     "metadata": {
                         "annotations": {
-                            RESULT_PUBLISHED_ANNOTATION: rfc3339(datetime.now(UTC)),
+                            RESULT_PUBLISHED_ANNOTATION: event_time(datetime.now(UTC)),
                             RESULT_CLAIM_ANNOTATION: None,
                         }
                     }
@@ -217,7 +217,7 @@ class ResultPublisher:
 def _request_time(workflow: Mapping[str, Any]) -> datetime | None:
     annotations = (workflow.get("metadata") or {}).get("annotations") or {}
     for key in (REQUESTED_AT_ANNOTATION, RECEIVED_AT_ANNOTATION):
-        moment = _parse_time(annotations.get(key))
+        moment = parse_time(annotations.get(key))
         if moment is not None:
             return moment
     return None

@@ -26,7 +26,6 @@ The package holds one module per part: :mod:`.envelope` (the binding, decoding, 
 error), :mod:`.request`, :mod:`.result` and :mod:`.migration` (the migration request event).
 """
 
-from orchestrator.batch_ids import new_batch_operation_id
 from orchestrator.events.envelope import (
     BINARY,
     BINARY_PREFIX,
@@ -47,8 +46,8 @@ from orchestrator.events.envelope import (
     decode_message,
     encode_event,
     event_message,
+    event_time,
     json_depth,
-    rfc3339,
     structured_message,
 )
 from orchestrator.events.request import LifecycleRequest, parse_request, request_event
@@ -75,11 +74,10 @@ __all__ = [
     "decode_message",
     "encode_event",
     "event_message",
+    "event_time",
     "json_depth",
-    "new_batch_operation_id",
     "parse_request",
     "request_event",
     "result_event",
-    "rfc3339",
     "structured_message",
 ]

@@ -1,7 +1,7 @@
 """The CloudEvents 1.0 envelope over the Pub/Sub protocol binding: constants, the two content modes
 (structured and binary), decoding a message into an event dict and encoding one back, the
 :class:`InvalidEvent` error with its stable reason codes, and the two values every event
-carries: its time (:func:`rfc3339`) and its id (the batch operation id,
+carries: its time (:func:`event_time`) and its id (the batch operation id,
 :func:`orchestrator.batch_ids.new_batch_operation_id`).
 
 Both content modes end as the same event dict, so the request and migration parsers validate one
@@ -38,7 +38,7 @@ CONTENT_MODES: Final = (STRUCTURED, BINARY)
 
 DEFAULT_MAX_EVENT_BYTES: Final = 256 * 1024
 DEFAULT_MAX_DEPTH: Final = 32
-_DATA_ATTRIBUTES: Final = frozenset({"data", "data_base64"})
+DATA_ATTRIBUTES: Final = frozenset({"data", "data_base64"})
 
 
 class InvalidEvent(LifecycleError):  # noqa: N818 -- the name INTERFACES.md agreed on
@@ -136,7 +136,7 @@ def _decode_structured(
     if not isinstance(event, dict):
         raise InvalidEvent(
             "NotAnObject",
-            f"the event is a JSON {_json_type(event)}, not an object",
+            f"the event is a JSON {json_type(event)}, not an object",
             hint='send {"specversion": "1.0", "type": ..., "id": ..., ...}',
         )
     # The binding lets a structured message repeat attributes as ce-* message attributes (we
@@ -165,7 +165,7 @@ def _decode_binary(data: bytes, attributes: Mapping[str, str], *, max_depth: int
         if not key.startswith(BINARY_PREFIX):
             continue  # transport attributes (tenant, origin, ...) are not the event's
         name = key[len(BINARY_PREFIX) :]
-        if name in _DATA_ATTRIBUTES:
+        if name in DATA_ATTRIBUTES:
             raise InvalidEvent(
                 "InvalidExtension",
                 f"attribute {key} is not allowed: in binary mode the data is the message body",
@@ -186,9 +186,9 @@ def _decode_binary(data: bytes, attributes: Mapping[str, str], *, max_depth: int
     if content_type:
         event["datacontenttype"] = content_type
     try:
-        _check_content_type(event)
+        check_content_type(event)
     except InvalidEvent as exc:
-        raise _as_binary(exc) from None
+        raise as_binary(exc) from None
     if not data.strip():
         raise InvalidEvent(
             "EmptyBody",
@@ -284,7 +284,7 @@ _BINARY_HINTS: Final = {
 }
 
 
-def _as_binary(exc: InvalidEvent) -> InvalidEvent:
+def as_binary(exc: InvalidEvent) -> InvalidEvent:
     """The same problem, named as a binary-mode message carries the attribute."""
     name = exc.field
     if name in {"", "data", "data_base64", CONTENT_TYPE_ATTRIBUTE} or name.startswith(
@@ -315,7 +315,7 @@ def _check_unicode(text: str, event: Any) -> None:
         ) from exc
 
 
-def _check_content_type(event: Mapping[str, Any]) -> None:
+def check_content_type(event: Mapping[str, Any]) -> None:
     if "datacontenttype" not in event or event["datacontenttype"] is None:
         return  # structured JSON mode: data is JSON by default
     value = event["datacontenttype"]
@@ -349,7 +349,7 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -370,9 +370,10 @@ def _json_type(value: Any) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def rfc3339(moment: datetime) -> str:
-    """An event's time: ``2026-11-22T10:00:00Z``, with microseconds only when the moment has
-    them (a request's time goes back out as it was given; :mod:`bridge.timefmt` spells it)."""
+def event_time(moment: datetime) -> str:
+    """An event's ``time`` (and every time the orchestrator writes beside one): RFC 3339,
+    ``2026-11-22T10:00:00Z``, with microseconds only when the moment has them, so a request's
+    time goes back out as it was given. :func:`bridge.timefmt.rfc3339` spells it."""
     return timefmt.rfc3339(moment, precision="auto")
 
 
@@ -399,7 +400,7 @@ def binary_message(event: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
     ``content-type``."""
     attributes: dict[str, str] = {}
     for name, value in event.items():
-        if name in _DATA_ATTRIBUTES or value is None:
+        if name in DATA_ATTRIBUTES or value is None:
             continue
         if name == "datacontenttype" and not str(value).lower().startswith(CLOUDEVENTS_MEDIA_TYPE):
             attributes[CONTENT_TYPE_ATTRIBUTE] = str(value)

@@ -14,7 +14,7 @@ from typing import Any, Final
 from bridge.contract import KNOWN_OPERATIONS, operation_name_problem
 from orchestrator.batch_ids import new_batch_operation_id
 from orchestrator.events.envelope import (
-    _DATA_ATTRIBUTES,
+    DATA_ATTRIBUTES,
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_EVENT_BYTES,
     JSON_CONTENT_TYPE,
@@ -22,11 +22,11 @@ from orchestrator.events.envelope import (
     SPEC_VERSION,
     STRUCTURED,
     InvalidEvent,
-    _as_binary,
-    _check_content_type,
-    _json_type,
+    as_binary,
+    check_content_type,
     decode_message,
-    rfc3339,
+    event_time,
+    json_type,
 )
 
 # The batch operation id becomes a label value and (sanitized) the Workflow name; the tenant env id
@@ -85,7 +85,7 @@ def parse_request(
     try:
         return _validate_request(event)
     except InvalidEvent as exc:
-        raise _as_binary(exc) from None
+        raise as_binary(exc) from None
 
 
 def _validate_request(event: Mapping[str, Any]) -> LifecycleRequest:
@@ -113,11 +113,11 @@ def _validate_request(event: Mapping[str, Any]) -> LifecycleRequest:
     tenant = _required_string(event, "subject")
     _check_label_value(tenant, "subject", "InvalidSubject", "tenant environment id")
     when = _check_time(event)
-    _check_content_type(event)
+    check_content_type(event)
     if "dataschema" in event and not isinstance(event["dataschema"], str):
         raise InvalidEvent(
             "WrongAttributeType",
-            f"dataschema must be a string (URI), not {_json_type(event['dataschema'])}",
+            f"dataschema must be a string (URI), not {json_type(event['dataschema'])}",
             field="dataschema",
         )
     data = _check_data(event)
@@ -163,7 +163,7 @@ def _check_specversion(event: Mapping[str, Any]) -> None:
 def _check_extensions(event: Mapping[str, Any]) -> None:
     """Unknown attributes are CloudEvents extensions: valid names, scalar values."""
     for name, value in event.items():
-        if name in _CORE_ATTRIBUTES or name in _DATA_ATTRIBUTES:
+        if name in _CORE_ATTRIBUTES or name in DATA_ATTRIBUTES:
             continue
         if not _ATTRIBUTE_NAME_RE.match(name):
             raise InvalidEvent(
@@ -176,7 +176,7 @@ def _check_extensions(event: Mapping[str, Any]) -> None:
         if isinstance(value, dict | list | float):
             raise InvalidEvent(
                 "InvalidExtension",
-                f"extension attribute {name!r} is a JSON {_json_type(value)}; extension values "
+                f"extension attribute {name!r} is a JSON {json_type(value)}; extension values "
                 "are strings, integers or booleans",
                 field=name,
             )
@@ -194,7 +194,7 @@ def _required_string(event: Mapping[str, Any], name: str) -> str:
     if not isinstance(value, str):
         raise InvalidEvent(
             "WrongAttributeType",
-            f"attribute {name} must be a string, not a JSON {_json_type(value)}",
+            f"attribute {name} must be a string, not a JSON {json_type(value)}",
             field=name,
             hint=_ATTRIBUTE_HINTS.get(name),
         )
@@ -271,7 +271,7 @@ def _check_data(event: Mapping[str, Any]) -> Mapping[str, Any]:
     if not isinstance(data, dict):
         raise InvalidEvent(
             "DataNotObject",
-            f"data must be a JSON object, not a JSON {_json_type(data)}",
+            f"data must be a JSON object, not a JSON {json_type(data)}",
             field="data",
             hint='send "data": {"operation": "lifecycle.upsert", ...}',
         )
@@ -297,7 +297,7 @@ def _check_operation(data: Mapping[str, Any]) -> str:
     if not isinstance(operation, str):
         raise InvalidEvent(
             "WrongFieldType",
-            f"data.operation must be a string, not a JSON {_json_type(operation)}",
+            f"data.operation must be a string, not a JSON {json_type(operation)}",
             field="data.operation",
             hint='e.g. "lifecycle.upsert"',
         )
@@ -321,7 +321,7 @@ def _optional_region(data: Mapping[str, Any]) -> str | None:
     if region is None:
         return None
     if not isinstance(region, str) or not _REGION_RE.match(region):
-        shown = region if isinstance(region, str) else f"a JSON {_json_type(region)}"
+        shown = region if isinstance(region, str) else f"a JSON {json_type(region)}"
         raise InvalidEvent(
             "InvalidRegion",
             f"data.region must be a region name (lower-case letters, digits, '-'), got {shown!r}",
@@ -338,7 +338,7 @@ def _optional_object(data: Mapping[str, Any], key: str, code: str) -> dict[str, 
     if not isinstance(value, dict):
         raise InvalidEvent(
             code,
-            f"data.{key} must be a JSON object, not a JSON {_json_type(value)}",
+            f"data.{key} must be a JSON object, not a JSON {json_type(value)}",
             field=f"data.{key}",
             hint="send an object (or leave it out)",
         )
@@ -353,7 +353,7 @@ def _check_applications(environment: Mapping[str, Any]) -> None:
     if not isinstance(apps, list):
         raise InvalidEvent(
             "InvalidApplications",
-            f"{path} must be a list of application names, not a JSON {_json_type(apps)}",
+            f"{path} must be a list of application names, not a JSON {json_type(apps)}",
             field=path,
             hint='e.g. ["catalog", "search"]',
         )
@@ -375,7 +375,7 @@ def _optional_batch_id(data: Mapping[str, Any], key: str) -> str | None:
     if not isinstance(value, str):
         raise InvalidEvent(
             "WrongFieldType",
-            f"data.{key} must be a string, not a JSON {_json_type(value)}",
+            f"data.{key} must be a string, not a JSON {json_type(value)}",
             field=f"data.{key}",
         )
     _check_label_value(value, f"data.{key}", "InvalidId", "batch operation id")
@@ -411,7 +411,7 @@ def request_event(
         "source": source,
         "id": batch_operation_id or new_batch_operation_id(),
         "subject": tenant_env_id,
-        "time": rfc3339(time or datetime.now(UTC)),
+        "time": event_time(time or datetime.now(UTC)),
         "datacontenttype": JSON_CONTENT_TYPE,
         "data": data,
     }

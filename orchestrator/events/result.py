@@ -14,7 +14,7 @@ from orchestrator.events.envelope import (
     RESULT_SOURCE,
     SPEC_VERSION,
     SUCCEEDED_TYPE,
-    rfc3339,
+    event_time,
 )
 
 
@@ -41,7 +41,7 @@ def result_event(
         "source": source,
         "id": batch_operation_id,
         "subject": tenant_env_id,
-        "time": rfc3339(time or datetime.now(UTC)),
+        "time": event_time(time or datetime.now(UTC)),
         "datacontenttype": JSON_CONTENT_TYPE,
         "data": {
             "operation": operation,

@@ -13,8 +13,8 @@ from typing import Any
 
 from orchestrator.bus import Bus, BusError
 from orchestrator.events import (
+    event_time,
     result_event,
-    rfc3339,
     structured_message,
 )
 from orchestrator.history.recorder import HistoryRecorder
@@ -71,7 +71,7 @@ class LocalResultPublisher:
         self._publish(request, event, phase=str(data.get("status")))
 
     def on_error(self, request: Any, error: BaseException) -> None:
-        now = rfc3339(datetime.now(UTC))
+        now = event_time(datetime.now(UTC))
         event = result_event(
             batch_operation_id=request.batch_operation_id,
             tenant_env_id=request.tenant_env_id,

@@ -178,4 +178,9 @@ def step_runners_for(
             # A listener shutting down leaves the step's Workflow running (detached): the
             # redelivered request follows the same Workflow again.
             runners[name] = ArgoStepRunner(engine, poll_seconds=poll_seconds, stop_on_cancel=False)
+        else:
+            # Said at start-up, not as "no runner" when a migration first reaches the region.
+            raise TypeError(
+                f"region {name}: no migration step runner for a {type(engine).__name__} engine"
+            )
     return runners

@@ -12,7 +12,7 @@ from typing import Any
 from orchestrator.events import (
     JSON_CONTENT_TYPE,
     SPEC_VERSION,
-    rfc3339,
+    event_time,
 )
 from orchestrator.events.migration import (
     EXPORT,
@@ -99,8 +99,8 @@ class MigrationResult:
             "status": self.status,
             "tenantState": self.tenant_state,
             "steps": [step.to_json() for step in self.steps],
-            "startedAt": rfc3339(self.started_at),
-            "finishedAt": rfc3339(self.finished_at),
+            "startedAt": event_time(self.started_at),
+            "finishedAt": event_time(self.finished_at),
         }
 
     def event(self) -> dict[str, Any]:
@@ -112,7 +112,7 @@ class MigrationResult:
             "source": "tenant-lifecycle/orchestrator",
             "id": r.parent_batch_operation_id,
             "subject": r.tenant_env_id,
-            "time": rfc3339(self.finished_at),
+            "time": event_time(self.finished_at),
             "datacontenttype": JSON_CONTENT_TYPE,
             "data": self.to_json(),
         }

@@ -37,8 +37,8 @@ from typing import Any, Protocol
 from bridge.errors import LifecycleError, UsageError
 from orchestrator.events import (
     LifecycleRequest,
+    event_time,
     result_event,
-    rfc3339,
 )
 from orchestrator.events.migration import (
     EXPORT,
@@ -226,7 +226,7 @@ class Migration:
         source: str | None,
     ) -> StepReport:
         """The report of a step whose latest attempt already succeeded: not run again."""
-        when = rfc3339(previous.finished_at) if previous.finished_at else "?"
+        when = event_time(previous.finished_at) if previous.finished_at else "?"
         log.info(
             "migration %s: %s %s already succeeded: reused",
             request.parent_batch_operation_id,
@@ -343,8 +343,8 @@ class Migration:
             jobs=outcome.jobs,
             workflow=outcome.workflow,
             region=step.region,
-            started_at=rfc3339(started),
-            finished_at=rfc3339(finished),
+            started_at=event_time(started),
+            finished_at=event_time(finished),
         )
         event["data"]["parentBatchOperationId"] = step.parent_batch_operation_id
         if step.source_batch_operation_id:

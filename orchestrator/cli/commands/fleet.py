@@ -19,10 +19,11 @@ from typing import Any, TextIO
 import click
 
 from orchestrator.cli.commands.history import open_history, store_option
-from orchestrator.cli.commands.run import OneLineCommand, cancel_on_signals
+from orchestrator.cli.commands.run import OneLineCommand
 from orchestrator.cli.fleet_tenants import check_requests, parent_id, select_tenants
 from orchestrator.cli.inputs import load_changeset
 from orchestrator.cli.output import echo_json, output_option
+from orchestrator.cli.signals import cancel_on_signals
 from orchestrator.fleet import (
     FailureBudget,
     FleetRun,

@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from types import FrameType
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -38,6 +35,8 @@ from orchestrator.cli.inputs import (
     load_environment,
 )
 from orchestrator.cli.output import echo_json, output_option
+from orchestrator.cli.signals import cancel_on_signals
+from orchestrator.cli.watch import watch_workflow
 from orchestrator.events import (
     InvalidEvent,
     LifecycleRequest,
@@ -109,31 +108,6 @@ def build_request(
             exc.field,
         )
         raise UsageError(f"{flag}: {exc.message}", hint=exc.hint) from exc
-
-
-@contextmanager
-def cancel_on_signals(
-    cancel: threading.Event, *, on_repeat: Callable[[], None] | None = None
-) -> Iterator[threading.Event]:
-    """SIGINT/SIGTERM set ``cancel`` instead of raising, for the duration of the block.
-
-    The engine then terminates the bridges (each deletes its pod) and returns a cancelled
-    result; a second signal only reminds the user that the pods are being deleted.
-    """
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if cancel.is_set():
-            if on_repeat is not None:
-                on_repeat()
-            return
-        cancel.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield cancel
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _is_tty(stream: Any) -> bool:
@@ -231,56 +205,12 @@ def run_argo(
             click.echo(f"Argo UI: {link}")
         code = 0
         if wait:
-            phase = follow_workflow(kube, namespace, outcome.name, echo=output == "text")
+            phase = watch_workflow(kube, namespace, outcome.name, echo=output == "text")
             doc["phase"] = phase
             code = {"Succeeded": 0, "Interrupted": 130}.get(phase, 1)
         if output == "json":
             echo_json(doc)
         return code
-
-
-def follow_workflow(
-    kube: Any, namespace: str, name: str, *, echo: bool, poll_seconds: float = 2.0
-) -> str:
-    """Print the workflow's bridge nodes as they change phase; return its final phase.
-
-    Ctrl-C stops following (the workflow keeps running) and returns ``Interrupted``.
-    """
-    from orchestrator.argo import follow  # noqa: PLC0415 (heavy: kubernetes)
-    from orchestrator.argo.nodes import workflow_nodes  # noqa: PLC0415
-
-    seen: dict[str, str] = {}
-    told: set[str] = set()
-
-    def show(workflow: Mapping[str, Any]) -> None:
-        # Large Workflows keep their nodes compressed (or offloaded): read them the
-        # tracker's way, and say once why they cannot be shown when they cannot.
-        nodes = workflow_nodes(workflow)
-        if nodes.message and nodes.message not in told:
-            told.add(nodes.message)
-            click.echo(f"note: {nodes.message}", err=True)
-        for node in sorted(nodes.nodes.values(), key=lambda n: str(n.get("startedAt"))):
-            if node.get("type") != "Pod":
-                continue
-            key, phase = str(node.get("id")), str(node.get("phase", ""))
-            if seen.get(key) != phase:
-                seen[key] = phase
-                message = f" - {node['message']}" if node.get("message") else ""
-                if echo:
-                    click.echo(f"  {node.get('displayName', key)}: {phase}{message}")
-
-    cancel = threading.Event()
-    with cancel_on_signals(cancel):
-        ended = follow.follow_workflow(
-            kube, name, namespace=namespace, cancel=cancel, poll_seconds=poll_seconds, on_poll=show
-        )
-    if ended is None:
-        click.echo(f"stopped following; workflow {name} keeps running", err=True)
-        return "Interrupted"
-    phase = str((ended.get("status") or {}).get("phase"))
-    if echo:
-        click.echo(f"workflow {name}: {phase}")
-    return phase
 
 
 # The command's --help (click reads it from here, not from a docstring, so the command's

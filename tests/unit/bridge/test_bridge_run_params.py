@@ -1,4 +1,4 @@
-"""``bridge.__main__.run_params``: what ``python -m bridge run ARGS`` gets in an environment.
+"""``bridge.cli.run_command.run_params``: what ``python -m bridge run ARGS`` gets in an environment.
 
 The local engine's thread launcher runs bridges with these parameters, so they must be the
 command's own: its types, ranges and defaults, each ``BRIDGE_*`` variable for an option not on

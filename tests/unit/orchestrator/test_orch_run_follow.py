@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from bridge.errors import NotFoundError
+from bridge.errors import NotFoundError, UnavailableError
 from orchestrator.argo.submit import ArgoEngine
 from orchestrator.cli import main
-from orchestrator.cli.commands.run import follow_workflow
+from orchestrator.cli.watch import watch_workflow
 from orchestrator.naming import DEFAULT_WORKFLOW_NAMESPACE
 from workflows.settings import WorkflowSettings
 
@@ -71,7 +71,7 @@ def test_a_missing_template_names_itself_its_namespace_and_the_fix() -> None:
 def test_wait_shows_the_nodes_of_a_compressed_workflow(capsys: pytest.CaptureFixture[str]) -> None:
     packed = base64.b64encode(gzip.compress(json.dumps(NODES).encode())).decode()
     kube = OneWorkflow({"status": {"phase": "Failed", "compressedNodes": packed}})
-    assert follow_workflow(kube, "tenant-lifecycle", "lc-b1", echo=True) == "Failed"
+    assert watch_workflow(kube, "tenant-lifecycle", "lc-b1", echo=True) == "Failed"
     out = capsys.readouterr().out
     assert "  abort-on-failure(0:team-a/schema): Failed - Error (exit code 3)" in out
 
@@ -81,8 +81,36 @@ def test_wait_says_once_why_offloaded_nodes_are_not_shown(
 ) -> None:
     status = {"phase": "Succeeded", "offloadNodeStatusVersion": "fnv:1"}
     kube = OneWorkflow({"metadata": {"name": "lc-b1"}, "status": status})
-    assert follow_workflow(kube, "tenant-lifecycle", "lc-b1", echo=True) == "Succeeded"
+    assert watch_workflow(kube, "tenant-lifecycle", "lc-b1", echo=True) == "Succeeded"
     captured = capsys.readouterr()
     (note,) = captured.err.splitlines()
     assert note.startswith("note: workflow lc-b1: its node status was offloaded")
     assert "workflow lc-b1: Succeeded" in captured.out
+
+
+class FlakyApi(OneWorkflow):
+    """The API server does not answer the first ``outage`` reads of the Workflow."""
+
+    def __init__(self, workflow: dict[str, Any], *, outage: int) -> None:
+        super().__init__(workflow)
+        self.outage = outage
+
+    def get(self, resource: Any, name: str, *, namespace: str | None = None) -> dict[str, Any]:
+        if resource.plural == "workflows" and self.outage:
+            self.outage -= 1
+            raise UnavailableError("503 Service Unavailable", status=503)
+        return super().get(resource, name, namespace=namespace)
+
+
+def test_wait_says_once_that_the_api_is_down_and_keeps_waiting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    kube = FlakyApi({"status": {"phase": "Succeeded"}}, outage=3)
+    assert watch_workflow(kube, "tenant-lifecycle", "lc-b1", echo=True, poll_seconds=0.01) == (
+        "Succeeded"
+    )
+    down, back = capsys.readouterr().err.splitlines()
+    assert down.startswith("note: the API server did not answer (503 Service Unavailable)")
+    assert "still waiting for workflow lc-b1" in down
+    assert back == "note: the API server answers again"
+    assert kube.outage == 0
