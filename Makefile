@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := bridge devtools orchestrator sandbox workflows
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help

@@ -93,17 +93,10 @@ class ArgoTour:
     def _results_on_the_bus(self, echo: Echo) -> None:
         # Section 6's settings, here pointed at the local Pub/Sub emulator: the template's exit
         # handler publishes each run's result event there.
-        from orchestrator.pubsub import ensure_topology  # noqa: PLC0415 - the bus adapter
+        from orchestrator.pubsub import emulator_host, ensure_topology  # noqa: PLC0415 - the bus adapter
 
-        previous = os.environ.get("PUBSUB_EMULATOR_HOST")
-        os.environ["PUBSUB_EMULATOR_HOST"] = str(self.bus_host)
-        try:
+        with emulator_host(str(self.bus_host)):
             ensure_topology(self.bus_project, topics=[self.results_topic], subscriptions={})
-        finally:
-            if previous is None:
-                os.environ.pop("PUBSUB_EMULATOR_HOST", None)
-            else:
-                os.environ["PUBSUB_EMULATOR_HOST"] = previous
         settings = {
             "TENANTCTL_PROJECT": self.bus_project,
             "TENANTCTL_RESULTS_TOPIC": self.results_topic,

@@ -3,7 +3,6 @@ as ``tenantctl listen`` publishes it, then read back."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 
@@ -11,7 +10,7 @@ from devtools.demo_helpers import PUBSUB_PROJECT
 from orchestrator.bus import Message
 from orchestrator.engine import OperationResult
 from orchestrator.events import result_event, structured_message
-from orchestrator.pubsub import PubSubBus, PubSubSettings, ensure_topology, pull_now
+from orchestrator.pubsub import PubSubBus, PubSubSettings, emulator_host, ensure_topology, pull_now
 from sandbox.emulators import PubSubEmulator
 
 RESULTS_TOPIC = "lifecycle-results"
@@ -23,9 +22,7 @@ def publish_and_read_back(
 ) -> tuple[list[Message], int]:
     """Publish one result event per operation on the emulator; return the messages read back
     (within 10 s) and how many were published."""
-    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
-    os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
-    try:
+    with emulator_host(emulator.host):
         ensure_topology(
             PUBSUB_PROJECT,
             topics=[RESULTS_TOPIC],
@@ -55,9 +52,4 @@ def publish_and_read_back(
         deadline = time.monotonic() + 10
         while len(received) < len(items) and time.monotonic() < deadline:
             received += pull_now(PUBSUB_PROJECT, RESULTS_SUBSCRIPTION, timeout=2.0)
-    finally:
-        if previous is None:
-            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
-        else:
-            os.environ["PUBSUB_EMULATOR_HOST"] = previous
     return received, len(items)

@@ -20,10 +20,11 @@ The emulator is used when ``PUBSUB_EMULATOR_HOST`` is set (the client library re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
@@ -276,6 +277,24 @@ class PubSubBus:
         self._publisher.stop()  # flushes batches still in flight
         self._subscriber.close()
         _close_channel(self._publisher)
+
+
+@contextlib.contextmanager
+def emulator_host(host: str) -> Iterator[None]:
+    """Point this process's Pub/Sub clients at the emulator on ``host`` for the block.
+
+    The client reads ``PUBSUB_EMULATOR_HOST`` when it is created, so only clients made inside
+    the block use the emulator; the previous value (or its absence) comes back afterwards.
+    """
+    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
+    os.environ["PUBSUB_EMULATOR_HOST"] = host
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+        else:
+            os.environ["PUBSUB_EMULATOR_HOST"] = previous
 
 
 def ensure_topology(

@@ -340,7 +340,7 @@ def install(cluster: Cluster, *, project: str, results_topic: str, emulator_host
 
 def generate(out: Path, *, echo: Echo = print) -> None:
     """Start everything, capture, write ``out``; every process is stopped afterwards."""
-    from orchestrator.pubsub import ensure_topology  # noqa: PLC0415
+    from orchestrator.pubsub import emulator_host, ensure_topology  # noqa: PLC0415
     from sandbox import emulators  # noqa: PLC0415
     from testbed import ControlPlane  # noqa: PLC0415
     from testbed import argo as pinned_argo  # noqa: PLC0415
@@ -351,15 +351,8 @@ def generate(out: Path, *, echo: Echo = print) -> None:
         for path in pinned_argo.crd_files():
             plane.kubectl("apply", "--server-side", "-f", str(path), timeout=120)
         pinned_argo.install(plane, progress=echo)
-        previous = os.environ.get("PUBSUB_EMULATOR_HOST")
-        os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
-        try:
+        with emulator_host(emulator.host):
             ensure_topology(emulator.project, topics=["tenant-lifecycle-results"], subscriptions={})
-        finally:
-            if previous is None:
-                os.environ.pop("PUBSUB_EMULATOR_HOST")
-            else:
-                os.environ["PUBSUB_EMULATOR_HOST"] = previous
         cluster = Cluster(plane.kubeconfig, binaries / "argo")
         install(cluster, project=emulator.project, results_topic="tenant-lifecycle-results",
                 emulator_host=emulator.host)  # fmt: skip

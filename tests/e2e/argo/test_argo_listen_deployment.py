@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from orchestrator.pubsub import emulator_host
 from tests.e2e.argo.test_argo_lifecycle import _wait_for, add_team
-from tests.fixtures.argo_cluster import NAMESPACE, ArgoCluster, emulator_env
+from tests.fixtures.argo_cluster import NAMESPACE, ArgoCluster
 from tools.jobs import job
 
 DEPLOYMENT = "tenant-lifecycle-listen"
@@ -48,7 +49,7 @@ def test_listen_in_its_pod_turns_a_published_request_into_a_finished_workflow_an
     requests, subscription = f"requests-{tag}", f"requests-{tag}-listen"
     from orchestrator.pubsub import ensure_topology
 
-    with emulator_env(cluster.emulator.host):
+    with emulator_host(cluster.emulator.host):
         ensure_topology(cluster.emulator.project, topics=[requests],
                         subscriptions={subscription: requests})  # fmt: skip
     # docs/install.md section 10: the listener's settings beyond the shared ConfigMap come from
