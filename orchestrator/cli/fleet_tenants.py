@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.errors import UsageError
+from orchestrator import batch_ids
 from orchestrator.cli.commands.run import build_request
-from orchestrator.fleet import child_batch_id, new_parent_batch_id
+from orchestrator.fleet import child_batch_id
 from orchestrator.fleet.inventory import (
     Inventory,
     Tenant,
@@ -94,4 +95,4 @@ def parent_id(*, resume: str | None, parent_batch_id: str | None) -> str:
             "--resume and --parent-batch-id name different runs",
             hint="pass only --resume PARENT_BATCH",
         )
-    return resume or parent_batch_id or new_parent_batch_id()
+    return resume or parent_batch_id or batch_ids.new_parent_batch_id("fleet")

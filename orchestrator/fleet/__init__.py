@@ -44,7 +44,6 @@ from orchestrator.fleet.request import (
     TenantOutcome,
     TenantRequest,
     TenantRunner,
-    new_parent_batch_id,
 )
 from orchestrator.fleet.run import FleetRun
 from orchestrator.outcome import CANCELLED, ERROR, FAILED, SUCCEEDED
@@ -72,5 +71,4 @@ __all__ = [
     "TenantResult",
     "TenantRunner",
     "child_batch_id",
-    "new_parent_batch_id",
 ]

@@ -10,11 +10,9 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 
 from bridge.errors import UsageError
-from orchestrator import batch_ids
 from orchestrator.fleet.inventory import Tenant
 from orchestrator.outcome import RunOutcome
 
@@ -26,11 +24,6 @@ EXIT_INTERRUPTED = 130
 
 
 # -- ids and budget ------------------------------------------------------------------------
-
-
-def new_parent_batch_id(now: datetime | None = None) -> str:
-    """``fleet-20261126t020000-3fa9c1``: sortable, lowercase, safe in labels and names."""
-    return batch_ids.new_parent_batch_id("fleet", now)
 
 
 _BUDGET_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.errors import LifecycleError, UsageError
+from orchestrator import batch_ids
 from orchestrator.batch_ids import child_batch_id
 from orchestrator.fleet.inventory import Tenant
 from orchestrator.fleet.progress import (
@@ -25,7 +26,6 @@ from orchestrator.fleet.request import (
     TenantOutcome,
     TenantRequest,
     TenantRunner,
-    new_parent_batch_id,
 )
 from orchestrator.history import HistoryRecord, HistoryStore
 from orchestrator.outcome import CANCELLED, ERROR, FAILED, SUCCEEDED
@@ -70,7 +70,7 @@ class FleetRun:
         self.runner = runner
         self.store = store
         self.settings = settings
-        self.parent_batch_id = parent_batch_id or new_parent_batch_id()
+        self.parent_batch_id = parent_batch_id or batch_ids.new_parent_batch_id("fleet")
         self.resumed = resume
         self.changeset = dict(changeset or {})
         self.progress: FleetProgress = progress or NoProgress()

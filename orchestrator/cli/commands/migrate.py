@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Mapping
-from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -29,13 +28,6 @@ if TYPE_CHECKING:
     from orchestrator.migration import MigrationResult
 
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
-
-
-def new_migration_id(now: datetime | None = None) -> str:
-    """``migrate-20261126t093000-3fa9c1``: sortable, lower-case, safe in labels and names."""
-    from orchestrator.batch_ids import new_parent_batch_id  # noqa: PLC0415 - keep --help fast
-
-    return new_parent_batch_id("migrate", now)
 
 
 # The command's --help (click reads it from here, not from a docstring, so the command's
@@ -128,6 +120,7 @@ def migrate(
     poll_seconds: float,
     output: str,
 ) -> None:
+    from orchestrator.batch_ids import new_parent_batch_id  # noqa: PLC0415
     from orchestrator.migration import Migration, MigrationRequest, region_runners  # noqa: PLC0415 - keep --help fast
     from orchestrator.regions import load_region_map  # noqa: PLC0415
 
@@ -144,7 +137,7 @@ def migrate(
                 hint=f"use one of {', '.join(region_map.names)}",
             )
     request = MigrationRequest(
-        parent_batch_operation_id=parent or new_migration_id(),
+        parent_batch_operation_id=parent or new_parent_batch_id("migrate"),
         tenant_env_id=tenant,
         from_region=from_region,
         to_region=to_region,
