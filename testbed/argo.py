@@ -173,7 +173,12 @@ def _version_flags(version: str) -> dict[str, str]:
 
 
 def image_map(binaries: Path) -> list[dict[str, Any]]:
-    """Node-agent image entries: Argo's images at the pinned tag run the built programs."""
+    """Node-agent image entries: Argo's images at the pinned tag run the built programs.
+
+    The programs' directory is also a layer of each image, bound at its own path: a build cache
+    under /tmp (``TESTBED_CACHE_DIR=/tmp/...``) is otherwise hidden by the container's private
+    /tmp, and the controller's pod would fail with "executable file not found".
+    """
     version = pinned_version()
     return [
         {
@@ -181,6 +186,7 @@ def image_map(binaries: Path) -> list[dict[str, Any]]:
             "user": user,
             "path": f"{binaries}:{SYSTEM_PATH}",
             "entrypoint": [program],
+            "layers": [str(binaries.resolve())],
         }
         for repository, (program, user) in IMAGES.items()
     ]
