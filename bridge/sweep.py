@@ -25,14 +25,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bridge import timefmt
 from bridge.contract import ContractSettings, is_namespace_opted_in
-from bridge.errors import APIError, ForbiddenError, NotFoundError
+from bridge.errors import APIError, ForbiddenError, NotFoundError, UsageError
 from bridge.kube import NAMESPACES, PODS, SECRETS, WORKFLOWS, Kube
 from bridge.podspec import MANAGED_BY
 
 log = logging.getLogger(__name__)
 
 FINISHED_WORKFLOW_PHASES = frozenset({"Succeeded", "Failed", "Error"})
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in the sweeper's ``--older-than``: :func:`bridge.timefmt.parse_duration`'s
+    spelling (``90s``, ``30m``, ``2h``, ``1d``, ``1h30m``), a bare number being seconds and
+    ``0`` sweeping everything finished."""
+    try:
+        age = timefmt.parse_duration(text, what="--older-than", bare_seconds=True, allow_zero=True)
+    except UsageError as exc:
+        raise UsageError(f"invalid duration {text!r}", hint=exc.hint) from exc
+    return age.total_seconds()
 
 
 @dataclass(frozen=True)

@@ -30,16 +30,12 @@ def sweep(**params: Any) -> None:
     Example:
       python -m bridge sweep --older-than 2h --dry-run
     """
-    from bridge.sweep import Sweeper  # noqa: PLC0415 - not on run's path
-    from bridge.timefmt import parse_duration  # noqa: PLC0415
+    from bridge.sweep import Sweeper, parse_duration  # noqa: PLC0415 - not on run's path
 
     try:
         configure_logging(params)
         settings = bridge_settings(params)
-        # A bare number is seconds and 0 sweeps everything finished (the sweeper's own spelling).
-        older_than = parse_duration(
-            params["older_than"], what="--older-than", bare_seconds=True, allow_zero=True
-        ).total_seconds()
+        older_than = parse_duration(params["older_than"])
         with Kube(settings=settings.kube) as kube:
             report = Sweeper(
                 kube,

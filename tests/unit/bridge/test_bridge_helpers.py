@@ -8,7 +8,7 @@ from bridge.contract import ContractSettings
 from bridge.discovery import annotated_operations
 from bridge.errors import UsageError
 from bridge.podwatch import Cancellation
-from bridge.timefmt import parse_duration
+from bridge.sweep import parse_duration
 
 
 @pytest.mark.parametrize(
@@ -16,14 +16,13 @@ from bridge.timefmt import parse_duration
     [("90", 90), ("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400), ("1h30m", 5400)],
 )
 def test_parse_duration(text: str, seconds: float) -> None:
-    # The sweeper's spelling: a bare number is seconds.
-    assert parse_duration(text, bare_seconds=True, allow_zero=True).total_seconds() == seconds
+    assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "soon", "5x", "1h 30m", "-5m"])
 def test_parse_duration_rejects_garbage(text: str) -> None:
-    with pytest.raises(UsageError, match=r"--older-than: .*(empty duration|is not a duration)"):
-        parse_duration(text, what="--older-than", bare_seconds=True, allow_zero=True)
+    with pytest.raises(UsageError, match="invalid duration"):
+        parse_duration(text)
 
 
 def test_annotated_operations_reads_both_keys_leniently() -> None:
