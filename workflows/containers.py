@@ -9,6 +9,7 @@ steps can reference it. :mod:`workflows.template` composes them.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from hera.workflows import (
     ConfigMapEnvFrom,
@@ -119,13 +120,28 @@ def bridge_result_default() -> str:
     )
 
 
-def discover_container(settings: WorkflowSettings) -> Container:
-    """``python -m bridge discover``: the plan, as an output parameter and the global ``plan``."""
+def _platform_container(
+    settings: WorkflowSettings, *, name: str, service_account: str, **fields: Any
+) -> Container:
+    """A container of the product's own image, as every platform step runs it: the image and
+    pull policy, its account, the resources and the restricted security context."""
     return Container(
-        name="discover",
+        name=name,
         image=settings.image,
         image_pull_policy=settings.image_pull_policy,
-        service_account_name=settings.discovery_service_account,
+        service_account_name=service_account,
+        resources=_resources(settings),
+        security_context=_security_context(),
+        **fields,
+    )
+
+
+def discover_container(settings: WorkflowSettings) -> Container:
+    """``python -m bridge discover``: the plan, as an output parameter and the global ``plan``."""
+    return _platform_container(
+        settings,
+        name="discover",
+        service_account=settings.discovery_service_account,
         command=DISCOVER.command(),
         args=DISCOVER.args(),
         inputs=[_raw("environment", ENVIRONMENT_PATH, "environment")],
@@ -133,18 +149,15 @@ def discover_container(settings: WorkflowSettings) -> Container:
             Parameter(name="plan", value_from=m.ValueFrom(path=PLAN_PATH), global_name="plan")
         ],
         env_from=_env_from(settings),
-        resources=_resources(settings),
-        security_context=_security_context(),
     )
 
 
 def bridge_container(settings: WorkflowSettings) -> Container:
     """``python -m bridge run`` for one ``namespace/job``, retried on infrastructure errors."""
-    return Container(
+    return _platform_container(
+        settings,
         name="bridge",
-        image=settings.image,
-        image_pull_policy=settings.image_pull_policy,
-        service_account_name=settings.bridge_service_account,
+        service_account=settings.bridge_service_account,
         command=RUN.command(),
         args=RUN.args(),
         inputs=[
@@ -170,18 +183,15 @@ def bridge_container(settings: WorkflowSettings) -> Container:
             ),
         ),
         env_from=_bridge_env_from(settings),
-        resources=_resources(settings),
-        security_context=_security_context(),
     )
 
 
 def publish_result_container(settings: WorkflowSettings) -> Container:
     """The exit handler (referenced by name from ``onExit``): ``tenantctl publish-result``."""
-    return Container(
+    return _platform_container(
+        settings,
         name="publish-result",
-        image=settings.image,
-        image_pull_policy=settings.image_pull_policy,
-        service_account_name=settings.orchestrator_service_account,
+        service_account=settings.orchestrator_service_account,
         command=["tenantctl", "publish-result"],
         # In the exit handler the Workflow's phase is not final yet: pass Argo's verdict.
         args=[
@@ -200,6 +210,4 @@ def publish_result_container(settings: WorkflowSettings) -> Container:
             backoff=m.Backoff(duration="10s", factor=m.IntOrString(2), cap="2m"),
         ),
         env_from=_env_from(settings),
-        resources=_resources(settings),
-        security_context=_security_context(),
     )

@@ -1,24 +1,8 @@
 """Regions: one orchestrator for several clusters, each request routed to its tenant's region.
 
-The **region map** is a YAML file (``tenantctl listen --regions FILE``, ``tenantctl migrate
---regions FILE``)::
-
-    defaultRegion: eu-west-1          # optional: where a request without data.region goes
-    regions:
-      eu-west-1:
-        cluster:                      # a kubeconfig (and context) ...
-          kubeconfig: /etc/tenantctl/clusters.kubeconfig
-          context: eu-west-1
-        workflowNamespace: argo       # default: argo
-        engine: argo                  # argo (default) | local
-        maxInFlight: 4                # submissions to this region at once (default 4)
-      us-east-1:
-        cluster: {inCluster: true}    # ... or the pod's own service account
-        engine: local
-        storageConfig: /etc/tenantctl/storage-us.yaml   # local engine: the bridges' storage file
-
-It loads into frozen dataclasses (:class:`RegionMap`, :class:`Region`, :class:`ClusterRef`);
-every mistake is a :class:`RegionMapError` naming the file, the region and the field.
+The **region map** (:mod:`.map`, the file's format is in its docstring) loads into frozen
+dataclasses (:class:`RegionMap`, :class:`Region`, :class:`ClusterRef`); every mistake is a
+:class:`RegionMapError` naming the file, the region and the field.
 
 The **router** (:class:`RegionRouter`) is an :class:`orchestrator.submit.Engine`: the consumer
 calls ``submit(request)`` exactly as for one cluster, and the router
