@@ -74,7 +74,28 @@ class InvalidError(APIError):
 
 
 class UnavailableError(APIError):
-    """429, 5xx or a connection failure: transient, worth retrying with backoff."""
+    """429, 5xx, a connection failure or a lost quota race: transient, worth retrying.
+
+    ``rejected``: the server certainly did not act on the request -- a 429 from its flow
+    control, or a 409 because a ResourceQuota changed while admission was charging it
+    (kubernetes/kubernetes#67761). A retry is then safe even for a call that is not
+    idempotent, and a later 409 on a create is somebody else's object, not our own echo.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        reason: str = "",
+        retry_after: float | None = None,
+        hint: str | None = None,
+        rejected: bool = False,
+    ) -> None:
+        super().__init__(
+            message, status=status, reason=reason, retry_after=retry_after, hint=hint
+        )
+        self.rejected = rejected
 
 
 class StorageError(LifecycleError):

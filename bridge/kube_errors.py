@@ -63,6 +63,17 @@ def error_for_status(
         seconds = details.get("retryAfterSeconds")
         if isinstance(seconds, int | float):
             retry_after = float(seconds)
+    if status == 409 and _lost_quota_race(reason, details):
+        return UnavailableError(
+            f"{what}: {status} {reason}: {message}",
+            status=status,
+            reason=reason,
+            hint=(
+                "a ResourceQuota in the namespace changed while the API server admitted this "
+                "request (kubernetes/kubernetes#67761); nothing was written, so it is retried"
+            ),
+            rejected=True,
+        )
     cls = _STATUS_ERRORS.get(status)
     if cls is None:
         cls = UnavailableError if status >= 500 else APIError
@@ -78,4 +89,26 @@ def error_for_status(
     text = f"{what}: {status} {reason or 'Error'}"
     if message:
         text += f": {message}"
+    if cls is UnavailableError:
+        # The server's flow control answers 429 before it handles the request.
+        return UnavailableError(
+            text,
+            status=status,
+            reason=reason,
+            retry_after=retry_after,
+            hint=hint,
+            rejected=status == 429,
+        )
     return cls(text, status=status, reason=reason, retry_after=retry_after, hint=hint)
+
+
+def _lost_quota_race(reason: str, details: object) -> bool:
+    """A 409 that is not about the object sent: quota admission lost an optimistic-concurrency
+    race on the namespace's quota (``details.kind`` names the quota, ``reason`` is Conflict,
+    where a name already taken says AlreadyExists). Concurrent creates in a namespace with a
+    ResourceQuota -- our team.yaml ships one -- meet it; OpenShift's cluster quotas too."""
+    return (
+        reason == "Conflict"
+        and isinstance(details, Mapping)
+        and details.get("kind") in ("resourcequotas", "clusterresourcequotas")
+    )

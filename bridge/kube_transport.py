@@ -3,9 +3,10 @@
 Retry policy (why): a bridge runs thousands of times a day and the API server will sometimes
 shed load (429), restart (5xx) or drop a connection. Idempotent calls are retried with
 exponential backoff and *full jitter* (so a thousand bridges do not retry in lock-step), waiting
-at least what ``Retry-After`` asks. 401/403 are retried at most once (a projected
-service-account token may just have been rotated) and never in a storm: a permission problem
-does not fix itself.
+at least what ``Retry-After`` asks. A request the server certainly turned away unprocessed (a
+429, a 409 from a quota race: see :class:`~bridge.errors.UnavailableError`) is retried whatever
+its verb. 401/403 are retried at most once (a projected service-account token may just have
+been rotated) and never in a storm: a permission problem does not fix itself.
 
 The official client's pieces (its ``Configuration``, its urllib3 ``RESTClientObject`` and its
 ``ApiException``) are handed in by :mod:`bridge.kube`, the one module that imports
@@ -94,6 +95,8 @@ class Retry:
     idempotent: bool
     retries: int = 0
     auth_retried: bool = False
+    # True once a try failed in a way the server may still have acted on (a broken
+    # connection, a 5xx): a 409 on a later create may be that try's own object.
     transient_seen: bool = field(default=False)
 
 
@@ -217,8 +220,9 @@ class Transport:
                 continue
             if not isinstance(error, UnavailableError):
                 raise error from cause
-            retry.transient_seen = True
-            if not retry.idempotent or retry.retries >= settings.max_retries:
+            if not error.rejected:
+                retry.transient_seen = True  # the server may have acted on this try
+            if not (retry.idempotent or error.rejected) or retry.retries >= settings.max_retries:
                 raise error from cause
             delay = backoff_delay(
                 retry.retries,

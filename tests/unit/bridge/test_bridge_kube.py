@@ -289,3 +289,83 @@ def test_resource_paths() -> None:
     )
     assert kube.NAMESPACES.path(name="team") == "/api/v1/namespaces/team"
     assert kube.JOBS.path() == "/apis/batch/v1/jobs"
+
+
+def quota_race_body() -> dict[str, Any]:
+    """What kube-apiserver answers when quota admission loses a race (kubernetes#67761)."""
+    body = status_body(
+        409,
+        "Conflict",
+        'Operation cannot be fulfilled on resourcequotas "lifecycle": the object has been '
+        "modified; please apply your changes to the latest version and try again",
+    )
+    body["details"] = {"name": "lifecycle", "kind": "resourcequotas"}
+    return body
+
+
+def test_a_lost_quota_race_on_create_is_retried_not_taken_for_an_existing_object(
+    fake_api: FakeApiServer, api: kube.Kube
+) -> None:
+    # Before: the 409 read as "the pod exists", the bridge attached with a GET and got 404.
+    fake_api.reply(409, quota_race_body())
+    fake_api.reply(201, POD)
+    created = api.create(kube.PODS, POD, namespace="ns")
+    assert created["metadata"]["name"] == "p"
+    assert [r["method"] for r in fake_api.requests] == ["POST", "POST"]
+
+
+def test_a_quota_race_then_a_taken_name_is_a_conflict_not_our_own_echo(
+    fake_api: FakeApiServer, api: kube.Kube
+) -> None:
+    # The raced try wrote nothing, so the later 409 is somebody else's pod: no attaching GET.
+    fake_api.reply(409, quota_race_body())
+    fake_api.reply(409, status_body(409, "AlreadyExists", 'pods "p" already exists'))
+    with pytest.raises(ConflictError):
+        api.create(kube.PODS, POD, namespace="ns")
+    assert [r["method"] for r in fake_api.requests] == ["POST", "POST"]
+
+
+def test_a_quota_race_is_retried_even_for_a_generated_name(
+    fake_api: FakeApiServer, api: kube.Kube, sleeps: list[float]
+) -> None:
+    fake_api.reply(409, quota_race_body())
+    fake_api.reply(429, status_body(429, "TooManyRequests", "slow down"))
+    fake_api.reply(201, POD)
+    generated = {"metadata": {"generateName": "p-"}, "spec": {}}
+    assert api.create(kube.PODS, generated, namespace="ns")["metadata"]["name"] == "p"
+    assert len(fake_api.requests) == 3
+    assert len(sleeps) == 2
+
+
+def test_a_generated_name_is_not_retried_after_a_server_error(
+    fake_api: FakeApiServer, api: kube.Kube
+) -> None:
+    # A 500 may have created the object: a second POST could make a second one.
+    fake_api.reply(500, status_body(500, "InternalError", "etcd timeout"))
+    generated = {"metadata": {"generateName": "p-"}, "spec": {}}
+    with pytest.raises(UnavailableError):
+        api.create(kube.PODS, generated, namespace="ns")
+    assert len(fake_api.requests) == 1
+
+
+def test_a_quota_race_that_persists_gives_up_as_unavailable_with_the_reason(
+    fake_api: FakeApiServer, api: kube.Kube
+) -> None:
+    fake_api.reply(409, quota_race_body())
+    with pytest.raises(UnavailableError) as info:
+        api.create(kube.PODS, POD, namespace="ns")
+    assert len(fake_api.requests) == 4
+    assert info.value.rejected
+    assert 'resourcequotas "lifecycle"' in str(info.value)
+    assert "kubernetes/kubernetes#67761" in str(info.value)
+
+
+def test_a_conflict_about_another_kind_is_still_a_conflict(
+    fake_api: FakeApiServer, api: kube.Kube
+) -> None:
+    body = status_body(409, "Conflict", "the object has been modified")
+    body["details"] = {"name": "p", "kind": "pods"}
+    fake_api.reply(409, body)
+    with pytest.raises(ConflictError):
+        api.patch(kube.PODS, "p", {"metadata": {"labels": {"a": "b"}}}, namespace="ns")
+    assert len(fake_api.requests) == 1
