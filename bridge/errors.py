@@ -92,9 +92,7 @@ class UnavailableError(APIError):
         hint: str | None = None,
         rejected: bool = False,
     ) -> None:
-        super().__init__(
-            message, status=status, reason=reason, retry_after=retry_after, hint=hint
-        )
+        super().__init__(message, status=status, reason=reason, retry_after=retry_after, hint=hint)
         self.rejected = rejected
 
 
