@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bridge.errors import ConflictError, UnavailableError
-from bridge.kube import PODS, Kube, KubeSettings
+from bridge.kube import NAMESPACES, PODS, Kube, KubeSettings
 from bridge.kube_resources import Resource
 from tests.integration.bridge.conftest import BridgeEnv
 
@@ -79,6 +79,8 @@ def churned_quota(bridge_env: BridgeEnv) -> Iterator[BridgeEnv]:
     finally:
         stop.set()
         thread.join(timeout=10)
+        # Its pods would wait for a node for the rest of the session: the namespace goes.
+        bridge_env.kube.delete(NAMESPACES, ns, missing_ok=True)
 
 
 def _create_all(kube: Kube, namespace: str, prefix: str) -> list[BaseException | None]:
@@ -108,13 +110,19 @@ def test_the_real_server_answers_a_lost_quota_race_and_the_adapter_retries_it(
 ) -> None:
     env = churned_quota
     # First the premise, with no retry: the real server does answer the race, as a 409.
+    # How often a try loses varies with the machine's load (2 to 26 of 48 seen): up to five
+    # rounds, until one does.
     once = _client(env, max_retries=0)
+    raw: list[BaseException | None] = []
     try:
-        raw = _create_all(once, env.namespace, "once")
+        for round_ in range(5):
+            raw += _create_all(once, env.namespace, f"once{round_}")
+            races = [e for e in raw if isinstance(e, UnavailableError) and e.rejected]
+            if races:
+                break
     finally:
         once.close()
-    races = [e for e in raw if isinstance(e, UnavailableError) and e.rejected]
-    print(f"{len(races)} of {CREATES} single tries lost a quota race")
+    print(f"{len(races)} of {len(raw)} single tries lost a quota race")
     assert races, "the quota never raced: the test shows nothing (churn harder)"
     assert all(e.status == 409 and 'resourcequotas "lifecycle"' in str(e) for e in races), races
     # Never a ConflictError: that is what made the bridge attach to a pod that did not exist.
