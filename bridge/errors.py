@@ -80,20 +80,10 @@ class UnavailableError(APIError):
     control, or a 409 because a ResourceQuota changed while admission was charging it
     (kubernetes/kubernetes#67761). A retry is then safe even for a call that is not
     idempotent, and a later 409 on a create is somebody else's object, not our own echo.
+    Set by :func:`bridge.kube_errors.error_for_status`, which alone reads the server's answer.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 0,
-        reason: str = "",
-        retry_after: float | None = None,
-        hint: str | None = None,
-        rejected: bool = False,
-    ) -> None:
-        super().__init__(message, status=status, reason=reason, retry_after=retry_after, hint=hint)
-        self.rejected = rejected
+    rejected: bool = False
 
 
 class StorageError(LifecycleError):

@@ -63,18 +63,8 @@ def error_for_status(
         seconds = details.get("retryAfterSeconds")
         if isinstance(seconds, int | float):
             retry_after = float(seconds)
-    if status == 409 and _lost_quota_race(reason, details):
-        return UnavailableError(
-            f"{what}: {status} {reason}: {message}",
-            status=status,
-            reason=reason,
-            hint=(
-                "a ResourceQuota in the namespace changed while the API server admitted this "
-                "request (kubernetes/kubernetes#67761); nothing was written, so it is retried"
-            ),
-            rejected=True,
-        )
-    cls = _STATUS_ERRORS.get(status)
+    quota_race = status == 409 and _lost_quota_race(reason, details)
+    cls = UnavailableError if quota_race else _STATUS_ERRORS.get(status)
     if cls is None:
         cls = UnavailableError if status >= 500 else APIError
     hint: str | None = None
@@ -84,22 +74,22 @@ def error_for_status(
             if status == 403
             else "the credentials were rejected: check the token or kubeconfig"
         )
+    elif quota_race:
+        hint = (
+            "a ResourceQuota in the namespace changed while the API server admitted this "
+            "request (kubernetes/kubernetes#67761); nothing was written, so it is retried"
+        )
     elif cls is UnavailableError:
         hint = "the API server is overloaded or unavailable; try again later"
     text = f"{what}: {status} {reason or 'Error'}"
     if message:
         text += f": {message}"
-    if cls is UnavailableError:
-        # The server's flow control answers 429 before it handles the request.
-        return UnavailableError(
-            text,
-            status=status,
-            reason=reason,
-            retry_after=retry_after,
-            hint=hint,
-            rejected=status == 429,
-        )
-    return cls(text, status=status, reason=reason, retry_after=retry_after, hint=hint)
+    error = cls(text, status=status, reason=reason, retry_after=retry_after, hint=hint)
+    if isinstance(error, UnavailableError):
+        # Turned away before it was handled: the server's flow control (429), or quota
+        # admission, which refuses the whole request when it loses its race.
+        error.rejected = quota_race or status == 429
+    return error
 
 
 def _lost_quota_race(reason: str, details: object) -> bool:
